@@ -1,0 +1,297 @@
+"""The app factory every service builds on.
+
+``build_app`` wires, once: flask-smorest (OpenAPI 3 from the marshmallow
+schemas at ``/openapi.json``), RFC 7807 problem documents for every error,
+``X-Request-ID``, JSON logs, API-key auth, ``Idempotency-Key``, metrics and the
+``/healthz`` ``/readyz`` ``/metrics`` endpoints. A service adds blueprints,
+its domain errors and its readiness checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import flask_smorest
+from flask import Flask, Response, current_app, g, jsonify, request
+from marshmallow import Schema, fields
+from werkzeug.exceptions import HTTPException
+
+from shared import idempotency
+from shared.bus import EventPublisher
+from shared.config import Settings
+from shared.errors import PROBLEM_BASE, PROBLEM_MIMETYPE, ProblemError, ServiceUnavailable
+from shared.events import STREAMS
+from shared.logs import configure_logging, request_id_var
+from shared.metrics import Metrics
+from shared.redis_conn import connect
+
+log = logging.getLogger("sb.http")
+
+ErrorMap = Mapping[type[BaseException], tuple[int, str]]
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    redis: Any
+    metrics: Metrics
+    publisher: EventPublisher
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.extras[name]
+
+
+def ctx() -> ServiceContext:
+    """The running app's ServiceContext (inside a request or app context)."""
+    return current_app.extensions["sb"]
+
+
+# -- problem documents ---------------------------------------------------------
+def problem_response(problem: ProblemError) -> Response:
+    response = jsonify(problem.to_dict())
+    response.status_code = problem.status
+    response.mimetype = PROBLEM_MIMETYPE
+    for name, value in problem.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _flatten_messages(messages: Any) -> dict[str, Any]:
+    """webargs nests messages by location; clients want field -> messages."""
+    if not isinstance(messages, Mapping):
+        return {"_schema": messages if isinstance(messages, list) else [str(messages)]}
+    locations = {"json", "query", "querystring", "form", "headers", "view_args", "path"}
+    if set(messages) <= locations:
+        flat: dict[str, Any] = {}
+        for value in messages.values():
+            if isinstance(value, Mapping):
+                flat.update(value)
+            else:
+                flat.setdefault("_schema", []).extend(
+                    value if isinstance(value, list) else [str(value)]
+                )
+        return flat
+    return dict(messages)
+
+
+def http_problem(error: HTTPException) -> ProblemError:
+    code = error.code or 500
+    data = getattr(error, "data", None) or {}
+    if code == 422 or (code == 400 and "messages" in data):
+        errors = _flatten_messages(data.get("messages", {}))
+        malformed = errors.get("_schema") == ["Invalid JSON body."]
+        return ProblemError(
+            "the request body is not valid JSON"
+            if malformed
+            else "the request does not match the schema",
+            status=400,
+            title="Malformed JSON" if malformed else "Validation Failed",
+            type=PROBLEM_BASE + ("malformed-json" if malformed else "validation"),
+            errors=None if malformed else errors,
+        )
+    headers = {}
+    if code == 405 and getattr(error, "valid_methods", None):
+        headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    slug = (error.name or "error").lower().replace(" ", "-")
+    return ProblemError(
+        error.description if code < 500 else "the server could not handle the request",
+        status=code,
+        title=error.name,
+        type=PROBLEM_BASE + slug,
+        headers=headers,
+    )
+
+
+class _Api(flask_smorest.Api):
+    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+        return problem_response(http_problem(error))
+
+
+# -- health ----------------------------------------------------------------------
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+
+
+class ReadySchema(Schema):
+    status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+def _ops_blueprint() -> flask_smorest.Blueprint:
+    blp = flask_smorest.Blueprint("ops", __name__, description="Health and metrics")
+
+    @blp.route("/healthz")
+    @blp.response(200, HealthSchema)
+    @blp.doc(security=[])
+    def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @blp.route("/readyz")
+    @blp.response(200, ReadySchema)
+    @blp.alt_response(503, schema=ReadySchema, description="A dependency is unreachable")
+    @blp.doc(security=[])
+    def readyz() -> Any:
+        """Redis and the service's other dependencies answer."""
+        service = ctx()
+        checks: dict[str, Callable[[], Any]] = {"redis": service.redis.ping}
+        checks.update(service.extras.get("readiness", {}))
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                check()
+                results[name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                results[name] = f"unavailable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in results.values())
+        body = {"status": "ready" if ready else "unavailable", "checks": results}
+        return body, (200 if ready else 503)
+
+    @blp.route("/metrics")
+    @blp.response(200, content_type="text/plain", description="Prometheus text format")
+    @blp.doc(security=[])
+    def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(ctx().metrics.render(), mimetype="text/plain; version=0.0.4")
+
+    return blp
+
+
+# -- request hooks ---------------------------------------------------------------
+def _begin_request() -> None:
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.sb_request_id = rid
+    g.sb_token = request_id_var.set(rid)
+    g.sb_started = time.perf_counter()
+    if request.method in ("POST", "PUT", "PATCH") and (request.content_length or 0) > 0:
+        mimetype = request.mimetype or ""
+        if not (mimetype == "application/json" or mimetype.endswith("+json")):
+            raise ProblemError(
+                "send the body as application/json",
+                status=415,
+                title="Unsupported Media Type",
+                type=PROBLEM_BASE + "unsupported-media-type",
+            )
+
+
+def _finish_request(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("sb_request_id", "")
+    started = g.get("sb_started")
+    if started is not None:
+        elapsed = time.perf_counter() - started
+        endpoint = request.url_rule.rule if request.url_rule else "<unmatched>"
+        metrics = ctx().metrics
+        metrics.requests.labels(
+            metrics.service, request.method, endpoint, str(response.status_code)
+        ).inc()
+        metrics.latency.labels(metrics.service, request.method, endpoint).observe(elapsed)
+    return response
+
+
+def _end_request(exc: BaseException | None) -> None:
+    token = g.pop("sb_token", None)
+    if token is not None:
+        request_id_var.reset(token)
+
+
+# -- the factory -----------------------------------------------------------------
+def build_app(
+    settings: Settings,
+    *,
+    title: str,
+    blueprints: Iterable[flask_smorest.Blueprint] = (),
+    error_map: ErrorMap | None = None,
+    readiness: Mapping[str, Callable[[], Any]] | None = None,
+    extensions: Mapping[str, Any] | None = None,
+    redis: Any = None,
+    description: str | None = None,
+) -> Flask:
+    configure_logging(settings.service, settings.log_level)
+    app = Flask(f"switchboard.{settings.service}")
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        API_SPEC_OPTIONS={
+            "info": {"description": description or title},
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "API key"}
+                }
+            },
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    client = redis if redis is not None else connect(settings)
+    metrics = Metrics(settings.service, client)
+    stream = STREAMS.get(settings.service, f"sb:events:{settings.service}")
+    extras = dict(extensions or {})
+    extras["readiness"] = dict(readiness or {})
+    app.extensions["sb"] = ServiceContext(
+        settings=settings,
+        redis=client,
+        metrics=metrics,
+        publisher=EventPublisher(client, stream, settings.stream_maxlen),
+        extras=extras,
+    )
+
+    app.before_request(_begin_request)
+    idempotency.install(app)
+    app.after_request(_finish_request)
+    app.teardown_request(_end_request)
+
+    api = _Api(app)
+    api.register_blueprint(_ops_blueprint())
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    app.extensions["sb_api"] = api
+
+    @app.errorhandler(ProblemError)
+    def _problem(error: ProblemError) -> Response:
+        return problem_response(error)
+
+    mapped = dict(error_map or {})
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        if isinstance(error, HTTPException):
+            return problem_response(http_problem(error))
+        for cls in type(error).__mro__:
+            if cls in mapped:
+                status, title = mapped[cls]
+                return problem_response(
+                    ProblemError(
+                        str(error) or title,
+                        status=status,
+                        title=title,
+                        type=PROBLEM_BASE + re.sub(r"(?<!^)(?=[A-Z])", "-", cls.__name__).lower(),
+                    )
+                )
+        if _is_redis_down(error):
+            log.error("dependency unavailable", extra={"error": type(error).__name__})
+            return problem_response(
+                ServiceUnavailable("a backing service is unavailable", headers={"Retry-After": "1"})
+            )
+        log.exception("unhandled error")
+        return problem_response(ProblemError("the server could not handle the request"))
+
+    return app
+
+
+def _is_redis_down(error: Exception) -> bool:
+    import redis
+
+    return isinstance(error, redis.ConnectionError | redis.TimeoutError)

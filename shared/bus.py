@@ -1,0 +1,358 @@
+"""The Redis-streams event bus: publish, consume with groups, reclaim, dead-letter.
+
+Delivery is at least once. A consumer
+
+- creates its group idempotently (from the start of the stream, so nothing
+  published before the first consumer started is lost);
+- reads batches with ``XREADGROUP COUNT n BLOCK ms`` and handles the entries
+  of one stream in order;
+- skips events whose id it has already processed (ids kept with a TTL) and
+  acknowledges in one pipelined round trip after the handlers returned;
+- reclaims entries idle past the visibility timeout (``XAUTOCLAIM``) - the
+  pending entries of a consumer that died;
+- moves an entry delivered ``max_deliveries`` times without success to
+  ``sb:dead:<stream>`` with its last error, so the stream keeps flowing.
+
+Round trips per batch: one read, one pipelined ``MGET`` of processed markers,
+one pipelined ``SET``s + ``XACK``; failures cost extra only when they happen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis as redis_lib
+
+from shared.events import Event, MalformedEvent, dead_stream
+from shared.logs import request_id_var
+
+log = logging.getLogger("sb.bus")
+
+DEFAULT_MAXLEN = 1_000_000
+
+
+class EventPublisher:
+    """Appends events to one stream, trimmed approximately at ``maxlen``."""
+
+    def __init__(self, redis: Any, stream: str, maxlen: int = DEFAULT_MAXLEN) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.maxlen = maxlen
+
+    def publish(self, event: Event) -> str:
+        return self.redis.xadd(self.stream, event.to_fields(), maxlen=self.maxlen, approximate=True)
+
+    def publish_many(self, events: Sequence[Event]) -> list[str]:
+        pipe = self.redis.pipeline(transaction=False)
+        for event in events:
+            self.stage(pipe, event)
+        return pipe.execute()
+
+    def stage(self, pipe: Any, event: Event) -> None:
+        """Add the XADD to the caller's pipeline, so state and event commit together."""
+        pipe.xadd(self.stream, event.to_fields(), maxlen=self.maxlen, approximate=True)
+
+
+class AlreadyProcessed(Exception):
+    """Raised out of ``Delivery.atomic`` when a concurrent duplicate won the race."""
+
+
+@dataclass
+class Delivery:
+    """One stream entry handed to a handler."""
+
+    stream: str
+    entry_id: str
+    event: Event
+    deliveries: int
+    redis: Any
+    processed_key: str
+    processed_ttl: int
+    recorded: bool = False
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[Any]:
+        """A MULTI pipeline that also marks the event processed; exactly-once in Redis.
+
+        The processed marker is WATCHed: if another consumer handled the same
+        event meanwhile, nothing of this transaction is applied.
+        """
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.watch(self.processed_key)
+            if pipe.exists(self.processed_key):
+                raise AlreadyProcessed(self.event.id)
+            pipe.multi()
+            yield pipe
+            pipe.set(self.processed_key, "1", ex=self.processed_ttl)
+            try:
+                pipe.execute()
+            except redis_lib.WatchError:
+                raise AlreadyProcessed(self.event.id) from None
+        self.recorded = True
+
+
+Handler = Callable[[Event, Delivery], None]
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    reclaimed: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class Consumer:
+    def __init__(
+        self,
+        redis: Any,
+        streams: Sequence[str],
+        group: str,
+        name: str | None,
+        handlers: Mapping[str, Handler],
+        *,
+        batch: int = 100,
+        block_ms: int = 1000,
+        visibility_timeout_ms: int = 30_000,
+        max_deliveries: int = 5,
+        processed_ttl: int = 7 * 86400,
+        dead_maxlen: int = 100_000,
+        metrics: Any = None,
+    ) -> None:
+        if max_deliveries < 1:
+            raise ValueError("max_deliveries must be >= 1")
+        self.redis = redis
+        self.streams = list(streams)
+        self.group = group
+        self.name = name or f"{socket.gethostname()}-{id(self):x}"
+        self.handlers = dict(handlers)
+        self.batch = batch
+        self.block_ms = block_ms
+        self.visibility_timeout_ms = visibility_timeout_ms
+        self.max_deliveries = max_deliveries
+        self.processed_ttl = processed_ttl
+        self.dead_maxlen = dead_maxlen
+        self.metrics = metrics
+        self.stats = ConsumerStats()
+        self._groups_ready = False
+        self._next_reclaim = 0.0
+
+    # -- setup ---------------------------------------------------------------
+    def ensure_groups(self) -> None:
+        for stream in self.streams:
+            try:
+                self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except redis_lib.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._groups_ready = True
+
+    def processed_key(self, event_id: str) -> str:
+        return f"sb:processed:{self.group}:{event_id}"
+
+    def _error_key(self, stream: str, entry_id: str) -> str:
+        return f"sb:error:{self.group}:{stream}:{entry_id}"
+
+    # -- loop ----------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Until ``stop`` is set; the batch in hand is always finished first."""
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except redis_lib.ConnectionError as exc:
+                log.warning("redis unavailable, retrying", extra={"error": str(exc)})
+                stop.wait(1.0)
+
+    def run_once(self, *, block_ms: int | None = None) -> int:
+        """Reclaim if due, then read and handle one batch; returns entries handled."""
+        if not self._groups_ready:
+            self.ensure_groups()
+        count = 0
+        now = time.monotonic()
+        if now >= self._next_reclaim:
+            count += self.reclaim()
+            self._next_reclaim = now + max(self.visibility_timeout_ms / 2000, 0.01)
+        block = self.block_ms if block_ms is None else block_ms
+        try:
+            response = self.redis.xreadgroup(
+                self.group,
+                self.name,
+                {s: ">" for s in self.streams},
+                count=self.batch,
+                block=block or None,
+            )
+        except redis_lib.ResponseError as exc:
+            if "NOGROUP" in str(exc):  # stream deleted under us: recreate and go on
+                self._groups_ready = False
+                return count
+            raise
+        for stream, entries in _streams_of(response):
+            count += self._handle_batch(stream, entries, {})
+        return count
+
+    def reclaim(self) -> int:
+        """Take over entries idle past the visibility timeout (a dead consumer's)."""
+        total = 0
+        for stream in self.streams:
+            start = "0-0"
+            while True:
+                result = self.redis.xautoclaim(
+                    stream,
+                    self.group,
+                    self.name,
+                    min_idle_time=self.visibility_timeout_ms,
+                    start_id=start,
+                    count=self.batch,
+                )
+                start, entries = result[0], result[1]
+                live = [(eid, f) for eid, f in entries if f]
+                gone = [eid for eid, f in entries if not f]
+                if gone:  # trimmed or deleted while pending: nothing left to handle
+                    self.redis.xack(stream, self.group, *gone)
+                if live:
+                    counts = self._delivery_counts(stream, live)
+                    self.stats.reclaimed += len(live)
+                    total += self._handle_batch(stream, live, counts)
+                if start in ("0-0", "0") or not entries:
+                    break
+        return total
+
+    def _delivery_counts(self, stream: str, entries: list[tuple[str, Any]]) -> dict[str, int]:
+        rows = self.redis.xpending_range(
+            stream,
+            self.group,
+            min=entries[0][0],
+            max=entries[-1][0],
+            count=len(entries) + 10,
+            consumername=self.name,
+        )
+        return {row["message_id"]: int(row["times_delivered"]) for row in rows}
+
+    # -- handling ------------------------------------------------------------
+    def _handle_batch(
+        self, stream: str, entries: list[tuple[str, dict[str, str]]], counts: dict[str, int]
+    ) -> int:
+        parsed: list[tuple[str, Event, Handler | None]] = []
+        for entry_id, fields in entries:
+            try:
+                event = Event.from_fields(fields)
+            except MalformedEvent as exc:  # can never succeed: no point retrying
+                self._dead_letter(stream, entry_id, fields, str(exc), counts.get(entry_id, 1))
+                continue
+            handler = self.handlers.get(event.type) or self.handlers.get("*")
+            parsed.append((entry_id, event, handler))
+
+        keys = [self.processed_key(e.id) for _, e, h in parsed if h is not None]
+        seen = dict(zip(keys, self.redis.mget(keys), strict=True)) if keys else {}
+
+        ack: list[str] = []
+        mark: set[str] = set()
+        handled = 0
+        for entry_id, event, handler in parsed:
+            if handler is None:
+                ack.append(entry_id)  # not an event this group cares about
+                continue
+            pkey = self.processed_key(event.id)
+            if seen.get(pkey) or pkey in mark:  # earlier, or earlier in this very batch
+                self.stats.duplicates += 1
+                self._count("duplicate", event.type)
+                ack.append(entry_id)
+                continue
+            deliveries = counts.get(entry_id, 1)
+            if deliveries > self.max_deliveries:
+                # Delivered too often already (e.g. it crashed the consumer): stop here.
+                error = self.redis.get(self._error_key(stream, entry_id)) or (
+                    "consumer died while handling it"
+                )
+                self._dead_letter(stream, entry_id, event.to_fields(), error, deliveries)
+                continue
+            delivery = Delivery(
+                stream, entry_id, event, deliveries, self.redis, pkey, self.processed_ttl
+            )
+            token = request_id_var.set(event.correlation_id or None)
+            try:
+                handler(event, delivery)
+            except AlreadyProcessed:
+                self.stats.duplicates += 1
+                ack.append(entry_id)
+                continue
+            except Exception as exc:  # noqa: BLE001 - any handler failure is retried
+                self.stats.failed += 1
+                self._count("failed", event.type)
+                error = f"{type(exc).__name__}: {exc}"
+                log.exception(
+                    "handler failed",
+                    extra={"event_id": event.id, "event_type": event.type, "stream": stream},
+                )
+                if deliveries >= self.max_deliveries:
+                    self._dead_letter(stream, entry_id, event.to_fields(), error, deliveries)
+                else:
+                    self.redis.set(self._error_key(stream, entry_id), error[:2000], ex=86400)
+                continue
+            finally:
+                request_id_var.reset(token)
+            handled += 1
+            self.stats.handled += 1
+            self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
+            self._count("handled", event.type)
+            ack.append(entry_id)
+            if not delivery.recorded:
+                mark.add(pkey)
+
+        if ack or mark:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in mark:
+                pipe.set(key, "1", ex=self.processed_ttl)
+            if ack:
+                pipe.xack(stream, self.group, *ack)
+            pipe.execute()
+        return handled
+
+    def _dead_letter(
+        self, stream: str, entry_id: str, fields: Mapping[str, str], error: str, deliveries: int
+    ) -> None:
+        body = dict(fields)
+        body.update(
+            {
+                "error": error[:2000],
+                "deliveries": str(deliveries),
+                "group": self.group,
+                "stream": stream,
+                "entry_id": entry_id,
+                "dead_at": str(int(time.time() * 1000)),
+            }
+        )
+        # Dead-letter first, then ack: a crash in between duplicates, never loses.
+        self.redis.xadd(dead_stream(stream), body, maxlen=self.dead_maxlen, approximate=True)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xack(stream, self.group, entry_id)
+        pipe.delete(self._error_key(stream, entry_id))
+        pipe.execute()
+        self.stats.dead_lettered += 1
+        self._count("dead_lettered", fields.get("type", "?"))
+        log.error(
+            "event dead-lettered",
+            extra={"stream": stream, "entry_id": entry_id, "deliveries": deliveries},
+        )
+
+    def _count(self, outcome: str, event_type: str) -> None:
+        if self.metrics is not None:
+            self.metrics.consumer_events.labels(self.group, event_type, outcome).inc()
+
+
+def _streams_of(response: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
+    """XREADGROUP's reply as (stream, entries) pairs for RESP2 and RESP3 alike."""
+    if not response:
+        return []
+    if isinstance(response, dict):
+        return [(s, v[0] if v and isinstance(v[0], list) else v) for s, v in response.items()]
+    return [(s, entries) for s, entries in response]

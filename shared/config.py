@@ -1,0 +1,181 @@
+"""Configuration: one frozen value built once from the environment and passed in.
+
+Dev mode (``SB_ENV=dev``, set by ``make run`` and the tests) generates the
+secrets it needs and keeps them under ``var/secrets``; outside dev mode a
+missing required secret stops the service at start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCOPES = frozenset({"admin", "channel", "ivr", "agent"})
+
+
+class ConfigError(Exception):
+    """The environment does not describe a runnable service."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    client: str
+    secret_sha256: bytes = field(repr=False)
+    scopes: frozenset[str]
+
+
+def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
+    """Parse ``client:secret:scope+scope,...`` (API.md); unknown scopes are fatal."""
+    keys: list[ApiKey] = []
+    seen: set[str] = set()
+    for chunk in raw.split(","):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        parts = chunk.split(":")
+        if len(parts) != 3 or not parts[0] or not parts[1]:
+            raise ConfigError("API_KEYS entries must look like client:secret:scope+scope")
+        client, secret, scope_text = parts
+        scopes = frozenset(s for s in scope_text.split("+") if s)
+        unknown = scopes - SCOPES
+        if unknown:
+            raise ConfigError(
+                f"API_KEYS: client {client!r} has unknown scope(s) {sorted(unknown)}; "
+                f"known scopes are {sorted(SCOPES)}"
+            )
+        if client in seen:
+            raise ConfigError(f"API_KEYS: client {client!r} is listed twice")
+        seen.add(client)
+        keys.append(ApiKey(client, hashlib.sha256(secret.encode()).digest(), scopes))
+    return tuple(keys)
+
+
+def _truthy(value: str) -> bool:
+    low = value.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    dev_mode: bool
+    redis_url: str
+    redis_cluster: bool
+    database_url: str | None
+    api_keys: tuple[ApiKey, ...]
+    var_dir: Path
+    idempotency_ttl: int
+    max_content_length: int
+    stream_maxlen: int
+    log_level: str
+    env: Mapping[str, str] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, service: str) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        dev_mode = env.get("SB_ENV", "production").strip().lower() in {"dev", "development", "test"}
+        var_dir = Path(env.get("SB_VAR_DIR", "var")).resolve()
+        redis_url = env.get("REDIS_URL", "").strip()
+        if not redis_url:
+            if not dev_mode:
+                raise ConfigError("REDIS_URL is required outside dev mode (SB_ENV=dev)")
+            redis_url = "redis://127.0.0.1:6379/0"
+        api_keys_raw = env.get("API_KEYS", "")
+        if not api_keys_raw.strip() and not dev_mode:
+            raise ConfigError("API_KEYS is required outside dev mode")
+        probe = cls(
+            service=service,
+            dev_mode=dev_mode,
+            redis_url=redis_url,
+            redis_cluster=False,
+            database_url=env.get("DATABASE_URL") or None,
+            api_keys=parse_api_keys(api_keys_raw),
+            var_dir=var_dir,
+            idempotency_ttl=0,
+            max_content_length=0,
+            stream_maxlen=0,
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            env=env,
+        )
+        return cls(
+            service=service,
+            dev_mode=dev_mode,
+            redis_url=redis_url,
+            redis_cluster=probe.bool_env("REDIS_CLUSTER", False),
+            database_url=probe.database_url,
+            api_keys=probe.api_keys,
+            var_dir=var_dir,
+            idempotency_ttl=probe.int_env("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=1),
+            max_content_length=probe.int_env("MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
+            stream_maxlen=probe.int_env("STREAM_MAXLEN", 1_000_000, minimum=1000),
+            log_level=probe.log_level,
+            env=env,
+        )
+
+    # Typed reads of a service's own variables, with a clear error on junk.
+    def str_env(self, name: str, default: str) -> str:
+        value = self.env.get(name)
+        return default if value is None or value == "" else value
+
+    def int_env(
+        self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        raw = self.env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{name} must be <= {maximum}, got {value}")
+        return value
+
+    def float_env(self, name: str, default: float) -> float:
+        raw = self.env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+    def bool_env(self, name: str, default: bool) -> bool:
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        try:
+            return _truthy(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be true or false, got {raw!r}") from None
+
+    def secret(self, name: str) -> str:
+        """A required secret; in dev mode a generated one kept under var/secrets."""
+        value = self.env.get(name, "").strip()
+        if value:
+            return value
+        if not self.dev_mode:
+            raise ConfigError(f"{name} is a required secret outside dev mode")
+        path = self.var_dir / "secrets" / name.lower()
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generated = "DEV-" + secrets.token_urlsafe(32)  # marked: never valid-looking in prod
+        # O_EXCL so concurrent workers agree on one value.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(generated)
+        return generated

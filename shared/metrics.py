@@ -1,0 +1,108 @@
+"""Prometheus metrics: HTTP requests and latency per endpoint, stream consumer lag.
+
+Each app owns a registry (tests build many apps in one process). Under
+gunicorn, set PROMETHEUS_MULTIPROC_DIR and /metrics aggregates all workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from shared.events import STREAMS, dead_stream
+
+log = logging.getLogger("sb.metrics")
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class StreamCollector:
+    """Consumer-group lag, pending and dead-lettered entries, read from Redis at scrape."""
+
+    def __init__(self, redis: Any, streams: Sequence[str]) -> None:
+        self.redis = redis
+        self.streams = list(streams)
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        lag = GaugeMetricFamily(
+            "sb_stream_consumer_lag",
+            "Entries not yet delivered to the group",
+            labels=["stream", "group"],
+        )
+        pending = GaugeMetricFamily(
+            "sb_stream_consumer_pending",
+            "Entries delivered, not acknowledged",
+            labels=["stream", "group"],
+        )
+        length = GaugeMetricFamily("sb_stream_length", "Entries in the stream", labels=["stream"])
+        dead = GaugeMetricFamily(
+            "sb_stream_dead_letters", "Dead-lettered entries", labels=["stream"]
+        )
+        try:
+            for stream in self.streams:
+                length.add_metric([stream], self.redis.xlen(stream))
+                dead.add_metric([stream], self.redis.xlen(dead_stream(stream)))
+                try:
+                    groups = self.redis.xinfo_groups(stream)
+                except Exception:  # noqa: BLE001 - stream not created yet
+                    groups = []
+                for group in groups:
+                    pending.add_metric([stream, group["name"]], group.get("pending", 0))
+                    if group.get("lag") is not None:  # Redis >= 7
+                        lag.add_metric([stream, group["name"]], group["lag"])
+                    else:
+                        lag.add_metric([stream, group["name"]], self._lag(stream, group))
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail on Redis trouble
+            log.warning("stream metrics unavailable", extra={"error": str(exc)})
+        yield from (lag, pending, length, dead)
+
+    def _lag(self, stream: str, group: dict[str, Any]) -> int:
+        last = group.get("last-delivered-id", "0-0")
+        return len(self.redis.xrange(stream, min=f"({last}", count=10_000))
+
+
+class Metrics:
+    def __init__(self, service: str, redis: Any = None) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self.requests = Counter(
+            "sb_http_requests",
+            "HTTP requests",
+            ["service", "method", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "sb_http_request_duration_seconds",
+            "HTTP request latency",
+            ["service", "method", "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.consumer_events = Counter(
+            "sb_consumer_events",
+            "Stream entries handled by consumers",
+            ["group", "event_type", "outcome"],
+            registry=self.registry,
+        )
+        self.stream_collector = StreamCollector(redis, list(STREAMS.values())) if redis else None
+        if self.stream_collector is not None:
+            self.registry.register(self.stream_collector)
+
+    def render(self) -> bytes:
+        if not self.multiproc_dir:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.multiproc_dir)
+        out = generate_latest(merged)
+        if self.stream_collector is not None:
+            extra = CollectorRegistry()
+            extra.register(self.stream_collector)
+            out += generate_latest(extra)
+        return out

@@ -1,0 +1,32 @@
+"""The one place a Redis client is built (never at import time)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from shared.config import Settings
+
+
+def connect(settings: Settings) -> Any:
+    """A client for ``settings.redis_url``: standalone, or cluster when REDIS_CLUSTER."""
+    retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=5)
+    common: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 3,
+        "health_check_interval": 30,
+    }
+    if settings.redis_cluster:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(settings.redis_url, **common)
+    return redis.Redis.from_url(
+        settings.redis_url,
+        retry=retry,
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        **common,
+    )

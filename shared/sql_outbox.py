@@ -1,0 +1,72 @@
+"""The transactional outbox for SQL-held state.
+
+A use case inserts its events into ``sb_outbox`` in the same transaction as
+the state change; the service's consumer process relays them to the stream.
+A crash between XADD and DELETE publishes a row twice, with the same event
+id, which every consumer deduplicates.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine
+
+from shared.events import Event
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "sb_outbox",
+        metadata,
+        # BigInteger on PostgreSQL; SQLite's autoincrement needs INTEGER.
+        Column(
+            "id",
+            BigInteger().with_variant(Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        Column("event_id", String(64), nullable=False),
+        Column("stream", String(200), nullable=False),
+        Column("fields", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def add_to_outbox(conn: Connection, table: Table, stream: str, event: Event) -> None:
+    conn.execute(
+        insert(table).values(event_id=event.id, stream=stream, fields=json.dumps(event.to_fields()))
+    )
+
+
+def relay_outbox(engine: Engine, table: Table, redis: Any, *, maxlen: int, batch: int = 500) -> int:
+    """Publish up to ``batch`` outbox rows in order; returns how many were relayed."""
+    with engine.begin() as conn:
+        query = select(table.c.id, table.c.stream, table.c.fields).order_by(table.c.id)
+        query = query.limit(batch)
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = conn.execute(query).all()
+        if not rows:
+            return 0
+        pipe = redis.pipeline(transaction=False)
+        for row in rows:
+            pipe.xadd(row.stream, json.loads(row.fields), maxlen=maxlen, approximate=True)
+        pipe.execute()
+        conn.execute(delete(table).where(table.c.id.in_([r.id for r in rows])))
+    return len(rows)

@@ -1,0 +1,89 @@
+"""Fixtures shared by every test: a real redis-server on a free port, settings, keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+
+from shared.config import Settings
+from shared.testing import RedisServer, auth
+
+API_KEYS = {
+    "admin": "test-admin-secret",
+    "channel": "test-channel-secret",
+    "ivr": "test-ivr-secret",
+    "agent": "test-agent-secret",
+    "none": "test-noscope-secret",
+    "all": "test-all-secret",
+}
+API_KEYS_ENV = ",".join(
+    [
+        f"admin1:{API_KEYS['admin']}:admin",
+        f"chan1:{API_KEYS['channel']}:channel",
+        f"ivr1:{API_KEYS['ivr']}:ivr",
+        f"agent1:{API_KEYS['agent']}:agent",
+        f"ops1:{API_KEYS['none']}:",
+        f"root1:{API_KEYS['all']}:admin+channel+ivr+agent",
+    ]
+)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def redis(redis_server: RedisServer) -> Iterator[redis_lib.Redis]:
+    client = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def api_keys() -> dict[str, str]:
+    return dict(API_KEYS)
+
+
+@pytest.fixture
+def base_env(redis_server: RedisServer, tmp_path: Path) -> dict[str, str]:
+    """The environment of a dev-mode service pointed at the test Redis."""
+    return {
+        "SB_ENV": "dev",
+        "REDIS_URL": redis_server.url,
+        "API_KEYS": API_KEYS_ENV,
+        "SB_VAR_DIR": str(tmp_path / "var"),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture
+def make_settings(base_env: dict[str, str], redis: Any) -> Callable[..., Settings]:
+    """``make_settings("crm", SOME_VAR="x")``; the test Redis is flushed first."""
+
+    def make(service: str, **env: str) -> Settings:
+        return Settings.from_env({**base_env, **env}, service=service)
+
+    return make
+
+
+@pytest.fixture
+def headers() -> Callable[[str], dict[str, str]]:
+    """``headers("admin")`` -> the Authorization header of that scope's key."""
+
+    def make(scope: str) -> dict[str, str]:
+        return auth(API_KEYS[scope])
+
+    return make

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.config import ConfigError, Settings, parse_api_keys
+
+
+def test_api_keys_parse_clients_secrets_and_scopes() -> None:
+    keys = parse_api_keys("ivr1:s3cret:ivr,admin1:t0p:admin+channel+agent,ops:x9:")
+    assert [k.client for k in keys] == ["ivr1", "admin1", "ops"]
+    assert keys[1].scopes == {"admin", "channel", "agent"}
+    assert keys[2].scopes == frozenset()
+    assert "s3cret" not in repr(keys[0])
+
+
+def test_an_unknown_scope_stops_the_service_with_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="unknown scope.*superuser"):
+        parse_api_keys("a:b:admin+superuser")
+
+
+@pytest.mark.parametrize("raw", ["justone", "a::admin", ":s:admin", "a:b:c:d"])
+def test_malformed_api_key_entries_are_refused(raw: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_api_keys(raw)
+
+
+def test_production_mode_requires_redis_url_and_api_keys() -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        Settings.from_env({"API_KEYS": "a:b:admin"}, service="crm")
+    with pytest.raises(ConfigError, match="API_KEYS"):
+        Settings.from_env({"REDIS_URL": "redis://x"}, service="crm")
+
+
+def test_required_secret_has_no_default_outside_dev_mode(tmp_path: Path) -> None:
+    prod = Settings.from_env(
+        {"REDIS_URL": "redis://x", "API_KEYS": "a:b:admin", "SB_VAR_DIR": str(tmp_path)},
+        service="identity",
+    )
+    with pytest.raises(ConfigError, match="SIGNING_KEY"):
+        prod.secret("SIGNING_KEY")
+
+
+def test_dev_mode_generates_a_marked_secret_once_and_keeps_it(tmp_path: Path) -> None:
+    env = {"SB_ENV": "dev", "SB_VAR_DIR": str(tmp_path)}
+    first = Settings.from_env(env, service="identity").secret("FINGERPRINT_KEY")
+    again = Settings.from_env(env, service="identity").secret("FINGERPRINT_KEY")
+    assert first.startswith("DEV-") and first == again
+
+
+def test_typed_reads_reject_junk_with_the_variable_name() -> None:
+    settings = Settings.from_env({"SB_ENV": "dev", "N": "ten", "B": "maybe"}, service="crm")
+    with pytest.raises(ConfigError, match="N must be an integer"):
+        settings.int_env("N", 1)
+    with pytest.raises(ConfigError, match="B must be true or false"):
+        settings.bool_env("B", False)
+    assert settings.int_env("MISSING", 7) == 7
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env({"SB_ENV": "dev"}, service="crm")
+    with pytest.raises(AttributeError):
+        settings.service = "other"  # type: ignore[misc]
