@@ -1,0 +1,223 @@
+"""`make run`: the whole product on one machine, with embedded defaults.
+
+Starts a real redis-server (AOF under var/redis) unless REDIS_URL is set,
+uses SQLite under var/ unless DATABASE_URL is set, generates dev API keys
+(kept in var/dev-api-keys), runs the CRM migrations, then the three services
+under gunicorn and their consumers (and the routing dispatcher), prints the
+URLs and keys, and supervises them. Ctrl-C or SIGTERM stops everything,
+the embedded Redis last; a child that dies takes the whole run down so
+nothing half-works silently.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shared.embedded_redis import RedisServer, free_port  # noqa: E402
+
+SERVICES = {"identity": 8001, "crm": 8002, "routing": 8003}
+DEV_SCOPES = {
+    "admin": "admin",
+    "channel": "channel",
+    "ivr": "ivr",
+    "agent": "agent",
+    "internal": "admin",  # the CRM's key for the export endpoints of identity/routing
+}
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the supervisor itself is killed: no orphans."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def dev_api_keys(var: Path) -> dict[str, str]:
+    path = var / "dev-api-keys"
+    if path.exists():
+        pairs = (line.split("=", 1) for line in path.read_text().split())
+        keys = dict(pairs)
+        if set(keys) == set(DEV_SCOPES):
+            return keys
+    keys = {name: f"dev-{name}-{secrets.token_urlsafe(12)}" for name in DEV_SCOPES}
+    path.write_text("".join(f"{k}={v}\n" for k, v in keys.items()))
+    path.chmod(0o600)
+    return keys
+
+
+class Supervisor:
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.redis: RedisServer | None = None
+        self.stopping = False
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        self.children.append((name, proc))
+        print(f"  started {name:<22} pid {proc.pid}  log var/log/{name}.log")
+
+    def stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        print("\nstopping ...")
+        for _, proc in self.children:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for name, proc in self.children:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"  {name} did not stop in time; killing it")
+                proc.kill()
+                proc.wait()
+        if self.redis is not None:
+            self.redis.stop()  # SIGTERM: redis-server flushes its AOF and exits
+            print("  embedded redis stopped")
+        print("stopped cleanly")
+
+
+def wait_ready(url: str, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def main() -> int:
+    var = Path(os.environ.get("SB_VAR_DIR", ROOT / "var")).resolve()
+    log_dir = var / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    sup = Supervisor()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        return run(sup, var, log_dir)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        sup.stop()
+
+
+def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
+    env = dict(os.environ)
+    env.setdefault("SB_ENV", "dev")
+    env["SB_VAR_DIR"] = str(var)
+    env["PYTHONPATH"] = str(ROOT)
+    if not env.get("REDIS_URL"):
+        port = int(env.get("SB_REDIS_PORT", "0")) or free_port()
+        sup.redis = RedisServer(var / "redis", port=port, persistent=True)
+        env["REDIS_URL"] = sup.redis.url
+        print(f"embedded redis-server (AOF in var/redis) at {sup.redis.url}")
+    if not env.get("DATABASE_URL"):
+        env["DATABASE_URL"] = f"sqlite:///{var / 'crm.db'}"
+    keys: dict[str, str] = {}
+    if not env.get("API_KEYS"):
+        keys = dev_api_keys(var)
+        env["API_KEYS"] = ",".join(
+            f"dev-{name}:{secret}:{DEV_SCOPES[name]}" for name, secret in keys.items()
+        )
+        env.setdefault("SB_INTERNAL_API_KEY", keys["internal"])
+    ports = {s: int(env.get(f"{s.upper()}_PORT", p)) for s, p in SERVICES.items()}
+    env.setdefault("IDENTITY_URL", f"http://127.0.0.1:{ports['identity']}")
+    env.setdefault("CRM_URL", f"http://127.0.0.1:{ports['crm']}")
+    env.setdefault("ROUTING_URL", f"http://127.0.0.1:{ports['routing']}")
+
+    python = sys.executable
+    gunicorn = str(Path(python).parent / "gunicorn")
+    if importlib.util.find_spec("services.crm.migrate"):
+        print("migrating the CRM database ...")
+        subprocess.run([python, "-m", "services.crm.migrate"], cwd=ROOT, env=env, check=True)
+
+    for service, port in ports.items():
+        metrics_dir = var / "prometheus" / service
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        service_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        sup.spawn(
+            service,
+            [
+                gunicorn,
+                "--no-control-socket",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                env.get("SB_WORKERS", "2"),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--graceful-timeout",
+                "10",
+                f"services.{service}.app:create_app()",
+            ],
+            service_env,
+            log_dir,
+        )
+        sup.spawn(
+            f"{service}-consumer",
+            [python, "-m", f"services.{service}.consumer"],
+            service_env,
+            log_dir,
+        )
+    if importlib.util.find_spec("services.routing.dispatcher"):
+        sup.spawn("routing-dispatcher", [python, "-m", "services.routing.dispatcher"], env, log_dir)
+
+    for service, port in ports.items():
+        if not wait_ready(f"http://127.0.0.1:{port}"):
+            print(f"{service} did not become ready; see var/log/{service}.log")
+            return 1
+    print("\nSwitchboard is running (Ctrl-C stops it):")
+    for service, port in ports.items():
+        print(f"  {service:<9} http://127.0.0.1:{port}   (OpenAPI: /openapi.json)")
+    if keys:
+        print("\nDEV API keys (Authorization: Bearer <key>; kept in var/dev-api-keys):")
+        for name, secret in keys.items():
+            print(f"  {name:<9} {secret}   scope {DEV_SCOPES[name]}")
+    sys.stdout.flush()
+
+    while True:
+        for name, proc in sup.children:
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; see var/log/{name}.log")
+                return 1
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
