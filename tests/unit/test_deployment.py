@@ -1,0 +1,50 @@
+"""docker-compose.yml describes the production shape the README promises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_redis_keeps_an_append_only_file_and_postgres_is_16() -> None:
+    services = compose()["services"]
+    assert services["redis"]["image"] == "redis:7"
+    assert "--appendonly" in services["redis"]["command"]
+    assert services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1] \
+        == "yes"
+    assert services["postgres"]["image"] == "postgres:16"
+
+
+def test_every_service_runs_under_gunicorn_with_a_health_check() -> None:
+    services = compose()["services"]
+    for name in ("identity", "crm", "routing"):
+        command = " ".join(services[name]["command"])
+        assert "gunicorn" in command and f"services.{name}.app:create_app()" in command
+        assert "--no-control-socket" in command
+        assert "readyz" in " ".join(services[name]["healthcheck"]["test"])
+
+
+def test_every_consumer_and_the_dispatcher_is_its_own_service() -> None:
+    services = compose()["services"]
+    for name, module in [
+        ("identity-consumer", "services.identity.consumer"),
+        ("crm-consumer", "services.crm.consumer"),
+        ("routing-consumer", "services.routing.consumer"),
+        ("routing-dispatcher", "services.routing.dispatcher"),
+    ]:
+        assert services[name]["command"] == ["python", "-m", module]
+
+
+def test_production_mode_takes_its_secrets_from_the_environment() -> None:
+    env = compose()["services"]["identity"]["environment"]
+    assert env["SB_ENV"] == "production"
+    assert env["REDIS_URL"].startswith("redis://")
+    assert env["API_KEYS"].startswith("${API_KEYS:?")
