@@ -13,7 +13,8 @@ from shared.config import Settings
 
 def connect(settings: Settings) -> Any:
     """A client for ``settings.redis_url``: standalone, or cluster when REDIS_CLUSTER."""
-    retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=5)
+    # Rides out a blip (a failover, a restart) without holding a request for seconds.
+    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3)
     common: dict[str, Any] = {
         "decode_responses": True,
         "socket_timeout": 10,
