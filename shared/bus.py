@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis as redis_lib
+from redis.cluster import RedisCluster
 
 from shared.events import Event, MalformedEvent, dead_stream
 from shared.logs import request_id_var
@@ -124,7 +125,7 @@ class Consumer:
         block_ms: int = 1000,
         visibility_timeout_ms: int = 30_000,
         max_deliveries: int = 5,
-        processed_ttl: int = 7 * 86400,
+        processed_ttl: int = 86400,
         dead_maxlen: int = 100_000,
         metrics: Any = None,
     ) -> None:
@@ -145,6 +146,8 @@ class Consumer:
         self.stats = ConsumerStats()
         self._groups_ready = False
         self._next_reclaim = 0.0
+        # On a cluster the streams live in different slots: one read per stream.
+        self._per_stream_reads = isinstance(redis, RedisCluster) and len(self.streams) > 1
 
     # -- setup ---------------------------------------------------------------
     def ensure_groups(self) -> None:
@@ -157,7 +160,8 @@ class Consumer:
         self._groups_ready = True
 
     def processed_key(self, event_id: str) -> str:
-        return f"sb:processed:{self.group}:{event_id}"
+        # One hash tag per group: the batch's markers are read with one MGET, on a cluster too.
+        return f"sb:processed:{{{self.group}}}:{event_id}"
 
     def _error_key(self, stream: str, entry_id: str) -> str:
         return f"sb:error:{self.group}:{stream}:{entry_id}"
@@ -182,21 +186,27 @@ class Consumer:
             count += self.reclaim()
             self._next_reclaim = now + max(self.visibility_timeout_ms / 2000, 0.01)
         block = self.block_ms if block_ms is None else block_ms
-        try:
-            response = self.redis.xreadgroup(
-                self.group,
-                self.name,
-                {s: ">" for s in self.streams},
-                count=self.batch,
-                block=block or None,
-            )
-        except redis_lib.ResponseError as exc:
-            if "NOGROUP" in str(exc):  # stream deleted under us: recreate and go on
-                self._groups_ready = False
-                return count
-            raise
-        for stream, entries in _streams_of(response):
-            count += self._handle_batch(stream, entries, {})
+        if self._per_stream_reads:
+            reads = [[s] for s in self.streams]
+            block = max(1, block // len(self.streams)) if block else 0
+        else:
+            reads = [self.streams]
+        for streams in reads:
+            try:
+                response = self.redis.xreadgroup(
+                    self.group,
+                    self.name,
+                    {s: ">" for s in streams},
+                    count=self.batch,
+                    block=block or None,
+                )
+            except redis_lib.ResponseError as exc:
+                if "NOGROUP" in str(exc):  # stream deleted under us: recreate and go on
+                    self._groups_ready = False
+                    return count
+                raise
+            for stream, entries in _streams_of(response):
+                count += self._handle_batch(stream, entries, {})
         return count
 
     def reclaim(self) -> int:
