@@ -133,3 +133,75 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class RedisClusterServers:
+    """A local Redis Cluster of ``masters`` nodes (no replicas) on free ports."""
+
+    def __init__(self, directory: str | Path, masters: int = 3) -> None:
+        base = Path(directory)
+        self.nodes = [
+            RedisServer(
+                base / f"node{i}",
+                extra_args=(
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(base / f"node{i}" / "nodes.conf"),
+                    "--cluster-node-timeout",
+                    "2000",
+                ),
+            )
+            for i in range(masters)
+        ]
+        cli = redis_cli_binary()
+        if cli is None:
+            self.stop()
+            raise RedisUnavailable("redis-cli is needed to create a cluster")
+        result = subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{n.port}" for n in self.nodes],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            self.stop()
+            raise RedisUnavailable(f"cluster create failed: {result.stdout}{result.stderr}")
+        self.url = f"redis://127.0.0.1:{self.nodes[0].port}/0"
+        self._wait_ok()
+
+    def _wait_ok(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = []
+            for node in self.nodes:
+                info = redis.Redis(port=node.port, decode_responses=True).cluster("info")
+                states.append(
+                    info.get("cluster_state")
+                    if isinstance(info, dict)
+                    else "ok"
+                    if "cluster_state:ok" in str(info)
+                    else "fail"
+                )
+            if all(s == "ok" for s in states):
+                return
+            time.sleep(0.1)
+        raise RedisUnavailable("cluster did not reach state ok")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> RedisClusterServers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from shared.embedded_redis import RedisServer, free_port
+from shared.embedded_redis import RedisClusterServers, RedisServer, free_port
 
-__all__ = ["RedisServer", "free_port", "GunicornService", "auth", "ROOT"]
+__all__ = ["RedisClusterServers", "RedisServer", "free_port", "GunicornService", "auth", "ROOT"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
