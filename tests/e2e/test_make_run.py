@@ -17,12 +17,21 @@ from shared.testing import ROOT, free_port
 
 
 def start(var: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], list[str]]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"REDIS_URL", "DATABASE_URL", "API_KEYS", "SB_ENV"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "DATABASE_URL", "API_KEYS", "SB_ENV"}
+    }
     env.update({f"{s.upper()}_PORT": str(p) for s, p in ports.items()})
     env.update({"SB_VAR_DIR": str(var), "SB_WORKERS": "1", "PYTHONUNBUFFERED": "1"})
-    proc = subprocess.Popen([sys.executable, "scripts/run.py"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "scripts/run.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     deadline = time.monotonic() + 90
     assert proc.stdout is not None
