@@ -1,0 +1,1 @@
+"""The identity domain: pure rules, no framework, driver or crypto-library imports."""

@@ -1,0 +1,70 @@
+"""Errors of the identity domain, one tree (the HTTP layer maps them to problems).
+
+IdentityError
+ ├── PolicyInvalid          400  a tier policy that cannot be satisfied or is malformed
+ ├── PolicyProtected        409  the default tier cannot be deleted
+ ├── EnrollmentInvalid      400  bad enrollment input (unknown question id, ...)
+ ├── UnknownFactorType      400  no plugin registered for the type
+ ├── NotFound               404  policy, factor, verification, device, session
+ ├── FactorNotChallengeable 400  the factor takes no challenge / is not enrolled
+ ├── VerificationClosed     409  the verification is already approved, failed or expired
+ ├── CustomerLocked         423  too many consecutive failures
+ ├── Throttled              429  too many codes sent to one destination
+ └── InvalidSignature       401  a provider callback without a valid HMAC
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+class IdentityError(Exception):
+    """Base of every identity domain error."""
+
+
+class PolicyInvalid(IdentityError):
+    def __init__(self, errors: Mapping[str, Sequence[str]]) -> None:
+        self.errors = {k: list(v) for k, v in errors.items()}
+        super().__init__("the tier policy is not valid")
+
+
+class PolicyProtected(IdentityError):
+    pass
+
+
+class EnrollmentInvalid(IdentityError):
+    def __init__(self, message: str, errors: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.errors = {k: list(v) for k, v in (errors or {}).items()}
+        super().__init__(message)
+
+
+class UnknownFactorType(IdentityError):
+    pass
+
+
+class NotFound(IdentityError):
+    pass
+
+
+class FactorNotChallengeable(IdentityError):
+    pass
+
+
+class VerificationClosed(IdentityError):
+    pass
+
+
+class CustomerLocked(IdentityError):
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__("too many failed attempts; try again later")
+
+
+class Throttled(IdentityError):
+    def __init__(self, retry_after: int, message: str = "too many codes sent") -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message)
+
+
+class InvalidSignature(IdentityError):
+    pass

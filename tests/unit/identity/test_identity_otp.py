@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import pytest
+
+from services.identity.domain.otp import (
+    CodeCheck,
+    check_code,
+    decode_base32,
+    hotp,
+    issue_code,
+    match_totp,
+    new_base32_secret,
+    otpauth_uri,
+    totp,
+)
+
+RFC_SEED = b"12345678901234567890"
+SEEDS = {
+    "sha1": RFC_SEED,
+    "sha256": b"12345678901234567890123456789012",
+    "sha512": b"1234567890" * 6 + b"1234",
+}
+
+
+@pytest.mark.parametrize(
+    ("counter", "code"),
+    list(
+        enumerate(
+            [
+                "755224",
+                "287082",
+                "359152",
+                "969429",
+                "338314",
+                "254676",
+                "287922",
+                "162583",
+                "399871",
+                "520489",
+            ]
+        )
+    ),
+)
+def test_hotp_matches_rfc4226_appendix_d(counter: int, code: str) -> None:
+    assert hotp(RFC_SEED, counter) == code
+
+
+@pytest.mark.parametrize(
+    ("unix_time", "sha1", "sha256", "sha512"),
+    [
+        (59, "94287082", "46119246", "90693936"),
+        (1111111109, "07081804", "68084774", "25091201"),
+        (1111111111, "14050471", "67062674", "99943326"),
+        (1234567890, "89005924", "91819424", "93441116"),
+        (2000000000, "69279037", "90698825", "38618901"),
+        (20000000000, "65353130", "77737706", "47863826"),
+    ],
+)
+def test_totp_matches_rfc6238_appendix_b(unix_time: int, sha1: str, sha256: str, sha512: str):
+    assert totp(SEEDS["sha1"], unix_time, 8, "sha1") == sha1
+    assert totp(SEEDS["sha256"], unix_time, 8, "sha256") == sha256
+    assert totp(SEEDS["sha512"], unix_time, 8, "sha512") == sha512
+
+
+def test_a_totp_code_matches_its_own_step_and_one_step_either_side() -> None:
+    now = 1_700_000_000
+    code = totp(RFC_SEED, now, digits=6)
+    assert match_totp(RFC_SEED, code, now) == now // 30
+    assert match_totp(RFC_SEED, code, now + 30) == now // 30
+    assert match_totp(RFC_SEED, code, now - 30) == now // 30
+    assert match_totp(RFC_SEED, code, now + 60) is None
+
+
+def test_a_step_already_accepted_is_never_matched_again() -> None:
+    now = 1_700_000_000
+    code = totp(RFC_SEED, now, digits=6)
+    assert match_totp(RFC_SEED, code, now, after_step=now // 30) is None
+    assert match_totp(RFC_SEED, code, now, after_step=now // 30 - 1) == now // 30
+
+
+@pytest.mark.parametrize("junk", ["", "12345", "1234567", "abcdef", "١٢٣٤٥٦"])
+def test_malformed_codes_never_match(junk: str) -> None:
+    assert match_totp(RFC_SEED, junk, 1_700_000_000) is None
+
+
+def test_generated_secrets_are_160_bits_of_base32() -> None:
+    secret = new_base32_secret()
+    assert len(decode_base32(secret)) == 20
+    assert new_base32_secret() != secret
+
+
+def test_the_otpauth_uri_follows_the_key_uri_format() -> None:
+    uri = otpauth_uri("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "c-1", "Switch board")
+    assert uri.startswith("otpauth://totp/Switch%20board%3Ac-1?secret=JBSWY3DPEHPK3PXP")
+    assert "issuer=Switch%20board" in uri and "period=30" in uri and "digits=6" in uri
+
+
+KEY = b"k" * 32
+
+
+def test_an_issued_code_is_six_digits_and_only_its_hash_is_kept() -> None:
+    code, record = issue_code(KEY, "v-1", "sms_otp", now=1000.0)
+    assert len(code) == 6 and code.isdigit()
+    assert code not in repr(record)
+    assert record.expires_at == 1300.0
+
+
+def test_a_code_checks_ok_until_it_expires() -> None:
+    code, record = issue_code(KEY, "v-1", "sms_otp", now=1000.0, lifetime=60)
+    assert check_code(KEY, record, "v-1", "sms_otp", code, now=1059.9) is CodeCheck.OK
+    assert check_code(KEY, record, "v-1", "sms_otp", code, now=1060.0) is CodeCheck.EXPIRED
+
+
+def test_a_code_is_bound_to_the_verification_and_factor_that_issued_it() -> None:
+    code, record = issue_code(KEY, "v-1", "sms_otp", now=1000.0)
+    assert check_code(KEY, record, "v-2", "sms_otp", code, now=1001) is CodeCheck.WRONG
+    assert check_code(KEY, record, "v-1", "email_otp", code, now=1001) is CodeCheck.WRONG
+    wrong = str((int(code) + 1) % 10**6).zfill(6)
+    assert check_code(KEY, record, "v-1", "sms_otp", wrong, now=1001) is CodeCheck.WRONG
+
+
+@pytest.mark.parametrize("lifetime", [0, 601])
+def test_code_lifetimes_stay_within_ten_minutes(lifetime: int) -> None:
+    with pytest.raises(ValueError):
+        issue_code(KEY, "v-1", "sms_otp", now=0, lifetime=lifetime)
