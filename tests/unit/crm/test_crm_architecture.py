@@ -1,0 +1,32 @@
+"""The layer rule for the CRM: its domain imports no framework, driver or ORM."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+DOMAIN = Path(__file__).resolve().parents[3] / "services" / "crm" / "domain"
+FORBIDDEN = {"flask", "redis", "sqlalchemy", "marshmallow", "jwt", "pyotp", "alembic", "shared"}
+
+
+def imports_of(path: Path) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("module", sorted(DOMAIN.glob("*.py")), ids=lambda p: p.name)
+def test_crm_domain_module_imports_no_framework(module: Path) -> None:
+    assert imports_of(module) & FORBIDDEN == set()
+
+
+def test_the_crm_rule_would_catch_sqlalchemy(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from sqlalchemy import select\n")
+    assert imports_of(bad) & FORBIDDEN == {"sqlalchemy"}
