@@ -1,0 +1,400 @@
+"""The CRM's SQL store: one ``SqlTx`` per use case, committed with its outbox rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from services.crm.adapters import sql_tables as t
+from services.crm.domain.identifiers import Identifier
+from services.crm.ports import Contention
+from shared.events import STREAMS, Event
+from shared.sql_outbox import add_to_outbox
+
+# Tables that hold rows of one profile, by the name the service uses.
+OWNED: dict[str, Table] = {
+    "identifiers": t.identifiers,
+    "interactions": t.interactions,
+    "cases": t.cases,
+    "timeline": t.timeline,
+}
+CRM_STREAM = STREAMS["crm"]
+
+
+def _row(mapping: Any) -> dict[str, Any]:
+    return dict(mapping._mapping)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class SqlTx:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # -- profiles -----------------------------------------------------------------
+    def get_profile(self, profile_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(t.profiles).where(t.profiles.c.id == profile_id)).first()
+        return _row(row) if row else None
+
+    def insert_profile(self, row: Mapping[str, Any]) -> None:
+        self.conn.execute(insert(t.profiles).values(**row))
+
+    def update_profile(self, profile_id: str, values: Mapping[str, Any]) -> None:
+        self.conn.execute(update(t.profiles).where(t.profiles.c.id == profile_id).values(**values))
+
+    def lock_profile(self, profile_id: str) -> None:
+        """Serialise writers of one profile: a row lock on PostgreSQL, the write lock on SQLite."""
+        self.conn.execute(
+            update(t.profiles)
+            .where(t.profiles.c.id == profile_id)
+            .values(updated_at=t.profiles.c.updated_at)
+        )
+
+    def search_profiles(
+        self,
+        *,
+        name_prefix: str | None,
+        identifiers: Sequence[Identifier],
+        tier: str | None,
+        after: str | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        query = select(t.profiles).where(t.profiles.c.status == "active")
+        matches = []
+        if name_prefix:
+            matches.append(t.profiles.c.name_key.like(_escape_like(name_prefix) + "%", escape="\\"))
+        if identifiers:
+            pairs = [(i.type, i.value) for i in identifiers]
+            owners = select(t.identifiers.c.profile_id).where(
+                tuple_(t.identifiers.c.type, t.identifiers.c.value).in_(pairs)
+            )
+            matches.append(t.profiles.c.id.in_(owners))
+        if name_prefix is not None or identifiers:
+            query = query.where(or_(*matches)) if matches else query.where(literal(False))
+        if tier:
+            query = query.where(t.profiles.c.tier == tier)
+        if after:
+            query = query.where(t.profiles.c.id > after)
+        rows = self.conn.execute(query.order_by(t.profiles.c.id).limit(limit)).all()
+        return [_row(r) for r in rows]
+
+    def profiles_merged_into(self, profile_id: str) -> list[str]:
+        """Every tombstone whose chain ends at this profile."""
+        found: list[str] = []
+        frontier = [profile_id]
+        while frontier:
+            rows = self.conn.execute(
+                select(t.profiles.c.id).where(t.profiles.c.merged_into.in_(frontier))
+            ).all()
+            frontier = [r.id for r in rows if r.id not in found]
+            found += frontier
+        return found
+
+    def delete_profiles(self, profile_ids: Sequence[str]) -> None:
+        self.conn.execute(delete(t.profiles).where(t.profiles.c.id.in_(list(profile_ids))))
+
+    # -- identifiers --------------------------------------------------------------
+    def owners(self, wanted: Sequence[Identifier]) -> dict[Identifier, str]:
+        if not wanted:
+            return {}
+        pairs = [(i.type, i.value) for i in wanted]
+        rows = self.conn.execute(
+            select(t.identifiers.c.type, t.identifiers.c.value, t.identifiers.c.profile_id).where(
+                tuple_(t.identifiers.c.type, t.identifiers.c.value).in_(pairs)
+            )
+        ).all()
+        return {Identifier(r.type, r.value): r.profile_id for r in rows}
+
+    def insert_identifiers(self, profile_id: str, wanted: Sequence[Identifier]) -> None:
+        if not wanted:
+            return
+        now = datetime.now().astimezone()
+        self.conn.execute(
+            insert(t.identifiers),
+            [
+                {"profile_id": profile_id, "type": i.type, "value": i.value, "created_at": now}
+                for i in wanted
+            ],
+        )
+
+    def identifiers_of(self, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(t.identifiers)
+            .where(t.identifiers.c.profile_id.in_(list(profile_ids)))
+            .order_by(t.identifiers.c.id)
+        ).all()
+        return [_row(r) for r in rows]
+
+    # -- generic, by table name ---------------------------------------------------
+    def ids_of(self, table: str, profile_id: str) -> list[Any]:
+        tbl = OWNED[table]
+        rows = self.conn.execute(select(tbl.c.id).where(tbl.c.profile_id == profile_id)).all()
+        return [r.id for r in rows]
+
+    def move(self, table: str, ids: Sequence[Any], to_profile: str, *, from_profile: str) -> int:
+        if not ids:
+            return 0
+        tbl = OWNED[table]
+        moved = 0
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            result = self.conn.execute(
+                update(tbl)
+                .where(and_(tbl.c.id.in_(chunk), tbl.c.profile_id == from_profile))
+                .values(profile_id=to_profile)
+            )
+            moved += result.rowcount
+        return moved
+
+    def rows_of(self, table: str, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
+        tbl = OWNED[table]
+        order = (
+            tbl.c.at if "at" in tbl.c else tbl.c.created_at if "created_at" in tbl.c else tbl.c.id
+        )
+        rows = self.conn.execute(
+            select(tbl).where(tbl.c.profile_id.in_(list(profile_ids))).order_by(order, tbl.c.id)
+        ).all()
+        return [_row(r) for r in rows]
+
+    def delete_of(self, table: str, profile_ids: Sequence[str]) -> int:
+        tbl = OWNED[table]
+        result = self.conn.execute(delete(tbl).where(tbl.c.profile_id.in_(list(profile_ids))))
+        return result.rowcount
+
+    # -- interactions and timeline ------------------------------------------------
+    def insert_interaction(self, row: Mapping[str, Any]) -> None:
+        self.conn.execute(insert(t.interactions).values(**row))
+
+    def add_timeline(self, row: Mapping[str, Any]) -> None:
+        self.conn.execute(insert(t.timeline).values(**row))
+
+    def timeline(
+        self, profile_id: str, *, before: tuple[datetime, int] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        query = select(t.timeline).where(t.timeline.c.profile_id == profile_id)
+        if before is not None:
+            at, row_id = before
+            query = query.where(
+                or_(t.timeline.c.at < at, and_(t.timeline.c.at == at, t.timeline.c.id < row_id))
+            )
+        query = query.order_by(t.timeline.c.at.desc(), t.timeline.c.id.desc()).limit(limit)
+        return [_row(r) for r in self.conn.execute(query).all()]
+
+    # -- cases --------------------------------------------------------------------
+    def next_sequence(self, name: str) -> int:
+        """Atomically the next number of a named counter (the UPDATE takes the lock)."""
+        bumped = self.conn.execute(
+            update(t.counters)
+            .where(t.counters.c.name == name)
+            .values(value=t.counters.c.value + 1)
+            .returning(t.counters.c.value)
+        ).first()
+        if bumped is not None:
+            return int(bumped.value)
+        # First use: a concurrent first insert fails on the primary key and the
+        # use case is retried, then takes the UPDATE path above.
+        self.conn.execute(insert(t.counters).values(name=name, value=1))
+        return 1
+
+    def insert_case(self, row: Mapping[str, Any]) -> None:
+        self.conn.execute(insert(t.cases).values(**row))
+
+    def get_case(self, case_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(t.cases).where(t.cases.c.id == case_id)).first()
+        return _row(row) if row else None
+
+    def get_case_by_number(self, case_number: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(t.cases).where(t.cases.c.case_number == case_number)).first()
+        return _row(row) if row else None
+
+    def open_cases_of(self, profile_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(t.cases).where(
+                t.cases.c.profile_id == profile_id,
+                t.cases.c.status.in_(("new", "open", "pending_customer")),
+            )
+        ).all()
+        return [_row(r) for r in rows]
+
+    def update_case(self, case_id: str, values: Mapping[str, Any]) -> None:
+        self.conn.execute(update(t.cases).where(t.cases.c.id == case_id).values(**values))
+
+    def anonymise_cases(self, profile_ids: Sequence[str]) -> int:
+        result = self.conn.execute(
+            update(t.cases)
+            .where(t.cases.c.profile_id.in_(list(profile_ids)))
+            .values(profile_id=None, subject=None, description=None, history=[])
+        )
+        return result.rowcount
+
+    # -- merges -------------------------------------------------------------------
+    def insert_merge(self, row: Mapping[str, Any]) -> None:
+        self.conn.execute(insert(t.merges).values(**row))
+
+    def get_merge(self, merge_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(t.merges).where(t.merges.c.id == merge_id)).first()
+        return _row(row) if row else None
+
+    def update_merge(self, merge_id: str, values: Mapping[str, Any]) -> None:
+        self.conn.execute(update(t.merges).where(t.merges.c.id == merge_id).values(**values))
+
+    def merges_of(self, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
+        ids = list(profile_ids)
+        rows = self.conn.execute(
+            select(t.merges)
+            .where(or_(t.merges.c.survivor_id.in_(ids), t.merges.c.source_id.in_(ids)))
+            .order_by(t.merges.c.at)
+        ).all()
+        return [_row(r) for r in rows]
+
+    def delete_merges_of(self, profile_ids: Sequence[str]) -> None:
+        ids = list(profile_ids)
+        self.conn.execute(
+            delete(t.merges).where(
+                or_(t.merges.c.survivor_id.in_(ids), t.merges.c.source_id.in_(ids))
+            )
+        )
+
+    def record_candidate(self, a: str, b: str, types: Sequence[str], now: datetime) -> None:
+        a, b = sorted((a, b))
+        pair = and_(t.merge_candidates.c.profile_a == a, t.merge_candidates.c.profile_b == b)
+        bumped = self.conn.execute(
+            update(t.merge_candidates)
+            .where(pair)
+            .values(
+                last_seen=now,
+                occurrences=t.merge_candidates.c.occurrences + 1,
+                identifier_types=sorted(set(types)),
+            )
+        )
+        if bumped.rowcount == 0:
+            self.conn.execute(
+                insert(t.merge_candidates).values(
+                    profile_a=a,
+                    profile_b=b,
+                    identifier_types=sorted(set(types)),
+                    first_seen=now,
+                    last_seen=now,
+                    occurrences=1,
+                )
+            )
+
+    def candidates(self, *, after: int | None, limit: int) -> list[dict[str, Any]]:
+        pa = t.profiles.alias("pa")
+        pb = t.profiles.alias("pb")
+        query = (
+            select(t.merge_candidates)
+            .join(pa, pa.c.id == t.merge_candidates.c.profile_a)
+            .join(pb, pb.c.id == t.merge_candidates.c.profile_b)
+            .where(pa.c.status == "active", pb.c.status == "active")
+        )
+        if after is not None:
+            query = query.where(t.merge_candidates.c.id > after)
+        rows = self.conn.execute(query.order_by(t.merge_candidates.c.id).limit(limit)).all()
+        return [_row(r) for r in rows]
+
+    def delete_candidates_of(self, profile_ids: Sequence[str]) -> None:
+        ids = list(profile_ids)
+        self.conn.execute(
+            delete(t.merge_candidates).where(
+                or_(
+                    t.merge_candidates.c.profile_a.in_(ids),
+                    t.merge_candidates.c.profile_b.in_(ids),
+                )
+            )
+        )
+
+    # -- data protection ----------------------------------------------------------
+    def suppress(self, digests: Sequence[str], until: datetime) -> None:
+        for digest in digests:
+            done = self.conn.execute(
+                update(t.suppressions).where(t.suppressions.c.digest == digest).values(until=until)
+            )
+            if done.rowcount == 0:
+                self.conn.execute(insert(t.suppressions).values(digest=digest, until=until))
+
+    def suppressed(self, digests: Sequence[str], now: datetime) -> bool:
+        if not digests:
+            return False
+        found = self.conn.execute(
+            select(func.count())
+            .select_from(t.suppressions)
+            .where(t.suppressions.c.digest.in_(list(digests)), t.suppressions.c.until > now)
+        ).scalar_one()
+        return bool(found)
+
+    # -- events -------------------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        add_to_outbox(self.conn, t.outbox, CRM_STREAM, event)
+
+    def scrub_outbox(self, profile_ids: Sequence[str]) -> int:
+        """Blank the free text (case subjects) of not-yet-relayed events of erased profiles."""
+        ids = set(profile_ids)
+        scrubbed = 0
+        rows = self.conn.execute(
+            select(t.outbox.c.id, t.outbox.c.fields).where(t.outbox.c.fields.like("%subject%"))
+        ).all()
+        for row in rows:
+            fields = json.loads(row.fields)
+            data = json.loads(fields.get("data", "{}"))
+            if data.get("profile_id") in ids and data.get("subject"):
+                data["subject"] = ""
+                fields["data"] = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+                self.conn.execute(
+                    update(t.outbox)
+                    .where(t.outbox.c.id == row.id)
+                    .values(fields=json.dumps(fields))
+                )
+                scrubbed += 1
+        return scrubbed
+
+    def seen_event(self, event_id: str, now: datetime) -> bool:
+        """Record a consumed event id; True if it was already there (a duplicate)."""
+        exists = self.conn.execute(
+            select(t.inbox.c.event_id).where(t.inbox.c.event_id == event_id)
+        ).first()
+        if exists:
+            return True
+        self.conn.execute(insert(t.inbox).values(event_id=event_id, processed_at=now))
+        return False
+
+
+class SqlStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTx]:
+        try:
+            with self.engine.begin() as conn:
+                yield SqlTx(conn)
+        except IntegrityError as exc:
+            raise Contention(str(exc.orig)) from exc
+        except OperationalError as exc:
+            if "locked" in str(exc.orig) or "deadlock" in str(exc.orig):
+                raise Contention(str(exc.orig)) from exc
+            raise
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(select(literal(1)))
