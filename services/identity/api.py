@@ -2,6 +2,349 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import Response, request
 from flask_smorest import Blueprint
 
+from services.identity import schemas as s
+from services.identity.domain import errors as e
+from services.identity.service import IdentityService
+from shared.app import ctx, problem_response
+from shared.auth import current_client, require_scope
+from shared.errors import PROBLEM_BASE, ProblemError
+from shared.pagination import PageArgs, decode_cursor, encode_cursor
+
 blp = Blueprint("identity", __name__, url_prefix="/v1", description="Switchboard Identity API")
+wk = Blueprint("well-known", __name__, url_prefix="/.well-known", description="Public keys")
+
+_ERRORS: dict[type[e.IdentityError], tuple[int, str]] = {
+    e.PolicyInvalid: (400, "Invalid Policy"),
+    e.EnrollmentInvalid: (400, "Invalid Enrollment"),
+    e.UnknownFactorType: (400, "Unknown Factor Type"),
+    e.FactorNotChallengeable: (400, "Factor Not Available"),
+    e.FactorNotAllowed: (400, "Factor Not Allowed"),
+    e.CodeRejected: (400, "Code Rejected"),
+    e.InvalidSignature: (401, "Invalid Signature"),
+    e.NotFound: (404, "Not Found"),
+    e.PolicyProtected: (409, "Protected Policy"),
+    e.VerificationClosed: (409, "Verification Closed"),
+    e.DeviceNotTrustable: (409, "Device Not Trustable"),
+    e.CustomerLocked: (423, "Locked"),
+    e.Throttled: (429, "Too Many Requests"),
+}
+
+
+def _problem(error: e.IdentityError) -> Response:
+    status, title = next(
+        (v for cls, v in _ERRORS.items() if isinstance(error, cls)), (400, "Bad Request")
+    )
+    headers = {}
+    extra: dict[str, Any] = {}
+    retry = getattr(error, "retry_after", None)
+    if retry:
+        headers["Retry-After"] = str(retry)
+        extra["retry_after"] = retry
+    slug = title.lower().replace(" ", "-")
+    return problem_response(
+        ProblemError(
+            str(error),
+            status=status,
+            title=title,
+            type=PROBLEM_BASE + slug,
+            errors=getattr(error, "errors", None) or None,
+            headers=headers,
+            extra=extra,
+        )
+    )
+
+
+blp.register_error_handler(e.IdentityError, _problem)
+
+
+def svc() -> IdentityService:
+    return ctx()["identity"]
+
+
+def _who() -> str:
+    client = current_client()
+    return client.client if client else "unknown"
+
+
+def _check_id(value: str, name: str = "customer_id") -> str:
+    if not 1 <= len(value) <= 128:
+        raise ProblemError(
+            "ids are 1 to 128 characters",
+            status=400,
+            title="Validation Failed",
+            type=PROBLEM_BASE + "validation",
+            errors={name: ["Invalid length."]},
+        )
+    return value
+
+
+def _page(items: list[dict[str, Any]], args: dict[str, Any], key: str) -> dict[str, Any]:
+    after = (decode_cursor(args.get("cursor")) or {}).get("after")
+    rows = [i for i in items if after is None or str(i[key]) > str(after)]
+    page = rows[: args["limit"]]
+    more = len(rows) > len(page)
+    return {
+        "items": page,
+        "next_cursor": encode_cursor({"after": page[-1][key]}) if more and page else None,
+    }
+
+
+# -- policies (admin) ---------------------------------------------------------------------
+@blp.route("/admin/tiers")
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, s.PolicyListSchema)
+@require_scope("admin")
+def list_tiers(args: dict[str, Any]) -> dict[str, Any]:
+    """Every tier policy (the default tier is always there)."""
+    return _page(svc().policies(), args, "tier")
+
+
+@blp.route("/admin/tiers/<tier>", methods=["GET"])
+@blp.response(200, s.PolicyOutSchema)
+@require_scope("admin")
+def get_tier(tier: str) -> dict[str, Any]:
+    """One tier's policy."""
+    return svc().get_policy(tier)
+
+
+@blp.route("/admin/tiers/<tier>", methods=["PUT"])
+@blp.arguments(s.PolicySchema)
+@blp.response(200, s.PolicyOutSchema)
+@blp.alt_response(201, schema=s.PolicyOutSchema, description="Created")
+@require_scope("admin")
+def put_tier(data: dict[str, Any], tier: str) -> Any:
+    """Create or replace a tier's verification policy (audited, published)."""
+    result = svc().put_policy(tier, data, _who())
+    return result.body, result.status
+
+
+@blp.route("/admin/tiers/<tier>", methods=["DELETE"])
+@blp.response(204)
+@require_scope("admin")
+def delete_tier(tier: str) -> None:
+    """Delete a tier's policy; its customers fall back to the default tier."""
+    svc().delete_policy(tier, _who())
+
+
+@blp.route("/admin/audit")
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, s.AuditPageSchema)
+@require_scope("admin")
+def audit(args: dict[str, Any]) -> dict[str, Any]:
+    """Policy changes, newest first: who, when, before, after."""
+    before = (decode_cursor(args.get("cursor")) or {}).get("before")
+    items, last = svc().store.audit(args["limit"], before)  # type: ignore[attr-defined]
+    return {"items": items, "next_cursor": encode_cursor({"before": last}) if last else None}
+
+
+# -- factors (channel) --------------------------------------------------------------------
+@blp.route("/customers/<customer_id>/factors", methods=["POST"])
+@blp.arguments(s.EnrollSchema)
+@blp.response(201, s.FactorSchema)
+@require_scope("channel")
+def enroll(data: dict[str, Any], customer_id: str) -> dict[str, Any]:
+    """Enroll a factor: totp (secret + otpauth URI + QR), sms/email/voice_otp, kba."""
+    return svc().enroll(_check_id(customer_id), data)
+
+
+@blp.route("/customers/<customer_id>/factors", methods=["GET"])
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, s.FactorListSchema)
+@require_scope("channel")
+def list_factors(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
+    """The customer's factors, secrets and destinations masked."""
+    return _page(svc().list_factors(_check_id(customer_id)), args, "factor_id")
+
+
+@blp.route("/customers/<customer_id>/factors/<factor_id>/confirm", methods=["POST"])
+@blp.arguments(s.ConfirmSchema)
+@blp.response(200, s.FactorSchema)
+@require_scope("channel")
+def confirm(data: dict[str, Any], customer_id: str, factor_id: str) -> dict[str, Any]:
+    """Activate a pending TOTP factor with its first code."""
+    return svc().confirm(_check_id(customer_id), factor_id, data)
+
+
+@blp.route("/customers/<customer_id>/factors/<factor_id>", methods=["DELETE"])
+@blp.response(204)
+@require_scope("channel")
+def remove_factor(customer_id: str, factor_id: str) -> None:
+    """Remove a factor."""
+    svc().remove_factor(_check_id(customer_id), factor_id)
+
+
+# -- verifications (channel) --------------------------------------------------------------
+@blp.route("/verifications", methods=["POST"])
+@blp.arguments(s.StartSchema)
+@blp.response(201, s.VerificationSchema)
+@blp.alt_response(200, schema=s.VerificationSchema, description="Approved by reusing a session")
+@require_scope("channel")
+def start(data: dict[str, Any]) -> Any:
+    """Start a verification, or reuse a session that already satisfies the policy."""
+    result = svc().start(data)
+    return result.body, result.status
+
+
+@blp.route("/verifications/<verification_id>", methods=["GET"])
+@blp.response(200, s.VerificationSchema)
+@require_scope("channel")
+def get_verification(verification_id: str) -> dict[str, Any]:
+    """The state of a verification."""
+    return svc().get_verification(_check_id(verification_id, "verification_id"))
+
+
+@blp.route("/verifications/<verification_id>/challenges", methods=["POST"])
+@blp.arguments(s.ChallengeSchema)
+@blp.response(200, s.ChallengeOutSchema)
+@require_scope("channel")
+def challenge(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
+    """Send a code (sms/email/voice), choose KBA questions, or submit a document."""
+    return svc().challenge(_check_id(verification_id, "verification_id"), data)
+
+
+@blp.route("/verifications/<verification_id>/checks", methods=["POST"])
+@blp.arguments(s.CheckSchema)
+@blp.response(200, s.VerificationSchema)
+@require_scope("channel")
+def check(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
+    """Check a code or answers; approves and issues the session token when satisfied."""
+    return svc().check(_check_id(verification_id, "verification_id"), data).body
+
+
+@blp.route("/documents/callback", methods=["POST"])
+@blp.response(204)
+@blp.doc(security=[])
+def document_callback() -> None:
+    """A document verifier's result, signed with X-Switchboard-Signature (HMAC-SHA256)."""
+    svc().document_result(
+        request.get_data(),
+        request.headers.get("X-Switchboard-Timestamp", ""),
+        request.headers.get("X-Switchboard-Signature", ""),
+    )
+
+
+# -- sessions ------------------------------------------------------------------------------
+@wk.route("/jwks.json")
+@wk.response(200, s.JwksSchema)
+@wk.doc(security=[])
+def jwks() -> dict[str, Any]:
+    """The public keys session tokens are signed with (newest first)."""
+    return svc().tokens.jwks()
+
+
+@blp.route("/sessions/introspect", methods=["POST"])
+@blp.arguments(s.IntrospectSchema)
+@blp.response(200, s.IntrospectionSchema)
+@require_scope("ivr", "agent", "channel")
+def introspect(data: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7662: whether a session token is active, and its claims."""
+    return svc().introspect(data["token"], data.get("device"))
+
+
+@blp.route("/sessions/revoke", methods=["POST"])
+@blp.arguments(s.TokenSchema)
+@blp.response(200, s.EmptySchema)
+@require_scope("channel", "ivr", "agent", "admin")
+def revoke(data: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7009: revoke a session token (200 even for an unknown token)."""
+    svc().revoke_token(data["token"])
+    return {}
+
+
+@blp.route("/sessions/<sid>", methods=["DELETE"])
+@blp.response(204)
+@require_scope("channel", "agent", "admin")
+def delete_session(sid: str) -> None:
+    """Revoke a session by its id."""
+    svc().revoke_sid(_check_id(sid, "sid"))
+
+
+@blp.route("/customers/<customer_id>/sessions/revoke-all", methods=["POST"])
+@blp.response(200, s.RevokedSchema)
+@require_scope("channel", "admin")
+def revoke_all(customer_id: str) -> dict[str, Any]:
+    """Revoke every session of a customer."""
+    return {"revoked": svc().revoke_all(_check_id(customer_id))}
+
+
+@blp.route("/customers/<customer_id>/verification-status")
+@blp.arguments(s.StatusArgs, location="query")
+@blp.response(200, s.StatusSchema)
+@require_scope("ivr", "agent")
+def verification_status(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
+    """Whether the customer holds an active session satisfying the channel's policy."""
+    return svc().verification_status(_check_id(customer_id), args["channel"], args.get("ani"))
+
+
+# -- devices ------------------------------------------------------------------------------
+@blp.route("/devices/fingerprint", methods=["POST"])
+@blp.arguments(s.FingerprintInSchema)
+@blp.response(200, s.FingerprintSchema)
+@require_scope("channel")
+def fingerprint(data: dict[str, Any]) -> dict[str, Any]:
+    """The keyed fingerprint of a device's normalised signals."""
+    out = svc().fingerprint(data["device"])
+    return {
+        "fingerprint": out["fingerprint"],
+        "components": [f"{k}={v}" for k, v in sorted(out["components"].items())],
+    }
+
+
+@blp.route("/customers/<customer_id>/devices", methods=["GET"])
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, s.DeviceListSchema)
+@require_scope("channel")
+def list_devices(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
+    """The customer's trusted devices."""
+    return _page(svc().devices(_check_id(customer_id)), args, "device_id")
+
+
+@blp.route("/customers/<customer_id>/devices", methods=["POST"])
+@blp.arguments(s.TrustSchema)
+@blp.response(201, s.DeviceOutSchema)
+@require_scope("channel")
+def trust_device(data: dict[str, Any], customer_id: str) -> dict[str, Any]:
+    """Trust the device of an approved verification."""
+    return svc().trust_device(_check_id(customer_id), data["verification_id"])
+
+
+@blp.route("/customers/<customer_id>/devices/<device_id>", methods=["DELETE"])
+@blp.response(204)
+@require_scope("channel")
+def untrust_device(customer_id: str, device_id: str) -> None:
+    """Stop trusting a device."""
+    svc().untrust_device(_check_id(customer_id), device_id)
+
+
+# -- KPIs, export, dev ----------------------------------------------------------------------
+@blp.route("/stats")
+@blp.response(200, s.StatsSchema)
+@require_scope("admin", "agent")
+def stats() -> dict[str, Any]:
+    """Repeat-verification rate, durations p50/p95, success rate per tier and channel."""
+    return svc().stats()
+
+
+@blp.route("/customers/<customer_id>/export")
+@blp.response(200, s.ExportSchema)
+@require_scope("admin")
+def export(customer_id: str) -> dict[str, Any]:
+    """Everything identity holds on a customer, secrets masked (for the CRM's export)."""
+    return svc().export(_check_id(customer_id))
+
+
+@blp.route("/dev/messages")
+@blp.arguments(s.DevMessagesArgs, location="query")
+@blp.response(200, s.DevMessagesSchema)
+@require_scope("admin")
+def dev_messages(args: dict[str, Any]) -> dict[str, Any]:
+    """Dev mode only: the last messages the dev delivery provider 'sent' (404 otherwise)."""
+    outbox = ctx().extras.get("identity_dev_outbox")
+    if outbox is None:
+        raise e.NotFound("the dev outbox exists only in dev mode with the dev provider")
+    return {"items": outbox.messages(args.get("to")), "next_cursor": None}

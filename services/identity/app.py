@@ -5,13 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from prometheus_client import CollectorRegistry, generate_latest
 
 from shared.app import build_app
 from shared.config import Settings
+from shared.redis_conn import connect
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = settings or Settings.from_env(service="identity")
-    from services.identity.api import blp
+    from services.identity.adapters.delivery import DevDelivery
+    from services.identity.api import blp, wk
+    from services.identity.bootstrap import build_service
+    from services.identity.metrics import KpiCollector
 
-    return build_app(settings, title="Switchboard Identity", blueprints=[blp], **overrides)
+    redis = overrides.pop("redis", None) or connect(settings)
+    app = build_app(
+        settings, title="Switchboard Identity", blueprints=[blp, wk], redis=redis, **overrides
+    )
+    sb = app.extensions["sb"]
+    service = build_service(settings, sb.redis, sb.publisher)
+    sb.extras["identity"] = service
+    dev = next(
+        (p for p in map(service.delivery, ("sms", "email", "voice")) if isinstance(p, DevDelivery)),
+        None,
+    )
+    if settings.dev_mode and dev is not None:
+        sb.extras["identity_dev_outbox"] = dev
+    # KPIs are read from Redis at scrape time, so every worker reports the same figures.
+    kpis = CollectorRegistry(auto_describe=False)
+    kpis.register(KpiCollector(service))
+    render = sb.metrics.render
+    sb.metrics.render = lambda: render() + generate_latest(kpis)
+    return app

@@ -10,7 +10,10 @@ IdentityError
  ├── VerificationClosed     409  the verification is already approved, failed or expired
  ├── CustomerLocked         423  too many consecutive failures
  ├── Throttled              429  too many codes sent to one destination
- └── InvalidSignature       401  a provider callback without a valid HMAC
+ ├── InvalidSignature       401  a provider callback without a valid HMAC
+ ├── CodeRejected           400  a wrong code when confirming an enrollment
+ ├── FactorNotAllowed       400  the factor does not count on this channel
+ └── DeviceNotTrustable     409  voice line, flagged fingerprint, unapproved verification
 """
 
 from __future__ import annotations
@@ -68,3 +71,15 @@ class Throttled(IdentityError):
 
 class InvalidSignature(IdentityError):
     pass
+
+
+class CodeRejected(IdentityError):
+    """A confirmation code that does not match (enrollment confirm)."""
+
+
+class FactorNotAllowed(IdentityError):
+    """The factor does not count for this tier on this channel."""
+
+
+class DeviceNotTrustable(IdentityError):
+    """A voice line, a flagged fingerprint, or a verification that was not approved."""

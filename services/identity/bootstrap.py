@@ -1,0 +1,135 @@
+"""The one place real adapters are built and wired (the composition root)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+from services.identity.adapters.delivery import DevDelivery, SmtpDelivery, WebhookDelivery
+from services.identity.adapters.documents import SandboxDocumentVerifier
+from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
+from services.identity.adapters.jwt_tokens import load_pem_keys as _load
+from services.identity.adapters.redis_store import RedisStore
+from services.identity.factors import DELIVERY_GROUP, DOCUMENT_GROUP, load_named, load_registry
+from services.identity.ports import DeliveryProvider
+from services.identity.service import IdentityConfig, IdentityService
+from shared.config import ConfigError, Settings
+
+OTP_CHANNELS = ("sms", "email", "voice")
+
+
+def signing_keys(settings: Settings) -> list[SigningKey]:
+    """IDENTITY_SIGNING_KEYS (PEM text) or IDENTITY_SIGNING_KEY_FILES (paths), oldest first."""
+    text = settings.env.get("IDENTITY_SIGNING_KEYS", "").replace("\\n", "\n")
+    files = [p.strip() for p in settings.env.get("IDENTITY_SIGNING_KEY_FILES", "").split(",")]
+    paths = [Path(p) for p in files if p]
+    if not text.strip() and not paths:
+        if not settings.dev_mode:
+            raise ConfigError("IDENTITY_SIGNING_KEYS or IDENTITY_SIGNING_KEY_FILES is required")
+        paths = dev_key_files(settings.var_dir / "identity" / "keys")
+    try:
+        keys = _load(text) + [k for p in paths for k in _load(p.read_text())]
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"session signing keys cannot be loaded: {exc}") from None
+    if not keys:
+        raise ConfigError("no PEM private key found in the session signing key settings")
+    return keys
+
+
+def qr_png_base64(text: str) -> str:
+    import qrcode
+    from qrcode.image.pure import PyPNGImage  # pure Python: qrcode[png] brings pypng, not PIL
+
+    image = qrcode.make(text, image_factory=PyPNGImage)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def build_delivery(settings: Settings, redis: Any) -> dict[str, DeliveryProvider]:
+    default = settings.str_env("IDENTITY_DELIVERY", "dev" if settings.dev_mode else "")
+    providers: dict[str, DeliveryProvider] = {}
+    for channel in OTP_CHANNELS:
+        name = settings.str_env(f"IDENTITY_DELIVERY_{channel.upper()}", default)
+        if not name:
+            raise ConfigError(
+                f"IDENTITY_DELIVERY (or IDENTITY_DELIVERY_{channel.upper()}) "
+                "is required outside dev mode"
+            )
+        if name == "dev":
+            if not settings.dev_mode:
+                raise ConfigError("the dev delivery provider only runs in dev mode (SB_ENV=dev)")
+            providers[channel] = DevDelivery(redis)
+        elif name == "webhook":
+            url = settings.str_env("IDENTITY_WEBHOOK_URL", "")
+            if not url:
+                raise ConfigError("IDENTITY_WEBHOOK_URL is required by the webhook provider")
+            providers[channel] = WebhookDelivery(
+                url,
+                settings.secret("IDENTITY_WEBHOOK_SECRET").encode(),
+                retries=settings.int_env("IDENTITY_WEBHOOK_RETRIES", 3, minimum=0, maximum=10),
+            )
+        elif name == "smtp":
+            providers[channel] = SmtpDelivery(
+                settings.str_env("IDENTITY_SMTP_HOST", "127.0.0.1"),
+                settings.int_env("IDENTITY_SMTP_PORT", 25, minimum=1, maximum=65535),
+                settings.str_env("IDENTITY_SMTP_FROM", "no-reply@switchboard.local"),
+                starttls=settings.bool_env("IDENTITY_SMTP_STARTTLS", False),
+                username=settings.str_env("IDENTITY_SMTP_USER", ""),
+                password=settings.env.get("IDENTITY_SMTP_PASSWORD", ""),
+            )
+        else:
+            factory = load_named(DELIVERY_GROUP, name)
+            if factory is None:
+                raise ConfigError(f"unknown delivery provider {name!r}")
+            providers[channel] = factory(settings)  # type: ignore[operator]
+    return providers
+
+
+def build_documents(settings: Settings) -> Any:
+    name = settings.str_env("IDENTITY_DOCUMENT_VERIFIER", "sandbox")
+    if name == "sandbox":
+        return SandboxDocumentVerifier(
+            settings.secret("IDENTITY_DOCUMENT_SECRET").encode(),
+            settings.str_env("IDENTITY_DOCUMENT_CALLBACK_URL", ""),
+        )
+    factory = load_named(DOCUMENT_GROUP, name)
+    if factory is None:
+        raise ConfigError(f"unknown document verifier {name!r}")
+    return factory(settings)  # type: ignore[operator]
+
+
+def build_config(settings: Settings) -> IdentityConfig:
+    return IdentityConfig(
+        otp_key=settings.secret("IDENTITY_OTP_KEY").encode(),
+        kba_pepper=settings.secret("IDENTITY_KBA_PEPPER").encode(),
+        fingerprint_key=settings.secret("IDENTITY_FINGERPRINT_KEY").encode(),
+        document_secret=settings.secret("IDENTITY_DOCUMENT_SECRET").encode(),
+        issuer=settings.str_env("IDENTITY_ISSUER", "switchboard-identity"),
+        totp_issuer=settings.str_env("IDENTITY_TOTP_ISSUER", "Switchboard"),
+        otp_lifetime=settings.int_env("IDENTITY_OTP_LIFETIME", 300, minimum=30, maximum=600),
+        kba_iterations=settings.int_env("IDENTITY_KBA_ITERATIONS", 60_000, minimum=1000),
+        risk_max_customers=settings.int_env("IDENTITY_RISK_MAX_CUSTOMERS", 3, minimum=1),
+        throttle_window=settings.int_env("IDENTITY_THROTTLE_WINDOW", 600, minimum=1),
+        throttle_max=settings.int_env("IDENTITY_THROTTLE_MAX", 5, minimum=1),
+        throttle_cooldown=settings.int_env("IDENTITY_THROTTLE_COOLDOWN", 30, minimum=0),
+        dev_mode=settings.dev_mode,
+    )
+
+
+def build_service(settings: Settings, redis: Any, publisher: Any) -> IdentityService:
+    store = RedisStore(redis, publisher)
+    delivery = build_delivery(settings, redis)
+    return IdentityService(
+        store,
+        TokenService(
+            signing_keys(settings), settings.str_env("IDENTITY_ISSUER", "switchboard-identity")
+        ),
+        load_registry(),
+        build_config(settings),
+        delivery=lambda channel: delivery[channel],
+        documents=build_documents(settings),
+        qr=qr_png_base64,
+    )

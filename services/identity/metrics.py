@@ -1,0 +1,55 @@
+"""KPIs on /metrics, read from the shared counters in Redis at scrape time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+
+log = logging.getLogger("sb.identity.metrics")
+
+
+class KpiCollector:
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        try:
+            stats = self.service.stats()
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail on Redis trouble
+            log.warning("identity KPIs unavailable", extra={"error": type(exc).__name__})
+            return
+        requests = GaugeMetricFamily(
+            "sb_identity_verification_requests",
+            "Verification requests by how they were answered",
+            labels=["outcome"],
+        )
+        for outcome, n in stats["requests"].items():
+            requests.add_metric([outcome], n)
+        yield requests
+        rate = stats["repeat_verification_rate"]
+        yield GaugeMetricFamily(
+            "sb_identity_repeat_verification_rate",
+            "Share of requests asked again while a session was active",
+            value=rate if rate is not None else 0.0,
+        )
+        duration = GaugeMetricFamily(
+            "sb_identity_verification_duration_ms",
+            "Start-to-approval duration of recent verifications",
+            labels=["quantile"],
+        )
+        for q in ("p50", "p95"):
+            value = stats["duration_ms"][q]
+            duration.add_metric([q], value if value is not None else 0.0)
+        yield duration
+        success = GaugeMetricFamily(
+            "sb_identity_success_rate",
+            "Approved / finished verifications",
+            labels=["tier", "channel"],
+        )
+        for row in stats["by_tier_channel"]:
+            if row["success_rate"] is not None:
+                success.add_metric([row["tier"], row["channel"]], row["success_rate"])
+        yield success

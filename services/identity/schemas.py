@@ -1,0 +1,279 @@
+"""Marshmallow schemas of the identity API (the only place they live)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from services.identity.domain.kba import MAX_QUESTIONS
+
+ID = validate.Length(min=1, max=128)
+FACTOR = validate.Length(min=1, max=40)
+CHANNEL = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,31}$", error="Channel names are [a-z0-9_-].")
+TIER = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Tier names are [a-z0-9_-].")
+SHORT = validate.Length(max=256)
+
+
+class DeviceSchema(Schema):
+    user_agent = fields.String(validate=validate.Length(max=1024))
+    platform = fields.String(validate=SHORT)
+    ip = fields.String(validate=validate.Length(max=64))
+    ani = fields.String(validate=validate.Length(max=32))
+    app_install_id = fields.String(validate=SHORT)
+    screen = fields.String(validate=validate.Length(max=32))
+    timezone = fields.String(validate=validate.Length(max=64))
+    languages = fields.List(
+        fields.String(validate=validate.Length(max=35)), validate=validate.Length(max=20)
+    )
+    hardware_concurrency = fields.Integer(validate=validate.Range(min=0, max=1024))
+    model = fields.String(validate=SHORT)
+    os = fields.String(validate=SHORT)
+    carrier = fields.String(validate=SHORT)
+    line_type = fields.String(validate=validate.Length(max=32))
+
+
+# -- policies -----------------------------------------------------------------------
+class ChannelRuleSchema(Schema):
+    allowed_factors = fields.List(fields.String(validate=FACTOR), validate=validate.Length(max=20))
+    min_factors = fields.Integer(strict=True)
+    require_possession = fields.Boolean()
+
+
+class PolicySchema(Schema):
+    min_factors = fields.Integer(strict=True, metadata={"example": 2})
+    allowed_factors = fields.List(fields.String(validate=FACTOR), validate=validate.Length(max=20))
+    require_possession = fields.Boolean()
+    trusted_device_counts = fields.Boolean()
+    trusted_device_days = fields.Integer(strict=True)
+    session_ttl_seconds = fields.Integer(strict=True)
+    reuse_across_channels = fields.Boolean()
+    max_attempts = fields.Integer(strict=True)
+    lockout_seconds = fields.Integer(strict=True)
+    channels = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=32)),
+        values=fields.Nested(ChannelRuleSchema),
+        validate=validate.Length(max=20),
+    )
+
+
+class PolicyOutSchema(PolicySchema):
+    tier = fields.String(required=True)
+
+
+class PolicyListSchema(Schema):
+    items = fields.List(fields.Nested(PolicyOutSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class AuditEntrySchema(Schema):
+    id = fields.String(required=True)
+    who = fields.String(required=True)
+    at = fields.String(required=True)
+    tier = fields.String(required=True)
+    action = fields.String(required=True)
+    before = fields.Dict(allow_none=True)
+    after = fields.Dict(allow_none=True)
+
+
+class AuditPageSchema(Schema):
+    items = fields.List(fields.Nested(AuditEntrySchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+# -- factors ------------------------------------------------------------------------
+class EnrollSchema(Schema):
+    type = fields.String(required=True, validate=FACTOR)
+    destination = fields.String(validate=validate.Length(min=1, max=254))
+    answers = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=40)),
+        values=fields.String(validate=validate.Length(max=200)),
+        validate=validate.Length(min=1, max=MAX_QUESTIONS),
+    )
+
+
+class ConfirmSchema(Schema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=12))
+
+
+class FactorSchema(Schema):
+    factor_id = fields.String(required=True)
+    type = fields.String(required=True)
+    status = fields.String(required=True)
+    created_at = fields.String(required=True)
+    destination = fields.String(metadata={"description": "masked"})
+    questions = fields.List(fields.String())
+    secret = fields.String(metadata={"description": "masked in listings, full once at enrollment"})
+    otpauth_uri = fields.String()
+    qr_png = fields.String(metadata={"description": "base64 PNG of the otpauth URI"})
+
+
+class FactorListSchema(Schema):
+    items = fields.List(fields.Nested(FactorSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+# -- verifications ------------------------------------------------------------------
+class StartSchema(Schema):
+    customer_id = fields.String(required=True, validate=ID)
+    channel = fields.String(required=True, validate=CHANNEL)
+    tier = fields.String(validate=TIER)
+    device = fields.Nested(DeviceSchema)
+    session_token = fields.String(validate=validate.Length(min=1, max=8192))
+
+
+class RequiredSchema(Schema):
+    min_factors = fields.Integer(required=True)
+    require_possession = fields.Boolean(required=True)
+
+
+class VerificationSchema(Schema):
+    verification_id = fields.String(required=True)
+    status = fields.String(required=True)
+    tier = fields.String()
+    channel = fields.String()
+    reused = fields.Boolean()
+    required = fields.Nested(RequiredSchema)
+    available_factors = fields.List(fields.String())
+    satisfied_factors = fields.List(fields.String())
+    remaining_attempts = fields.Integer()
+    session_token = fields.String()
+    expires_at = fields.String()
+    sid = fields.String()
+
+
+class ChallengeSchema(Schema):
+    factor = fields.String(required=True, validate=FACTOR)
+    factor_id = fields.String(validate=ID)
+    questions = fields.List(
+        fields.String(validate=validate.Length(max=40)),
+        validate=validate.Length(min=1, max=MAX_QUESTIONS),
+    )
+    document = fields.Dict(metadata={"description": "{type, number, images: [base64]}"})
+
+
+class DeliverySchema(Schema):
+    channel = fields.String(required=True)
+    to = fields.String(required=True)
+
+
+class ChallengeOutSchema(Schema):
+    factor = fields.String(required=True)
+    delivery = fields.Nested(DeliverySchema)
+    expires_at = fields.String()
+    questions = fields.List(fields.String())
+    reference = fields.String()
+    status = fields.String()
+
+
+class CheckSchema(Schema):
+    factor = fields.String(required=True, validate=FACTOR)
+    code = fields.String(validate=validate.Length(min=1, max=12))
+    answers = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=40)),
+        values=fields.String(validate=validate.Length(max=200)),
+        validate=validate.Length(max=MAX_QUESTIONS),
+    )
+
+
+# -- sessions and status ----------------------------------------------------------------
+class TokenSchema(Schema):
+    token = fields.String(required=True, validate=validate.Length(max=8192))
+    token_type_hint = fields.String(validate=validate.Length(max=64))
+
+
+class IntrospectSchema(TokenSchema):
+    device = fields.Nested(DeviceSchema)
+
+
+class IntrospectionSchema(Schema):
+    active = fields.Boolean(required=True)
+    sub = fields.String()
+    sid = fields.String()
+    acr = fields.String()
+    amr = fields.List(fields.String())
+    tier = fields.String()
+    exp = fields.Integer()
+    iat = fields.Integer()
+    chn = fields.String()
+    iss = fields.String()
+    token_type = fields.String()
+
+
+class EmptySchema(Schema):
+    pass
+
+
+class RevokedSchema(Schema):
+    revoked = fields.Integer(required=True)
+
+
+class StatusArgs(Schema):
+    channel = fields.String(required=True, validate=CHANNEL)
+    ani = fields.String(validate=validate.Length(max=32))
+
+
+class StatusSchema(Schema):
+    verified = fields.Boolean(required=True)
+    level = fields.String(required=True)
+    factors = fields.List(fields.String(), required=True)
+    expires_at = fields.String(allow_none=True, required=True)
+    sid = fields.String(allow_none=True, required=True)
+
+
+class JwksSchema(Schema):
+    keys = fields.List(fields.Dict(), required=True)
+
+
+# -- devices ------------------------------------------------------------------------
+class FingerprintInSchema(Schema):
+    device = fields.Nested(DeviceSchema, required=True)
+
+
+class FingerprintSchema(Schema):
+    fingerprint = fields.String(required=True)
+    components = fields.List(fields.String(), required=True)
+
+
+class TrustSchema(Schema):
+    verification_id = fields.String(required=True, validate=ID)
+
+
+class DeviceOutSchema(Schema):
+    device_id = fields.String(required=True)
+    fingerprint = fields.String(required=True)
+    kind = fields.String(required=True)
+    trusted_at = fields.String(required=True)
+    expires_at = fields.String(required=True)
+    flagged = fields.Boolean(required=True)
+
+
+class DeviceListSchema(Schema):
+    items = fields.List(fields.Nested(DeviceOutSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+# -- stats, export, dev -----------------------------------------------------------------
+class StatsSchema(Schema):
+    requests = fields.Dict(keys=fields.String(), values=fields.Integer())
+    repeat_verification_rate = fields.Float(allow_none=True)
+    reuse_rate = fields.Float(allow_none=True)
+    duration_ms = fields.Dict()
+    by_tier_channel = fields.List(fields.Dict())
+
+
+class ExportSchema(Schema):
+    customer_id = fields.String(required=True)
+    profile = fields.Dict(allow_none=True)
+    factors = fields.List(fields.Dict(), required=True)
+    devices = fields.List(fields.Dict(), required=True)
+    sessions = fields.List(fields.Dict(), required=True)
+    verifications = fields.List(fields.Dict(), required=True)
+    locked_for_seconds = fields.Integer()
+
+
+class DevMessagesArgs(Schema):
+    to = fields.String(validate=validate.Length(max=254))
+
+
+class DevMessagesSchema(Schema):
+    items = fields.List(fields.Dict(), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)

@@ -1,0 +1,895 @@
+"""Identity use cases. Ports come in as arguments; the rules live in ``domain``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from services.identity.domain import fingerprint as fpr
+from services.identity.domain.errors import (
+    CodeRejected,
+    CustomerLocked,
+    DeviceNotTrustable,
+    EnrollmentInvalid,
+    FactorNotAllowed,
+    FactorNotChallengeable,
+    InvalidSignature,
+    NotFound,
+    PolicyInvalid,
+    PolicyProtected,
+    Throttled,
+    VerificationClosed,
+)
+from services.identity.domain.factors import Attempt, FactorRecord, FactorRegistry
+from services.identity.domain.policy import (
+    DEFAULT_POLICY,
+    DEFAULT_TIER,
+    TIER_NAME,
+    Decision,
+    TierPolicy,
+    evaluate,
+    parse_policy,
+)
+from services.identity.domain.session import SessionClaims, reuse_decision
+from services.identity.ports import DeliveryProvider, DocumentVerifier, Store, Tokens
+from shared.events import Event
+
+SOURCE = "identity"
+CALLBACK_MAX_SKEW = 300
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    otp_key: bytes
+    kba_pepper: bytes
+    fingerprint_key: bytes
+    document_secret: bytes
+    issuer: str = "switchboard-identity"
+    totp_issuer: str = "Switchboard"
+    otp_lifetime: int = 300
+    kba_iterations: int = 60_000
+    risk_max_customers: int = 3
+    throttle_window: int = 600
+    throttle_max: int = 5
+    throttle_cooldown: int = 30
+    dev_mode: bool = False
+
+
+@dataclass
+class Result:
+    """A use case's answer: the body, and the HTTP status it stands for."""
+
+    body: dict[str, Any]
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _Env:
+    """The ``FactorEnv`` plugins get: the service's ports, nothing more."""
+
+    def __init__(self, service: IdentityService) -> None:
+        self.s = service
+
+    def now(self) -> float:
+        return self.s.clock()
+
+    def secret_key(self, purpose: str) -> bytes:
+        return {"otp": self.s.config.otp_key, "kba": self.s.config.kba_pepper}.get(
+            purpose, hmac.new(self.s.config.otp_key, purpose.encode(), hashlib.sha256).digest()
+        )
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        return getattr(self.s.config, name, default)
+
+    def accept_step(self, factor_id: str, step: int) -> bool:
+        return self.s.store.accept_step(factor_id, step)
+
+    def store_code(self, verification_id: str, factor: str, record: Any, ttl: int) -> None:
+        self.s.store.store_code(verification_id, factor, record, ttl)
+
+    def peek_code(self, verification_id: str, factor: str) -> Any:
+        return self.s.store.peek_code(verification_id, factor)
+
+    def consume_code(self, verification_id: str, factor: str, digest: str) -> bool:
+        return self.s.store.consume_code(verification_id, factor, digest)
+
+    def throttle(self, destination: str) -> None:
+        c = self.s.config
+        key = hmac.new(c.otp_key, destination.encode(), hashlib.sha256).hexdigest()[:32]
+        wait = self.s.store.throttle(key, c.throttle_window, c.throttle_max, c.throttle_cooldown)
+        if wait > 0:
+            raise Throttled(wait, "too many codes were sent to this destination; wait")
+
+    def deliver(self, channel: str, destination: str, message: str, meta: Mapping[str, Any]) -> str:
+        return self.s.delivery(channel).send(channel, destination, message, meta)
+
+    def qr_png_base64(self, text: str) -> str:
+        return self.s.qr(text) if self.s.qr else ""
+
+    def submit_document(self, verification_id: str, document: Mapping[str, Any]) -> str:
+        if self.s.documents is None:
+            raise FactorNotChallengeable("no document verifier is configured")
+        reference = self.s.documents.submit(verification_id, document)
+        self.s.store.put_ref("doc", reference, verification_id, 86400)
+        return reference
+
+
+class IdentityService:
+    def __init__(
+        self,
+        store: Store,
+        tokens: Tokens,
+        registry: FactorRegistry,
+        config: IdentityConfig,
+        *,
+        delivery: Callable[[str], DeliveryProvider],
+        documents: DocumentVerifier | None = None,
+        qr: Callable[[str], str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store, self.tokens, self.registry, self.config = store, tokens, registry, config
+        self.delivery, self.documents, self.qr, self.clock = delivery, documents, qr, clock
+        self.env = _Env(self)
+        self.possession = registry.possession_types()
+
+    def _event(self, type_: str, **data: Any) -> Event:
+        return Event.new(type_, data, source=SOURCE)
+
+    # == policies =============================================================
+    def policy(self, tier: str) -> TierPolicy:
+        raw = self.store.get_policy(tier) or (
+            self.store.get_policy(DEFAULT_TIER) if tier != DEFAULT_TIER else None
+        )
+        return parse_policy(raw, self.registry.types()) if raw else DEFAULT_POLICY
+
+    def policies(self) -> list[dict[str, Any]]:
+        stored = self.store.list_policies()
+        stored.setdefault(DEFAULT_TIER, DEFAULT_POLICY.to_dict())
+        return [{"tier": t, **stored[t]} for t in sorted(stored)]
+
+    def get_policy(self, tier: str) -> dict[str, Any]:
+        raw = self.store.get_policy(tier)
+        if raw is None:
+            if tier != DEFAULT_TIER:
+                raise NotFound(f"no policy for tier {tier!r}")
+            raw = DEFAULT_POLICY.to_dict()
+        return {"tier": tier, **raw}
+
+    def put_policy(self, tier: str, data: Mapping[str, Any], who: str) -> Result:
+        if not TIER_NAME.match(tier):
+            raise PolicyInvalid({"tier": ["tier names are [a-z0-9][a-z0-9_-]{0,39}"]})
+        policy = parse_policy(data, self.registry.types()).to_dict()
+        before = self.store.get_policy(tier)
+        now = self.clock()
+        audit = {
+            "who": who,
+            "at": iso(now),
+            "tier": tier,
+            "action": "put",
+            "before": before,
+            "after": policy,
+        }
+        event = self._event("identity.policy.changed", tier=tier, action="put", changed_by=who)
+        self.store.save_policy(tier, policy, audit, [event])
+        return Result({"tier": tier, **policy}, 201 if before is None else 200)
+
+    def delete_policy(self, tier: str, who: str) -> None:
+        if tier == DEFAULT_TIER:
+            raise PolicyProtected("the default tier always exists and cannot be deleted")
+        before = self.store.get_policy(tier)
+        if before is None:
+            raise NotFound(f"no policy for tier {tier!r}")
+        audit = {
+            "who": who,
+            "at": iso(self.clock()),
+            "tier": tier,
+            "action": "delete",
+            "before": before,
+            "after": None,
+        }
+        event = self._event("identity.policy.changed", tier=tier, action="delete", changed_by=who)
+        self.store.save_policy(tier, None, audit, [event])
+
+    def tier_of(self, cid: str, hint: str | None) -> str:
+        projected = self.store.profile(cid).get("tier")
+        for tier in (projected, hint):
+            if tier and TIER_NAME.match(tier):
+                return tier
+        return DEFAULT_TIER
+
+    # == factors ==============================================================
+    @staticmethod
+    def _view(record: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "factor_id": record["factor_id"],
+            "type": record["type"],
+            "status": record["status"],
+            "created_at": iso(record["created_at"]),
+            **record.get("public", {}),
+        }
+
+    def enroll(self, cid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        factor_type = str(params.get("type", ""))
+        plugin = self.registry.get(factor_type)
+        if not plugin.enrollable:
+            raise EnrollmentInvalid(
+                f"{factor_type} is not enrolled through this endpoint",
+                {"type": [f"{factor_type} cannot be enrolled."]},
+            )
+        enrollment = plugin.enroll(self.env, cid, params)
+        record = {
+            "factor_id": new_id("f"),
+            "type": factor_type,
+            "status": enrollment.status,
+            "created_at": self.clock(),
+            "data": enrollment.data,
+            "public": enrollment.public,
+        }
+        events = []
+        if enrollment.status == "active":
+            events.append(
+                self._event(
+                    "identity.factor.enrolled",
+                    customer_id=cid,
+                    factor_id=record["factor_id"],
+                    type=factor_type,
+                )
+            )
+        self.store.save_factor(cid, record, events)
+        return {**self._view(record), **enrollment.response}
+
+    def confirm(self, cid: str, fid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        raw = self.store.factor(cid, fid)
+        if raw is None:
+            raise NotFound("no such factor")
+        if raw["status"] == "active":
+            return self._view(raw)
+        plugin = self.registry.get(raw["type"])
+        if not plugin.confirm(self.env, FactorRecord(**raw), params):
+            raise CodeRejected("the code does not match; try the current code")
+        raw["status"] = "active"
+        event = self._event(
+            "identity.factor.enrolled", customer_id=cid, factor_id=fid, type=raw["type"]
+        )
+        self.store.save_factor(cid, raw, [event])
+        return self._view(raw)
+
+    def list_factors(self, cid: str) -> list[dict[str, Any]]:
+        return [self._view(r) for r in self.store.factors(cid)]
+
+    def remove_factor(self, cid: str, fid: str) -> None:
+        raw = self.store.factor(cid, fid)
+        if raw is None:
+            raise NotFound("no such factor")
+        event = self._event(
+            "identity.factor.removed", customer_id=cid, factor_id=fid, type=raw["type"]
+        )
+        self.store.delete_factor(cid, fid, [event])
+
+    # == devices ==============================================================
+    def fingerprint(self, device: Mapping[str, Any]) -> dict[str, Any]:
+        components = fpr.normalise(device)
+        return {
+            "fingerprint": fpr.fingerprint(self.config.fingerprint_key, components),
+            "components": components,
+        }
+
+    def _trusted_device(self, cid: str, policy: TierPolicy, seen: dict[str, Any] | None) -> bool:
+        if seen is None or not fpr.is_authenticator(seen["components"]):
+            return False
+        if self.store.is_flagged(seen["fingerprint"]):
+            return False
+        horizon = self.clock() - policy.trusted_device_days * 86400
+        return any(
+            d["trusted_at"] >= horizon and fpr.same_device(d["components"], seen["components"])
+            for d in self.store.devices(cid)
+        )
+
+    def _see_device(self, cid: str, device: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if not device:
+            return None
+        seen = self.fingerprint(device)
+        count = self.store.see_fingerprint(seen["fingerprint"], cid, self.clock())
+        if count > self.config.risk_max_customers and self.store.flag(seen["fingerprint"]):
+            self.store.publish(
+                [
+                    self._event(
+                        "identity.device.flagged",
+                        fingerprint=seen["fingerprint"],
+                        customers=count,
+                        kind=seen["components"].get("kind", ""),
+                    )
+                ]
+            )
+        return seen
+
+    def _device_view(self, d: Mapping[str, Any], policy: TierPolicy) -> dict[str, Any]:
+        return {
+            "device_id": d["device_id"],
+            "fingerprint": d["fingerprint"],
+            "kind": d["components"].get("kind", ""),
+            "trusted_at": iso(d["trusted_at"]),
+            "expires_at": iso(d["trusted_at"] + policy.trusted_device_days * 86400),
+            "flagged": self.store.is_flagged(d["fingerprint"]),
+        }
+
+    def devices(self, cid: str) -> list[dict[str, Any]]:
+        policy = self.policy(self.tier_of(cid, None))
+        return [self._device_view(d, policy) for d in self.store.devices(cid)]
+
+    def trust_device(self, cid: str, vid: str) -> dict[str, Any]:
+        v = self.store.verification(vid)
+        if v is None or v["customer_id"] != cid:
+            raise NotFound("no such verification for this customer")
+        if v["status"] != "approved":
+            raise DeviceNotTrustable("only the device of an approved verification can be trusted")
+        seen = v.get("device")
+        if not seen:
+            raise DeviceNotTrustable("the verification carried no device")
+        if not fpr.is_authenticator(seen["components"]):
+            raise DeviceNotTrustable("a phone line (ANI) is never trusted as a device")
+        if self.store.is_flagged(seen["fingerprint"]):
+            raise DeviceNotTrustable("this device is flagged as shared between customers")
+        device = {
+            "device_id": "d-" + seen["fingerprint"][:24],
+            "fingerprint": seen["fingerprint"],
+            "components": seen["components"],
+            "trusted_at": self.clock(),
+            "verification_id": vid,
+        }
+        event = self._event(
+            "identity.device.trusted", customer_id=cid, device_id=device["device_id"]
+        )
+        self.store.save_device(cid, device, [event])
+        return self._device_view(device, self.policy(v["tier"]))
+
+    def untrust_device(self, cid: str, device_id: str) -> None:
+        event = self._event("identity.device.untrusted", customer_id=cid, device_id=device_id)
+        if not self.store.delete_device(cid, device_id, [event]):
+            raise NotFound("no such device")
+
+    # == verifications ========================================================
+    def _reusable(
+        self, cid: str, policy: TierPolicy, channel: str, token: str | None, trusted: bool
+    ) -> tuple[dict[str, Any] | None, Decision | None, bool]:
+        """(session, what it is worth here, an active session existed)."""
+        candidates: list[dict[str, Any]] = []
+        if token:
+            claims = self.tokens.verify(token)
+            if claims and claims.get("sub") == cid:
+                session = self.store.session(str(claims["sid"]))
+                if session and session["customer_id"] == cid:
+                    candidates.append(session)
+        if not candidates:
+            candidates = self.store.sessions_of(cid)
+            if not trusted:  # without a token only a trusted device may pick a session up
+                return None, None, bool(candidates)
+        best: tuple[dict[str, Any] | None, Decision | None] = (None, None)
+        for session in sorted(candidates, key=lambda s: -len(s["amr"])):
+            decision = reuse_decision(
+                policy, channel, tuple(session["amr"]), session["chn"], self.possession
+            )
+            if decision is None:
+                continue
+            if decision.approved:
+                return session, decision, True
+            if best[1] is None or len(decision.counted) > len(best[1].counted):
+                best = (session, decision)
+        return best[0], best[1], bool(candidates)
+
+    def start(self, cmd: Mapping[str, Any]) -> Result:
+        cid, channel = cmd["customer_id"], cmd["channel"]
+        tier = self.tier_of(cid, cmd.get("tier"))
+        policy = self.policy(tier)
+        now = self.clock()
+        seen = self._see_device(cid, cmd.get("device"))
+        trusted = self._trusted_device(cid, policy, seen)
+        session, carried, had_session = self._reusable(
+            cid, policy, channel, cmd.get("session_token"), trusted
+        )
+        vid = new_id("v")
+        started = self._event(
+            "identity.verification.started",
+            verification_id=vid,
+            customer_id=cid,
+            channel=channel,
+            tier=tier,
+        )
+        if session is not None and carried is not None and carried.approved:
+            return self._reuse(vid, cid, channel, tier, session, seen, started, now)
+        self.store.count(**({"asked_again": 1} if had_session else {"fresh": 1}))
+        satisfied = list(carried.counted) if carried else []
+        decision = evaluate(policy, channel, satisfied, trusted, self.possession)
+        fields = {
+            "customer_id": cid,
+            "channel": channel,
+            "tier": tier,
+            "status": "pending",
+            "created_at": now,
+            "sid": new_id("s"),
+            "device": seen,
+            "trusted_device": trusted,
+            "challenges": {},
+            "reused": False,
+        }
+        sat = [f for f in decision.counted if f != "trusted_device"]
+        self.store.create_verification(vid, fields, sat, [started])
+        if decision.approved:  # a trusted device alone may satisfy a one-factor tier
+            return self._approve(vid, {**fields, "satisfied": sat}, policy, decision, status=201)
+        return Result(self._pending_body(vid, fields, policy, decision), 201)
+
+    def _reuse(
+        self,
+        vid: str,
+        cid: str,
+        channel: str,
+        tier: str,
+        session: dict[str, Any],
+        seen: dict[str, Any] | None,
+        started: Event,
+        now: float,
+    ) -> Result:
+        claims = SessionClaims(
+            iss=self.config.issuer,
+            sub=cid,
+            sid=session["sid"],
+            iat=int(now),
+            exp=int(session["exp"]),
+            amr=tuple(session["amr"]),
+            tier=session["tier"],
+            chn=session["chn"],
+            fingerprint=(seen or {}).get("fingerprint", ""),
+        )
+        token = self.tokens.sign(claims.to_jwt())
+        approved = self._event(
+            "identity.verification.approved",
+            verification_id=vid,
+            customer_id=cid,
+            channel=channel,
+            tier=tier,
+            factors=list(session["amr"]),
+            sid=session["sid"],
+            reused=True,
+        )
+        fields = {
+            "customer_id": cid,
+            "channel": channel,
+            "tier": tier,
+            "status": "approved",
+            "created_at": now,
+            "sid": session["sid"],
+            "device": seen,
+            "trusted_device": False,
+            "challenges": {},
+            "reused": True,
+            "expires_at": session["exp"],
+        }
+        self.store.create_verification(vid, fields, session["amr"], [started, approved])
+        self.store.record_outcome("reused", None)
+        self.store.count(**{f"approved:{tier}:{channel}": 1, f"started:{tier}:{channel}": 1})
+        return Result(
+            {
+                "verification_id": vid,
+                "status": "approved",
+                "reused": True,
+                "tier": tier,
+                "session_token": token,
+                "expires_at": iso(session["exp"]),
+                "sid": session["sid"],
+                "satisfied_factors": list(session["amr"]),
+            },
+            200,
+        )
+
+    def _pending_body(
+        self, vid: str, v: Mapping[str, Any], policy: TierPolicy, decision: Decision
+    ) -> dict[str, Any]:
+        req = policy.requirement(v["channel"])
+        enrolled = {
+            f["type"] for f in self.store.factors(v["customer_id"]) if f["status"] == "active"
+        }
+        available = [
+            f
+            for f in decision.candidates
+            if f in self.registry and (f in enrolled or not self.registry.get(f).enrollable)
+        ]
+        return {
+            "verification_id": vid,
+            "status": v.get("status", "pending"),
+            "tier": v["tier"],
+            "channel": v["channel"],
+            "required": {
+                "min_factors": req.min_factors,
+                "require_possession": req.require_possession,
+            },
+            "available_factors": available,
+            "satisfied_factors": list(decision.counted),
+        }
+
+    def _load(self, vid: str) -> tuple[dict[str, Any], TierPolicy]:
+        v = self.store.verification(vid)
+        if v is None:
+            raise NotFound("no such verification (it may have expired)")
+        return v, self.policy(v["tier"])
+
+    def _decide(self, v: Mapping[str, Any], policy: TierPolicy) -> Decision:
+        return evaluate(policy, v["channel"], v["satisfied"], v["trusted_device"], self.possession)
+
+    def _approve(
+        self, vid: str, v: dict[str, Any], policy: TierPolicy, decision: Decision, status: int = 200
+    ) -> Result:
+        now = self.clock()
+        cid, sid = v["customer_id"], v["sid"]
+        exp = int(now) + policy.session_ttl_seconds
+        seen = v.get("device") or {}
+        session = {
+            "sid": sid,
+            "customer_id": cid,
+            "tier": v["tier"],
+            "chn": v["channel"],
+            "amr": list(decision.counted),
+            "iat": int(now),
+            "exp": exp,
+            "fingerprint": seen.get("fingerprint", ""),
+            "verification_id": vid,
+        }
+        first = self.store.claim_once(f"approved:{vid}", 3600)
+        events = []
+        if first:
+            events = [
+                self._event(
+                    "identity.verification.approved",
+                    verification_id=vid,
+                    customer_id=cid,
+                    channel=v["channel"],
+                    tier=v["tier"],
+                    factors=list(decision.counted),
+                    sid=sid,
+                    reused=False,
+                ),
+                self._event("identity.session.issued", sid=sid, customer_id=cid),
+            ]
+        self.store.save_session(session, policy.session_ttl_seconds, events)
+        self.store.update_verification(vid, {"status": "approved", "expires_at": exp})
+        if first:
+            self.store.record_outcome(
+                f"approved:{v['tier']}:{v['channel']}", (now - v["created_at"]) * 1000
+            )
+            self.store.count(**{f"started:{v['tier']}:{v['channel']}": 1})
+        claims = SessionClaims(
+            iss=self.config.issuer,
+            sub=cid,
+            sid=sid,
+            iat=int(now),
+            exp=exp,
+            amr=tuple(decision.counted),
+            tier=v["tier"],
+            chn=v["channel"],
+            fingerprint=session["fingerprint"],
+        )
+        return Result(
+            {
+                "verification_id": vid,
+                "status": "approved",
+                "reused": False,
+                "tier": v["tier"],
+                "satisfied_factors": list(decision.counted),
+                "remaining_attempts": max(0, policy.max_attempts - v.get("attempts", 0)),
+                "session_token": self.tokens.sign(claims.to_jwt()),
+                "expires_at": iso(exp),
+                "sid": sid,
+            },
+            status,
+        )
+
+    def _open(self, vid: str) -> tuple[dict[str, Any], TierPolicy]:
+        v, policy = self._load(vid)
+        retry = self.store.lock_remaining(v["customer_id"])
+        if retry:
+            raise CustomerLocked(retry)
+        if v["status"] != "pending":
+            raise VerificationClosed(f"the verification is {v['status']}")
+        return v, policy
+
+    def _factor_for(self, v: Mapping[str, Any], policy: TierPolicy, factor: str) -> Any:
+        plugin = self.registry.get(factor)
+        if factor not in policy.requirement(v["channel"]).allowed_factors:
+            raise FactorNotAllowed(f"{factor} does not count for this tier on {v['channel']}")
+        if factor == "trusted_device":
+            raise FactorNotAllowed("a trusted device is recognised from the request's device")
+        return plugin
+
+    def _records(self, cid: str, factor: str) -> list[FactorRecord]:
+        return [
+            FactorRecord(**r)
+            for r in self.store.factors(cid)
+            if r["type"] == factor and r["status"] == "active"
+        ]
+
+    def challenge(self, vid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        v, policy = self._open(vid)
+        factor = params["factor"]
+        plugin = self._factor_for(v, policy, factor)
+        records = self._records(v["customer_id"], factor)
+        if plugin.enrollable and not records:
+            raise FactorNotChallengeable(f"no active {factor} factor is enrolled")
+        attempt = Attempt(vid, v["customer_id"], v["channel"], params)
+        public, state = plugin.challenge(self.env, attempt, records)
+        self.store.update_verification(vid, {"challenges": {**v["challenges"], factor: state}})
+        if isinstance(public.get("expires_at"), int | float):
+            public["expires_at"] = iso(public["expires_at"])
+        return public
+
+    def check(self, vid: str, params: Mapping[str, Any]) -> Result:
+        v, policy = self._open(vid)
+        cid, factor = v["customer_id"], params["factor"]
+        plugin = self._factor_for(v, policy, factor)
+        granted, remaining, retry = self.store.reserve_attempt(vid, cid, policy.max_attempts)
+        if not granted:
+            self._lock(vid, v, policy)
+            raise CustomerLocked(retry)
+        attempt = Attempt(vid, cid, v["channel"], params, v["challenges"].get(factor, {}))
+        ok = False
+        try:
+            ok = bool(plugin.check(self.env, attempt, self._records(cid, factor)))
+        finally:
+            locked, remaining = self.store.settle_attempt(
+                vid, cid, ok, policy.max_attempts, policy.lockout_seconds
+            )
+        if ok:
+            v["satisfied"] = self.store.update_verification(vid, {}, [factor])
+            decision = self._decide(v, policy)
+            if decision.approved:
+                return self._approve(vid, v, policy, decision)
+        else:
+            decision = self._decide(v, policy)
+            if locked:
+                self._lock(vid, v, policy)
+                return Result(
+                    {
+                        "verification_id": vid,
+                        "status": "locked",
+                        "satisfied_factors": list(decision.counted),
+                        "remaining_attempts": 0,
+                    }
+                )
+        return Result(
+            {
+                "verification_id": vid,
+                "status": "pending",
+                "satisfied_factors": list(decision.counted),
+                "remaining_attempts": remaining,
+                "available_factors": self._pending_body(vid, v, policy, decision)[
+                    "available_factors"
+                ],
+            }
+        )
+
+    def _lock(self, vid: str, v: Mapping[str, Any], policy: TierPolicy) -> None:
+        if self.store.claim_once(f"locked:{vid}", 3600):
+            event = self._event(
+                "identity.verification.locked",
+                verification_id=vid,
+                customer_id=v["customer_id"],
+                channel=v["channel"],
+                reason="too_many_attempts",
+            )
+            self.store.update_verification(vid, {"status": "locked"}, events=[event])
+            self.store.record_outcome(f"locked:{v['tier']}:{v['channel']}", None)
+            self.store.count(**{f"started:{v['tier']}:{v['channel']}": 1})
+
+    def get_verification(self, vid: str) -> dict[str, Any]:
+        v, policy = self._load(vid)
+        decision = self._decide(v, policy)
+        body = self._pending_body(vid, v, policy, decision)
+        body["remaining_attempts"] = max(0, min(policy.max_attempts, 100) - v["attempts"])
+        body["reused"] = bool(v.get("reused"))
+        if v["status"] == "approved":
+            body["satisfied_factors"] = (
+                v["satisfied"] if v.get("reused") else list(decision.counted)
+            )
+            body["available_factors"] = []
+            body["sid"] = v["sid"]
+            body["expires_at"] = iso(v["expires_at"])
+        return body
+
+    def document_result(self, raw: bytes, timestamp: str, signature: str) -> None:
+        from services.identity.adapters.delivery import sign_body
+
+        expected = sign_body(self.config.document_secret, timestamp, raw)
+        if not hmac.compare_digest(expected, signature or ""):
+            raise InvalidSignature("the callback signature is not valid")
+        try:
+            skew = abs(self.clock() - int(timestamp))
+            body = json.loads(raw)
+            reference, result = str(body["reference"]), str(body["result"])
+        except (ValueError, KeyError, TypeError):
+            raise InvalidSignature("the callback is malformed") from None
+        if skew > CALLBACK_MAX_SKEW or result not in ("approved", "rejected"):
+            raise InvalidSignature("the callback is stale or malformed")
+        vid = self.store.get_ref("doc", reference)
+        v = self.store.verification(vid) if vid else None
+        if v is None:
+            raise NotFound("no verification waits for this document")
+        state = {**v["challenges"].get("document", {}), "result": result}
+        self.store.update_verification(vid, {"challenges": {**v["challenges"], "document": state}})
+
+    # == sessions =============================================================
+    def _active(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        claims = self.tokens.verify(token)
+        if claims is None:
+            return None
+        session = self.store.session(str(claims["sid"]))
+        if session is None or session["customer_id"] != claims["sub"]:
+            return None
+        return claims, session
+
+    def introspect(self, token: str, device: Mapping[str, Any] | None) -> dict[str, Any]:
+        found = self._active(token)
+        if found is None:
+            return {"active": False}
+        claims, session = found
+        if device and claims.get("cnf", {}).get("fp"):
+            presented = self.fingerprint(device)
+            if presented["fingerprint"] != claims["cnf"]["fp"]:
+                return {"active": False}
+        return {
+            "active": True,
+            "sub": claims["sub"],
+            "sid": claims["sid"],
+            "acr": claims["acr"],
+            "amr": claims["amr"],
+            "tier": claims["tier"],
+            "exp": claims["exp"],
+            "chn": claims["chn"],
+            "iss": claims["iss"],
+            "iat": claims["iat"],
+            "token_type": "sb-session+jwt",
+        }
+
+    def _revoked(self, session: dict[str, Any]) -> list[Event]:
+        return [
+            self._event(
+                "identity.session.revoked", sid=session["sid"], customer_id=session["customer_id"]
+            )
+        ]
+
+    def revoke_token(self, token: str) -> None:
+        claims = self.tokens.verify(token)
+        if claims is not None:
+            self.store.revoke_session(str(claims["sid"]), self._revoked)
+
+    def revoke_sid(self, sid: str) -> None:
+        if self.store.revoke_session(sid, self._revoked) is None:
+            raise NotFound("no active session with this id")
+
+    def revoke_all(self, cid: str) -> int:
+        return sum(
+            self.store.revoke_session(s["sid"], self._revoked) is not None
+            for s in self.store.sessions_of(cid)
+        )
+
+    def verification_status(self, cid: str, channel: str, ani: str | None) -> dict[str, Any]:
+        not_verified = {
+            "verified": False,
+            "level": "0",
+            "factors": [],
+            "expires_at": None,
+            "sid": None,
+        }
+        if ani:
+            components = fpr.normalise({"ani": ani})
+            if self.store.is_flagged(fpr.fingerprint(self.config.fingerprint_key, components)):
+                return not_verified  # a calling number shared by many customers proves nothing
+        policy = self.policy(self.tier_of(cid, None))
+        best = None
+        for session in self.store.sessions_of(cid):
+            decision = reuse_decision(
+                policy, channel, tuple(session["amr"]), session["chn"], self.possession
+            )
+            if (
+                decision is not None
+                and decision.approved
+                and (best is None or session["exp"] > best[0]["exp"])
+            ):
+                best = (session, decision)
+        if best is None:
+            return not_verified
+        session, decision = best
+        return {
+            "verified": True,
+            "level": decision.acr,
+            "factors": list(session["amr"]),
+            "expires_at": iso(session["exp"]),
+            "sid": session["sid"],
+        }
+
+    # == KPIs, export, erasure =================================================
+    def stats(self) -> dict[str, Any]:
+        counters, durations = self.store.stats()
+        reused, asked = counters.get("reused", 0), counters.get("asked_again", 0)
+        by: dict[tuple[str, str], dict[str, int]] = {}
+        for name, value in counters.items():
+            parts = name.split(":")
+            if len(parts) == 3:
+                by.setdefault((parts[1], parts[2]), {})[parts[0]] = value
+        ordered = sorted(durations)
+
+        def pct(p: float) -> float | None:
+            if not ordered:
+                return None
+            return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+        return {
+            "requests": {"reused": reused, "asked_again": asked, "fresh": counters.get("fresh", 0)},
+            "repeat_verification_rate": (asked / (asked + reused)) if asked + reused else None,
+            "reuse_rate": (reused / (asked + reused)) if asked + reused else None,
+            "duration_ms": {"p50": pct(50), "p95": pct(95), "samples": len(ordered)},
+            "by_tier_channel": [
+                {
+                    "tier": tier,
+                    "channel": channel,
+                    "started": c.get("started", 0),
+                    "approved": c.get("approved", 0),
+                    "locked": c.get("locked", 0),
+                    "success_rate": (c.get("approved", 0) / c["started"])
+                    if c.get("started")
+                    else None,
+                }
+                for (tier, channel), c in sorted(by.items())
+            ],
+        }
+
+    def export(self, cid: str) -> dict[str, Any]:
+        verifications = []
+        for vid in self.store.verification_ids(cid):
+            v = self.store.verification(vid)
+            if v:
+                verifications.append(
+                    {
+                        "verification_id": vid,
+                        "channel": v["channel"],
+                        "tier": v["tier"],
+                        "status": v["status"],
+                        "created_at": iso(v["created_at"]),
+                        "satisfied_factors": v["satisfied"],
+                        "reused": bool(v.get("reused")),
+                    }
+                )
+        return {
+            "customer_id": cid,
+            "profile": self.store.profile(cid) or None,
+            "factors": self.list_factors(cid),
+            "devices": [
+                {**view, "components": {k: v for k, v in d["components"].items()}}
+                for d, view in zip(self.store.devices(cid), self.devices(cid), strict=True)
+            ],
+            "sessions": [
+                {
+                    "sid": s["sid"],
+                    "channel": s["chn"],
+                    "tier": s["tier"],
+                    "factors": s["amr"],
+                    "issued_at": iso(s["iat"]),
+                    "expires_at": iso(s["exp"]),
+                }
+                for s in self.store.sessions_of(cid)
+            ],
+            "verifications": verifications,
+            "locked_for_seconds": self.store.lock_remaining(cid),
+        }
