@@ -13,8 +13,9 @@ Delivery is at least once. A consumer
 - moves an entry delivered ``max_deliveries`` times without success to
   ``sb:dead:<stream>`` with its last error, so the stream keeps flowing.
 
-Round trips per batch: one read, one pipelined ``MGET`` of processed markers,
-one pipelined ``SET``s + ``XACK``; failures cost extra only when they happen.
+Round trips per batch: one check of the processed ids (a script),
+and one pipeline that carries the previous batch's ``SADD`` + ``XACK`` and the
+next read; failures cost extra only when they happen.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis as redis_lib
@@ -65,33 +66,46 @@ class AlreadyProcessed(Exception):
     """Raised out of ``Delivery.atomic`` when a concurrent duplicate won the race."""
 
 
-@dataclass
 class Delivery:
     """One stream entry handed to a handler."""
 
-    stream: str
-    entry_id: str
-    event: Event
-    deliveries: int
-    redis: Any
-    processed_key: str
-    processed_ttl: int
-    recorded: bool = False
+    __slots__ = ("stream", "entry_id", "event", "deliveries", "redis", "consumer", "recorded")
+
+    def __init__(
+        self,
+        stream: str,
+        entry_id: str,
+        event: Event,
+        deliveries: int,
+        redis: Any,
+        consumer: Consumer,
+    ) -> None:
+        self.stream = stream
+        self.entry_id = entry_id
+        self.event = event
+        self.deliveries = deliveries
+        self.redis = redis
+        self.consumer = consumer
+        self.recorded = False
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[Any]:
-        """A MULTI pipeline that also marks the event processed; exactly-once in Redis.
+        """A MULTI pipeline that also records the event as processed: exactly once in Redis.
 
-        The processed marker is WATCHed: if another consumer handled the same
-        event meanwhile, nothing of this transaction is applied.
+        A per-event marker is WATCHed, so if another consumer handled the same
+        event meanwhile nothing of this transaction is applied.
         """
+        consumer = self.consumer
+        marker = consumer.marker_key(self.event.id)
+        buckets = consumer.bucket_keys()
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.watch(self.processed_key)
-            if pipe.exists(self.processed_key):
+            pipe.watch(marker)
+            if pipe.exists(marker) or any(pipe.sismember(b, self.event.id) for b in buckets):
                 raise AlreadyProcessed(self.event.id)
             pipe.multi()
             yield pipe
-            pipe.set(self.processed_key, "1", ex=self.processed_ttl)
+            pipe.set(marker, "1", ex=consumer.processed_ttl)
+            consumer.stage_marks(pipe, [self.event.id])
             try:
                 pipe.execute()
             except redis_lib.WatchError:
@@ -101,6 +115,15 @@ class Delivery:
 
 Handler = Callable[[Event, Delivery], None]
 
+# Which of ARGV were processed, in either bucket; one command with each id once.
+_SEEN = """
+local out = {}
+for i, id in ipairs(ARGV) do
+  out[i] = redis.call('SISMEMBER', KEYS[1], id) + redis.call('SISMEMBER', KEYS[2], id)
+end
+return out
+"""
+
 
 @dataclass
 class ConsumerStats:
@@ -109,7 +132,6 @@ class ConsumerStats:
     failed: int = 0
     dead_lettered: int = 0
     reclaimed: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
 
 
 class Consumer:
@@ -147,7 +169,12 @@ class Consumer:
         self._groups_ready = False
         self._next_reclaim = 0.0
         # On a cluster the streams live in different slots: one read per stream.
-        self._per_stream_reads = isinstance(redis, RedisCluster) and len(self.streams) > 1
+        self._cluster = isinstance(redis, RedisCluster)
+        self._per_stream_reads = self._cluster and len(self.streams) > 1
+        self._seen_script = redis.register_script(_SEEN)
+
+        # Acks and processed markers of a full batch ride with the next read.
+        self._deferred: list[tuple[str, list[str], set[str]]] = []
 
     # -- setup ---------------------------------------------------------------
     def ensure_groups(self) -> None:
@@ -159,9 +186,28 @@ class Consumer:
                     raise
         self._groups_ready = True
 
-    def processed_key(self, event_id: str) -> str:
-        # One hash tag per group: the batch's markers are read with one MGET, on a cluster too.
-        return f"sb:processed:{{{self.group}}}:{event_id}"
+    # Processed event ids live in one set per TTL-long time bucket: a batch is
+    # checked with one script call and recorded with one SADD, and memory stays
+    # small. All keys of a group share its hash tag, so this works on a cluster.
+    def bucket_keys(self, now: float | None = None) -> tuple[str, str]:
+        """The current and the previous bucket: an id is remembered ttl to 2*ttl."""
+        bucket = int((time.time() if now is None else now) // self.processed_ttl)
+        prefix = f"sb:processed:{{{self.group}}}"
+        return f"{prefix}:{bucket}", f"{prefix}:{bucket - 1}"
+
+    def marker_key(self, event_id: str) -> str:
+        """Per-event marker, WATCHed by ``Delivery.atomic`` against concurrent duplicates."""
+        return f"sb:processed:{{{self.group}}}:event:{event_id}"
+
+    def stage_marks(self, pipe: Any, event_ids: list[str]) -> None:
+        current, _ = self.bucket_keys()
+        pipe.sadd(current, *event_ids)
+        pipe.expire(current, 2 * self.processed_ttl + 3600)
+
+    def already_processed(self, event_ids: list[str]) -> list[bool]:
+        if not event_ids:
+            return []
+        return [n > 0 for n in self._seen_script(keys=self.bucket_keys(), args=event_ids)]
 
     def _error_key(self, stream: str, entry_id: str) -> str:
         return f"sb:error:{self.group}:{stream}:{entry_id}"
@@ -175,6 +221,34 @@ class Consumer:
             except redis_lib.ConnectionError as exc:
                 log.warning("redis unavailable, retrying", extra={"error": str(exc)})
                 stop.wait(1.0)
+        self.flush()
+
+    def flush(self) -> None:
+        """Send the acknowledgements and processed markers still held back."""
+        if self._deferred:
+            pipe = self.redis.pipeline(transaction=False)
+            self._stage_deferred(pipe)
+            pipe.execute()
+
+    def _stage_deferred(self, pipe: Any) -> None:
+        deferred, self._deferred = self._deferred, []
+        for stream, ack, mark in deferred:
+            if mark:
+                self.stage_marks(pipe, list(mark))
+            if ack:
+                pipe.xack(stream, self.group, *ack)
+
+    def _read(
+        self, streams: list[str], block: int
+    ) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
+        """One round trip: the acks the last full batch left, then the read."""
+        pipe = self.redis.pipeline(transaction=False)
+        self._stage_deferred(pipe)
+        pipe.xreadgroup(
+            self.group, self.name, {s: ">" for s in streams}, count=self.batch, block=block or None
+        )
+        response = pipe.execute()[-1]
+        return _streams_of(response)
 
     def run_once(self, *, block_ms: int | None = None) -> int:
         """Reclaim if due, then read and handle one batch; returns entries handled."""
@@ -191,22 +265,20 @@ class Consumer:
             block = max(1, block // len(self.streams)) if block else 0
         else:
             reads = [self.streams]
+        full = False
         for streams in reads:
             try:
-                response = self.redis.xreadgroup(
-                    self.group,
-                    self.name,
-                    {s: ">" for s in streams},
-                    count=self.batch,
-                    block=block or None,
-                )
+                batches = self._read(streams, block)
             except redis_lib.ResponseError as exc:
                 if "NOGROUP" in str(exc):  # stream deleted under us: recreate and go on
                     self._groups_ready = False
                     return count
                 raise
-            for stream, entries in _streams_of(response):
+            for stream, entries in batches:
+                full = full or len(entries) >= self.batch
                 count += self._handle_batch(stream, entries, {})
+        if not full:  # idle soon: acknowledge now rather than with the next read
+            self.flush()
         return count
 
     def reclaim(self) -> int:
@@ -249,30 +321,33 @@ class Consumer:
 
     # -- handling ------------------------------------------------------------
     def _handle_batch(
-        self, stream: str, entries: list[tuple[str, dict[str, str]]], counts: dict[str, int]
+        self,
+        stream: str,
+        entries: list[tuple[str, dict[str, str]]],
+        counts: dict[str, int],
     ) -> int:
-        parsed: list[tuple[str, Event, Handler | None]] = []
+        handlers = self.handlers
+        fallback = handlers.get("*")
+        ack: list[str] = []
+        parsed: list[tuple[str, Event, Handler, str]] = []
         for entry_id, fields in entries:
+            handler = handlers.get(fields.get("type", ""), fallback)
+            if handler is None:
+                ack.append(entry_id)  # not an event this group cares about: no parsing
+                continue
             try:
                 event = Event.from_fields(fields)
             except MalformedEvent as exc:  # can never succeed: no point retrying
                 self._dead_letter(stream, entry_id, fields, str(exc), counts.get(entry_id, 1))
                 continue
-            handler = self.handlers.get(event.type) or self.handlers.get("*")
-            parsed.append((entry_id, event, handler))
+            parsed.append((entry_id, event, handler, event.id))
 
-        keys = [self.processed_key(e.id) for _, e, h in parsed if h is not None]
-        seen = dict(zip(keys, self.redis.mget(keys), strict=True)) if keys else {}
+        seen = self.already_processed([p[3] for p in parsed])
 
-        ack: list[str] = []
         mark: set[str] = set()
         handled = 0
-        for entry_id, event, handler in parsed:
-            if handler is None:
-                ack.append(entry_id)  # not an event this group cares about
-                continue
-            pkey = self.processed_key(event.id)
-            if seen.get(pkey) or pkey in mark:  # earlier, or earlier in this very batch
+        for (entry_id, event, handler, event_id), done in zip(parsed, seen, strict=True):
+            if done or event_id in mark:  # earlier, or earlier in this very batch
                 self.stats.duplicates += 1
                 self._count("duplicate", event.type)
                 ack.append(entry_id)
@@ -285,9 +360,7 @@ class Consumer:
                 )
                 self._dead_letter(stream, entry_id, event.to_fields(), error, deliveries)
                 continue
-            delivery = Delivery(
-                stream, entry_id, event, deliveries, self.redis, pkey, self.processed_ttl
-            )
+            delivery = Delivery(stream, entry_id, event, deliveries, self.redis, self)
             token = request_id_var.set(event.correlation_id or None)
             try:
                 handler(event, delivery)
@@ -311,20 +384,15 @@ class Consumer:
             finally:
                 request_id_var.reset(token)
             handled += 1
-            self.stats.handled += 1
-            self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
-            self._count("handled", event.type)
+            if self.metrics is not None:
+                self._count("handled", event.type)
             ack.append(entry_id)
             if not delivery.recorded:
-                mark.add(pkey)
+                mark.add(event_id)
 
+        self.stats.handled += handled
         if ack or mark:
-            pipe = self.redis.pipeline(transaction=False)
-            for key in mark:
-                pipe.set(key, "1", ex=self.processed_ttl)
-            if ack:
-                pipe.xack(stream, self.group, *ack)
-            pipe.execute()
+            self._deferred.append((stream, ack, mark))
         return handled
 
     def _dead_letter(

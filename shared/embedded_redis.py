@@ -46,10 +46,14 @@ def redis_cli_binary() -> str | None:
     return str(sibling) if sibling.exists() else shutil.which("redis-cli")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(maximum: int = 65535) -> int:
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port <= maximum:
+            return port
+    raise RuntimeError(f"no free port at or below {maximum}")
 
 
 class RedisServer:
@@ -65,7 +69,9 @@ class RedisServer:
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
+        # A cluster node also listens on port + 10000.
+        cluster = "--cluster-enabled" in extra_args
+        self.port = port or free_port(55535 if cluster else 65535)
         args = [
             redis_server_binary(),
             "--port",
@@ -101,6 +107,8 @@ class RedisServer:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     err = self.process.stderr.read().decode() if self.process.stderr else ""
+                    if self.process.stderr:
+                        self.process.stderr.close()
                     log = self.directory / "redis.log"
                     tail = log.read_text()[-2000:] if log.exists() else ""
                     raise RedisUnavailable(f"redis-server exited: {err}{tail}")

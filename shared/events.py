@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import uuid
+import os
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from shared.logs import request_id_var
 
@@ -23,22 +23,24 @@ def dead_stream(stream: str) -> str:
 
 
 def utcnow_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
 
 
 class MalformedEvent(ValueError):
     """A stream entry that is not a valid envelope."""
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
+    """Immutable; a NamedTuple because consumers build one per entry on the hot path."""
+
     id: str
     type: str
     version: int
     occurred_at: str
     source: str
     correlation_id: str
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = {}  # never mutated
 
     @classmethod
     def new(
@@ -53,12 +55,12 @@ class Event:
         id: str | None = None,  # noqa: A002
     ) -> Event:
         return cls(
-            id=id or uuid.uuid4().hex,
+            id=id or os.urandom(16).hex(),  # 128 random bits, as uuid4, faster
             type=type,
             version=version,
             occurred_at=occurred_at or utcnow_iso(),
             source=source,
-            correlation_id=correlation_id or request_id_var.get() or uuid.uuid4().hex,
+            correlation_id=correlation_id or request_id_var.get() or os.urandom(16).hex(),
             data=dict(data),
         )
 
@@ -70,13 +72,13 @@ class Event:
             "occurred_at": self.occurred_at,
             "source": self.source,
             "correlation_id": self.correlation_id,
-            "data": json.dumps(self.data, separators=(",", ":"), ensure_ascii=False),
+            "data": orjson.dumps(self.data).decode(),
         }
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> Event:
         try:
-            data = json.loads(fields["data"])
+            data = orjson.loads(fields["data"])
             if not isinstance(data, dict):
                 raise MalformedEvent("data is not a JSON object")
             return cls(
@@ -88,7 +90,7 @@ class Event:
                 correlation_id=fields.get("correlation_id", ""),
                 data=data,
             )
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, orjson.JSONDecodeError) as exc:
             if isinstance(exc, MalformedEvent):
                 raise
             raise MalformedEvent(f"malformed event entry: {exc!r}") from exc

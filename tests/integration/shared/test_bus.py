@@ -175,9 +175,8 @@ def test_atomic_effects_of_a_duplicate_delivery_apply_once(redis) -> None:
     consumer.ensure_groups()
     entry_id, fields = redis.xreadgroup("g", "c", {STREAM: ">"})[0][1][0]
     event = Event.from_fields(fields)
-    key = consumer.processed_key(event.id)
     for _ in range(2):  # the same delivery handled twice, e.g. by two consumers
-        delivery = Delivery(STREAM, entry_id, event, 1, redis, key, 60)
+        delivery = Delivery(STREAM, entry_id, event, 1, redis, consumer)
         try:
             with delivery.atomic() as pipe:
                 pipe.incr("effect")
