@@ -796,9 +796,11 @@ class IdentityService:
             components = fpr.normalise({"ani": ani})
             if self.store.is_flagged(fpr.fingerprint(self.config.fingerprint_key, components)):
                 return not_verified  # a calling number shared by many customers proves nothing
-        policy = self.policy(self.tier_of(cid, None))
+        projected = self.store.profile(cid).get("tier")
         best = None
         for session in self.store.sessions_of(cid):
+            # The CRM's tier when known, else the tier the session was verified under.
+            policy = self.policy(projected or session["tier"])
             decision = reuse_decision(
                 policy, channel, tuple(session["amr"]), session["chn"], self.possession
             )
