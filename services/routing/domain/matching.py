@@ -162,9 +162,7 @@ def choose_agent(
             return Choice(sticky)
         if now_ms < task.sticky_until_ms and sticky.status != "offline":
             return Choice(None, wait_for_sticky=True)
-    eligible = [
-        a for a in candidates if is_eligible(a, req) and _not_declined(task, a, now_ms)
-    ]
+    eligible = [a for a in candidates if is_eligible(a, req) and _not_declined(task, a, now_ms)]
     if not eligible:
         return Choice(None)
     return Choice(strategy(eligible, req))
@@ -179,11 +177,7 @@ def choose_task(
 ) -> Task | None:
     """The first waiting task (queue order) this agent may take now."""
     for task in tasks_in_order:
-        if (
-            task.sticky_agent
-            and task.sticky_agent != agent.id
-            and now_ms < task.sticky_until_ms
-        ):
+        if task.sticky_agent and task.sticky_agent != agent.id and now_ms < task.sticky_until_ms:
             continue  # held for the customer's previous agent
         if not _not_declined(task, agent, now_ms):
             continue

@@ -1,0 +1,402 @@
+"""The Lua scripts: every routing transition is one of them, state change and event together.
+
+Each script gets ``KEYS[1]`` = the pool's outbox (``sb:rt:{pool}:outbox``) so a
+cluster client routes it to the node of the pool's hash tag, and builds every
+other key from the prefix ``ARGV[1]`` (same hash tag, same slot). Common
+arguments: ARGV[1] prefix, [2] now (ms), [3] now (RFC 3339), [4] event id base,
+[5] correlation id; each script's own arguments follow from ARGV[6].
+
+Events go to the pool-local outbox stream; the dispatcher relays them to
+``sb:events:routing`` (consumers deduplicate on the event id).
+"""
+
+from __future__ import annotations
+
+PRELUDE = r"""
+local P = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local NOW_ISO = ARGV[3]
+local EVID = ARGV[4]
+local CORR = ARGV[5]
+local nev = 0
+
+local function emit(etype, data)
+  nev = nev + 1
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', '1000000', '*',
+    'id', EVID .. string.format('%02d', nev), 'type', etype, 'version', '1',
+    'occurred_at', NOW_ISO, 'source', 'routing', 'correlation_id', CORR,
+    'data', cjson.encode(data))
+end
+
+local function hgetall(key)
+  local r = redis.call('HGETALL', key)
+  local t = {}
+  for i = 1, #r, 2 do t[r[i]] = r[i + 1] end
+  return t
+end
+
+local function idx_keys(ch, langs, skills)
+  local base = P .. 'idx:' .. ch .. ':'
+  local keys = {base .. '*:*'}
+  for _, l in ipairs(langs) do keys[#keys + 1] = base .. l .. ':*' end
+  for s, _ in pairs(skills) do
+    keys[#keys + 1] = base .. '*:' .. s
+    for _, l in ipairs(langs) do keys[#keys + 1] = base .. l .. ':' .. s end
+  end
+  return keys
+end
+
+-- Put the agent into, or take it out of, each channel's candidate indexes.
+local function reindex(aid, a, force_out)
+  if not a.status then return end
+  local caps = cjson.decode(a.channels)
+  local skills = cjson.decode(a.skills)
+  local langs = cjson.decode(a.languages)
+  for ch, cap in pairs(caps) do
+    local load = tonumber(a['load:' .. ch] or '0')
+    local inside = (not force_out) and a.status == 'available' and load < cap
+    for _, k in ipairs(idx_keys(ch, langs, skills)) do
+      if inside then redis.call('ZADD', k, a.idle_since or NOW, aid)
+      else redis.call('ZREM', k, aid) end
+    end
+    if inside then redis.call('SADD', P .. 'channels', ch) end
+  end
+end
+
+local function enqueue(tid, t)
+  redis.call('ZADD', P .. 'queue:' .. t.channel, t.key, tid)
+  redis.call('ZADD', P .. 'waiting:' .. t.category .. ':' .. t.channel, t.created, tid)
+end
+
+local function dequeue(tid, t)
+  redis.call('ZREM', P .. 'queue:' .. t.channel, tid)
+  redis.call('ZREM', P .. 'waiting:' .. t.category .. ':' .. t.channel, tid)
+end
+
+local function release(aid, ch)
+  local akey = P .. 'agent:' .. aid
+  if redis.call('EXISTS', akey) == 0 then return end
+  local load = redis.call('HINCRBY', akey, 'load:' .. ch, -1)
+  if load < 0 then redis.call('HSET', akey, 'load:' .. ch, 0) end
+  reindex(aid, hgetall(akey))
+end
+
+local function set_status(aid, a, status, reason)
+  local prev = a.status
+  if prev == status then return end
+  redis.call('HSET', P .. 'agent:' .. aid, 'status', status)
+  a.status = status
+  if status == 'available' then
+    redis.call('HSET', P .. 'agent:' .. aid, 'idle_since', NOW, 'missed', 0)
+    a.idle_since = NOW
+  end
+  emit('routing.agent.status_changed',
+    {agent_id = aid, status = status, previous = prev, reason = reason})
+end
+
+-- Ends a pending reservation; the task goes back to the queue with its original key.
+local function end_reservation(rid, outcome, cooloff_ms, away_after)
+  local rkey = P .. 'res:' .. rid
+  local r = hgetall(rkey)
+  if r.status ~= 'pending' then return nil end
+  redis.call('HSET', rkey, 'status', outcome, 'ended', NOW)
+  redis.call('SREM', P .. 'agent_res:' .. r.agent, rid)
+  redis.call('ZREM', P .. 'timers', 'res|' .. rid)
+  local tkey = P .. 'task:' .. r.task
+  local t = hgetall(tkey)
+  if t.status == 'reserved' and t.reservation == rid then
+    local declined = cjson.decode(t.declined or '{}')
+    if outcome ~= 'canceled' then declined[r.agent] = NOW + cooloff_ms end
+    redis.call('HSET', tkey, 'status', 'queued', 'agent', '', 'reservation', '',
+      'declined', cjson.encode(declined))
+    enqueue(r.task, t)
+  end
+  local akey = P .. 'agent:' .. r.agent
+  if outcome == 'timeout' then
+    local missed = redis.call('HINCRBY', akey, 'missed', 1)
+    local a = hgetall(akey)
+    if missed >= away_after and a.status == 'available' then
+      set_status(r.agent, a, 'away', 'missed_offers')
+      redis.call('HSET', akey, 'missed', 0)
+    end
+  elseif outcome == 'rejected' then
+    redis.call('HSET', akey, 'missed', 0)
+  end
+  release(r.agent, r.channel)
+  local etype = 'routing.reservation.' .. outcome
+  emit(etype, {reservation_id = rid, task_id = r.task, agent_id = r.agent,
+    customer_id = t.customer_id, channel = r.channel, reason = outcome})
+  return r
+end
+
+local function drop_task_timers(tid)
+  redis.call('ZREM', P .. 'timers', 'sla|' .. tid, 'lead|' .. tid, 'sticky|' .. tid)
+end
+"""
+
+# ARGV[6] agent id, [7] profile JSON {name, team, skills, languages, channels, status?}
+AGENT_PUT = r"""
+local aid = ARGV[6]
+local p = cjson.decode(ARGV[7])
+local akey = P .. 'agent:' .. aid
+local old = hgetall(akey)
+local created = old.status == nil
+if not created then reindex(aid, old, true) end
+redis.call('HSET', akey, 'name', p.name or '', 'team', p.team or '',
+  'skills', cjson.encode(p.skills), 'languages', cjson.encode(p.languages),
+  'channels', cjson.encode(p.channels))
+redis.call('HINCRBY', akey, 'version', 1)
+if created then
+  redis.call('HSET', akey, 'status', 'offline', 'idle_since', NOW, 'missed', 0, 'created', NOW)
+  redis.call('ZADD', P .. 'agents', 0, aid)
+end
+local a = hgetall(akey)
+if p.status and p.status ~= a.status then set_status(aid, a, p.status, 'admin') end
+reindex(aid, hgetall(akey))
+return created and 1 or 0
+"""
+
+# ARGV[6] agent id, [7] status, [8] reason
+AGENT_STATUS = r"""
+local aid = ARGV[6]
+local akey = P .. 'agent:' .. aid
+local a = hgetall(akey)
+if not a.status then return {'missing'} end
+local requeued = {'ok'}
+if ARGV[7] == 'offline' then
+  for _, rid in ipairs(redis.call('SMEMBERS', P .. 'agent_res:' .. aid)) do
+    local r = end_reservation(rid, 'canceled', 0, 1000000)
+    if r then requeued[#requeued + 1] = r.task end
+  end
+  a = hgetall(akey)
+end
+set_status(aid, a, ARGV[7], ARGV[8])
+reindex(aid, hgetall(akey))
+return requeued
+"""
+
+# ARGV[6] task id, [7] task JSON (all hash fields), [8] timers JSON [[member, due], ...],
+# [9] escalated ('1'/'0'), [10] sla_due_at iso
+TASK_CREATE = r"""
+local tid = ARGV[6]
+local tkey = P .. 'task:' .. tid
+if redis.call('EXISTS', tkey) == 1 then return 0 end
+local t = cjson.decode(ARGV[7])
+local flat = {}
+for k, v in pairs(t) do flat[#flat + 1] = k; flat[#flat + 1] = tostring(v) end
+redis.call('HSET', tkey, unpack(flat))
+t = hgetall(tkey)
+enqueue(tid, t)
+redis.call('SADD', P .. 'cust:' .. t.customer_id, tid)
+redis.call('SADD', P .. 'channels', t.channel)
+for _, pair in ipairs(cjson.decode(ARGV[8])) do
+  redis.call('ZADD', P .. 'timers', pair[2], pair[1])
+end
+emit('routing.task.created', {task_id = tid, customer_id = t.customer_id, channel = t.channel,
+  category = t.category, priority = tonumber(t.priority), sla_due_at = ARGV[10]})
+if ARGV[9] == '1' then
+  emit('routing.task.escalated', {task_id = tid, customer_id = t.customer_id,
+    channel = t.channel, category = t.category, reason = 'negative_sentiment',
+    team = t.team})
+end
+return 1
+"""
+
+# ARGV[6] task id, [7] agent id, [8] reservation id, [9] expires (ms), [10] expires iso,
+# [11] agent version seen by the decision
+RESERVE = r"""
+local tid, aid, rid = ARGV[6], ARGV[7], ARGV[8]
+local tkey = P .. 'task:' .. tid
+local t = hgetall(tkey)
+if t.status ~= 'queued' then return 'task_not_queued' end
+local akey = P .. 'agent:' .. aid
+local a = hgetall(akey)
+if a.status ~= 'available' then return 'agent_not_available' end
+if a.version ~= ARGV[11] then return 'agent_changed' end
+local cap = cjson.decode(a.channels)[t.channel] or 0
+local load = tonumber(a['load:' .. t.channel] or '0')
+if load >= cap then return 'agent_full' end
+redis.call('HSET', akey, 'load:' .. t.channel, load + 1, 'idle_since', NOW)
+reindex(aid, hgetall(akey))
+dequeue(tid, t)
+redis.call('HSET', tkey, 'status', 'reserved', 'agent', aid, 'reservation', rid)
+redis.call('HINCRBY', tkey, 'offers', 1)
+redis.call('HSET', P .. 'res:' .. rid, 'task', tid, 'agent', aid, 'status', 'pending',
+  'channel', t.channel, 'created', NOW, 'expires', ARGV[9], 'expires_at', ARGV[10])
+redis.call('SADD', P .. 'agent_res:' .. aid, rid)
+redis.call('ZADD', P .. 'timers', ARGV[9], 'res|' .. rid)
+emit('routing.task.reserved', {task_id = tid, customer_id = t.customer_id, agent_id = aid,
+  channel = t.channel, category = t.category, reservation_id = rid})
+emit('routing.reservation.created', {reservation_id = rid, task_id = tid, agent_id = aid,
+  customer_id = t.customer_id, channel = t.channel, category = t.category,
+  expires_at = ARGV[10], verified = t.verified == '1'})
+return 'ok'
+"""
+
+# ARGV[6] reservation id, [7] minute bucket key suffix, [8] sticky memory (s)
+ACCEPT = r"""
+local rid = ARGV[6]
+local rkey = P .. 'res:' .. rid
+local r = hgetall(rkey)
+if not r.status then return 'missing' end
+if r.status ~= 'pending' then return 'res_' .. r.status end
+local tkey = P .. 'task:' .. r.task
+local t = hgetall(tkey)
+redis.call('HSET', rkey, 'status', 'accepted', 'ended', NOW)
+redis.call('SREM', P .. 'agent_res:' .. r.agent, rid)
+redis.call('ZREM', P .. 'timers', 'res|' .. rid)
+drop_task_timers(r.task)
+local waited = NOW - tonumber(t.created)
+redis.call('HSET', tkey, 'status', 'assigned', 'assigned', NOW, 'waited_ms', waited)
+redis.call('HSET', P .. 'agent:' .. r.agent, 'missed', 0)
+redis.call('SET', P .. 'last_agent:' .. t.customer_id, r.agent, 'EX', ARGV[8])
+local bucket = P .. 'stats:m:' .. ARGV[7]
+local prefix = t.category .. '|' .. t.channel .. '|'
+redis.call('HINCRBY', bucket, prefix .. 'answered', 1)
+if NOW <= tonumber(t.due) then redis.call('HINCRBY', bucket, prefix .. 'within', 1) end
+redis.call('HINCRBY', bucket, prefix .. 'wait_ms', waited)
+redis.call('EXPIRE', bucket, 7500)
+emit('routing.reservation.accepted', {reservation_id = rid, task_id = r.task,
+  agent_id = r.agent, customer_id = t.customer_id, channel = r.channel})
+emit('routing.task.assigned', {task_id = r.task, customer_id = t.customer_id,
+  agent_id = r.agent, channel = t.channel, category = t.category, waited_ms = waited})
+return 'ok'
+"""
+
+# ARGV[6] reservation id, [7] cool-off (ms)
+REJECT = r"""
+local r = hgetall(P .. 'res:' .. ARGV[6])
+if not r.status then return 'missing' end
+if r.status ~= 'pending' then return 'res_' .. r.status end
+end_reservation(ARGV[6], 'rejected', tonumber(ARGV[7]), 1000000)
+return 'ok'
+"""
+
+# ARGV[6] task id, [7] retention (s)
+COMPLETE = r"""
+local tid = ARGV[6]
+local tkey = P .. 'task:' .. tid
+local t = hgetall(tkey)
+if not t.status then return {'missing'} end
+if t.status ~= 'assigned' then return {'task_' .. t.status} end
+redis.call('HSET', tkey, 'status', 'completed', 'ended', NOW)
+redis.call('EXPIRE', tkey, ARGV[7])
+release(t.agent, t.channel)
+emit('routing.task.completed', {task_id = tid, customer_id = t.customer_id, agent_id = t.agent,
+  channel = t.channel, category = t.category})
+return {'ok', t.agent}
+"""
+
+# Cancels an open task, freeing whatever it held; shared by cancel and erase.
+CANCEL_FN = r"""
+local function cancel_task(tid, reason)
+  local tkey = P .. 'task:' .. tid
+  local t = hgetall(tkey)
+  if not t.status then return nil, 'missing' end
+  if t.status == 'completed' or t.status == 'canceled' then return nil, 'task_' .. t.status end
+  local freed = ''
+  if t.status == 'queued' then
+    dequeue(tid, t)
+  elseif t.status == 'reserved' then
+    local rid = t.reservation
+    redis.call('HSET', P .. 'res:' .. rid, 'status', 'canceled', 'ended', NOW)
+    redis.call('SREM', P .. 'agent_res:' .. t.agent, rid)
+    redis.call('ZREM', P .. 'timers', 'res|' .. rid)
+    release(t.agent, t.channel)
+    freed = t.agent
+  elseif t.status == 'assigned' then
+    release(t.agent, t.channel)
+    freed = t.agent
+  end
+  drop_task_timers(tid)
+  redis.call('HSET', tkey, 'status', 'canceled', 'ended', NOW, 'cancel_reason', reason)
+  emit('routing.task.canceled', {task_id = tid, customer_id = t.customer_id, reason = reason})
+  return freed, 'ok'
+end
+"""
+
+# ARGV[6] task id, [7] reason, [8] retention (s)
+CANCEL = (
+    CANCEL_FN
+    + r"""
+local freed, outcome = cancel_task(ARGV[6], ARGV[7])
+if outcome == 'ok' then redis.call('EXPIRE', P .. 'task:' .. ARGV[6], ARGV[8]) end
+return {outcome, freed or ''}
+"""
+)
+
+# ARGV[6] customer id: cancel open tasks, then forget every task and the sticky memory.
+ERASE = (
+    CANCEL_FN
+    + r"""
+local cust = ARGV[6]
+local ckey = P .. 'cust:' .. cust
+local freed = {}
+local n = 0
+for _, tid in ipairs(redis.call('SMEMBERS', ckey)) do
+  local agent = cancel_task(tid, 'erased')
+  if agent and agent ~= '' then freed[#freed + 1] = agent end
+  local res = redis.call('HGET', P .. 'task:' .. tid, 'reservation')
+  redis.call('DEL', P .. 'task:' .. tid)
+  redis.call('ZREM', P .. 'timers', 'sticky|' .. tid)
+  n = n + 1
+end
+redis.call('DEL', ckey, P .. 'last_agent:' .. cust)
+return freed
+"""
+)
+
+# ARGV[6] customer id, [7] verification id
+VERIFIED = r"""
+local marked = 0
+for _, tid in ipairs(redis.call('SMEMBERS', P .. 'cust:' .. ARGV[6])) do
+  local tkey = P .. 'task:' .. tid
+  local t = hgetall(tkey)
+  if (t.status == 'queued' or t.status == 'reserved') and t.verified ~= '1' then
+    redis.call('HSET', tkey, 'verified', '1', 'verification_id', ARGV[7])
+    emit('routing.task.verified', {task_id = tid, customer_id = ARGV[6],
+      verification_id = ARGV[7]})
+    marked = marked + 1
+  end
+end
+return marked
+"""
+
+# ARGV[6] limit, [7] cool-off (ms), [8] missed offers before away, [9] lead team
+# Claims each due timer and acts on it in the same step: a timer fires exactly once,
+# however many dispatchers run. Returns 't:<task>' / 'a:<agent>' to match again.
+TICK = r"""
+local due = redis.call('ZRANGEBYSCORE', P .. 'timers', '-inf', NOW, 'LIMIT', 0, ARGV[6])
+local out = {}
+for _, member in ipairs(due) do
+  redis.call('ZREM', P .. 'timers', member)
+  local kind, id = string.match(member, '^(%a+)|(.+)$')
+  if kind == 'res' then
+    local r = end_reservation(id, 'timeout', tonumber(ARGV[7]), tonumber(ARGV[8]))
+    if r then out[#out + 1] = 't:' .. r.task; out[#out + 1] = 'a:' .. r.agent end
+  else
+    local tid = id
+    if kind == 'relax' then tid = string.match(id, '^(.+)|%d+$') or id end
+    local tkey = P .. 'task:' .. tid
+    local t = hgetall(tkey)
+    local open = t.status == 'queued' or t.status == 'reserved'
+    if kind == 'sla' and open and t.sla_escalated ~= '1' then
+      redis.call('HSET', tkey, 'sla_escalated', '1')
+      emit('routing.task.escalated', {task_id = tid, customer_id = t.customer_id,
+        channel = t.channel, category = t.category, reason = 'sla'})
+    elseif kind == 'lead' and open and t.lead_escalated ~= '1' then
+      redis.call('HSET', tkey, 'lead_escalated', '1', 'team', ARGV[9], 'team_until', 0)
+      emit('routing.task.escalated', {task_id = tid, customer_id = t.customer_id,
+        channel = t.channel, category = t.category, reason = 'team_lead', team = ARGV[9]})
+      out[#out + 1] = 't:' .. tid
+    elseif t.status == 'queued' then
+      out[#out + 1] = 't:' .. tid
+    end
+  end
+end
+return out
+"""
+
+
+def script(body: str) -> str:
+    return PRELUDE + body

@@ -1,0 +1,329 @@
+"""Routing state in Redis: hashes, sorted-set indexes and the Lua transitions.
+
+Keys (all under ``sb:rt:{pool}:`` - one hash tag, one cluster slot per pool):
+
+    agent:<id>            hash: profile (JSON fields), status, idle_since, load:<channel>, version
+    agents                zset of agent ids (score 0, listed by name)
+    idx:<ch>:<lang>:<skill>  zset agent -> idle_since; '*' for any language / skill.
+                          Holds exactly the available agents with free capacity on <ch>.
+    task:<id>             hash of the task
+    queue:<ch>            zset task -> order key (lower first), queued tasks only
+    waiting:<cat>:<ch>    zset task -> created ms (waiting count, longest wait)
+    res:<id>              hash of a reservation; agent_res:<agent> set of pending ones
+    cust:<customer>       set of task ids; last_agent:<customer> the sticky agent
+    timers                zset "<kind>|<id>" -> due ms (res, sla, lead, sticky, relax)
+    stats:m:<minute>      hash "<cat>|<ch>|answered|within|wait_ms" counters, 2 h TTL
+    outbox                stream of events, relayed to sb:events:routing
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from services.routing.adapters import lua
+from services.routing.domain.model import Agent, NotFound, Requirements, Task
+from shared.logs import request_id_var
+
+OUTBOX = "outbox"
+
+
+def iso(ms: int) -> str:
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _loads(raw: str | None, default: Any) -> Any:
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return default
+
+
+def agent_from_hash(aid: str, h: Mapping[str, str]) -> Agent:
+    caps = _loads(h.get("channels"), {})
+    return Agent(
+        id=aid,
+        skills={k: int(v) for k, v in _loads(h.get("skills"), {}).items()},
+        languages=frozenset(_loads(h.get("languages"), [])),
+        capacity={k: int(v) for k, v in caps.items()},
+        load={ch: int(h.get(f"load:{ch}", 0) or 0) for ch in caps},
+        status=h.get("status", "offline"),
+        idle_since_ms=int(float(h.get("idle_since", 0) or 0)),
+        team=h.get("team") or None,
+    )
+
+
+def task_from_hash(tid: str, h: Mapping[str, str]) -> Task:
+    sentiment = h.get("sentiment")
+    return Task(
+        id=tid,
+        channel=h.get("channel", ""),
+        customer_id=h.get("customer_id", ""),
+        category=h.get("category", "basic"),
+        skills={k: int(v) for k, v in _loads(h.get("skills"), {}).items()},
+        language=h.get("language") or None,
+        tier=h.get("tier") or None,
+        sentiment=float(sentiment) if sentiment not in (None, "") else None,
+        created_ms=int(h.get("created", 0)),
+        sla_due_ms=int(h.get("due", 0)),
+        team=h.get("team") or None,
+        team_until_ms=int(float(h.get("team_until", 0) or 0)),
+        sticky_agent=h.get("sticky_agent") or None,
+        sticky_until_ms=int(float(h.get("sticky_until", 0) or 0)),
+        declined={k: int(v) for k, v in _loads(h.get("declined"), {}).items()},
+        status=h.get("status", "queued"),
+    )
+
+
+class RedisRoutingStore:
+    """The routing port on Redis (standalone or cluster)."""
+
+    def __init__(self, redis: Any, pool: str = "default") -> None:
+        self.redis = redis
+        self.pool = pool
+        self.prefix = f"sb:rt:{{{pool}}}:"
+        self.outbox = self.prefix + OUTBOX
+        self._scripts = {
+            name: redis.register_script(lua.script(body))
+            for name, body in {
+                "agent_put": lua.AGENT_PUT,
+                "agent_status": lua.AGENT_STATUS,
+                "task_create": lua.TASK_CREATE,
+                "reserve": lua.RESERVE,
+                "accept": lua.ACCEPT,
+                "reject": lua.REJECT,
+                "complete": lua.COMPLETE,
+                "cancel": lua.CANCEL,
+                "erase": lua.ERASE,
+                "verified": lua.VERIFIED,
+                "tick": lua.TICK,
+            }.items()
+        }
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def _run(self, name: str, now_ms: int, *args: Any) -> Any:
+        common = [
+            self.prefix,
+            now_ms,
+            iso(now_ms),
+            uuid.uuid4().hex[:30],
+            request_id_var.get() or uuid.uuid4().hex,
+        ]
+        return self._scripts[name](keys=[self.outbox], args=common + list(args))
+
+    # -- agents ------------------------------------------------------------------
+    def put_agent(self, aid: str, profile: Mapping[str, Any], now_ms: int) -> bool:
+        return bool(self._run("agent_put", now_ms, aid, json.dumps(profile)))
+
+    def set_status(self, aid: str, status: str, reason: str, now_ms: int) -> list[str]:
+        result = self._run("agent_status", now_ms, aid, status, reason)
+        if result[0] == "missing":
+            raise NotFound(f"no agent {aid}")
+        return list(result[1:])
+
+    def agent_hash(self, aid: str) -> dict[str, str]:
+        return self.redis.hgetall(self.key("agent", aid))
+
+    def get_agent(self, aid: str) -> tuple[Agent, dict[str, str]]:
+        h = self.agent_hash(aid)
+        if not h:
+            raise NotFound(f"no agent {aid}")
+        return agent_from_hash(aid, h), h
+
+    def agents_after(self, after: str, limit: int) -> list[tuple[Agent, dict[str, str]]]:
+        start = f"({after}" if after else "-"
+        ids = self.redis.zrangebylex(self.key("agents"), start, "+", start=0, num=limit)
+        return self._agents(ids)
+
+    def _agents(self, ids: Sequence[str]) -> list[tuple[Agent, dict[str, str]]]:
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for aid in ids:
+            pipe.hgetall(self.key("agent", aid))
+        return [(agent_from_hash(a, h), h) for a, h in zip(ids, pipe.execute(), strict=True) if h]
+
+    def candidates(
+        self, req: Requirements, limit: int, offset: int = 0
+    ) -> tuple[list[tuple[Agent, str]], int]:
+        """Agents from the smallest index that covers ``req``, longest idle first.
+
+        Returns (agent, version) pairs and the size of the index scanned.
+        """
+        lang = req.language or "*"
+        skills = list(req.skills) or ["*"]
+        keys = [self.key("idx", req.channel, lang, s) for s in skills]
+        if len(keys) > 1:
+            pipe = self.redis.pipeline(transaction=False)
+            for k in keys:
+                pipe.zcard(k)
+            sizes = pipe.execute()
+            size, best = min(zip(sizes, keys, strict=True))
+        else:
+            best, size = keys[0], -1
+        ids = self.redis.zrange(best, offset, offset + limit - 1)
+        if size < 0:
+            size = offset + len(ids) + (1 if len(ids) == limit else 0)
+        return [(a, h.get("version", "")) for a, h in self._agents(ids)], size
+
+    def available_counts(self, channels: Iterable[str]) -> dict[str, int]:
+        channels = list(channels)
+        pipe = self.redis.pipeline(transaction=False)
+        for ch in channels:
+            pipe.zcard(self.key("idx", ch, "*", "*"))
+        return dict(zip(channels, pipe.execute(), strict=True))
+
+    # -- tasks -------------------------------------------------------------------
+    def create_task(
+        self,
+        tid: str,
+        fields: Mapping[str, Any],
+        timers: Sequence[tuple[str, int]],
+        escalated: bool,
+        now_ms: int,
+    ) -> bool:
+        return bool(
+            self._run(
+                "task_create",
+                now_ms,
+                tid,
+                json.dumps(fields),
+                json.dumps([[m, d] for m, d in timers]),
+                "1" if escalated else "0",
+                iso(int(fields["due"])),
+            )
+        )
+
+    def task_hash(self, tid: str) -> dict[str, str]:
+        return self.redis.hgetall(self.key("task", tid))
+
+    def tasks(self, ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for tid in ids:
+            pipe.hgetall(self.key("task", tid))
+        return [(t, h) for t, h in zip(ids, pipe.execute(), strict=True) if h]
+
+    def queue_head(self, channel: str, limit: int) -> list[Task]:
+        ids = self.redis.zrange(self.key("queue", channel), 0, limit - 1)
+        return [task_from_hash(t, h) for t, h in self.tasks(ids)]
+
+    def channels(self) -> list[str]:
+        return sorted(self.redis.smembers(self.key("channels")))
+
+    def last_agent(self, customer_id: str) -> str | None:
+        return self.redis.get(self.key("last_agent", customer_id))
+
+    def customer_task_ids(self, customer_id: str) -> list[str]:
+        return sorted(self.redis.smembers(self.key("cust", customer_id)))
+
+    # -- transitions -----------------------------------------------------------------
+    def reserve(
+        self, tid: str, aid: str, rid: str, expires_ms: int, version: str, now_ms: int
+    ) -> str:
+        return self._run("reserve", now_ms, tid, aid, rid, expires_ms, iso(expires_ms), version)
+
+    def accept(self, rid: str, sticky_memory_s: int, now_ms: int) -> str:
+        return self._run("accept", now_ms, rid, str(now_ms // 60_000), sticky_memory_s)
+
+    def reject(self, rid: str, cooloff_ms: int, now_ms: int) -> str:
+        return self._run("reject", now_ms, rid, cooloff_ms)
+
+    def complete(self, tid: str, retention_s: int, now_ms: int) -> tuple[str, str | None]:
+        result = self._run("complete", now_ms, tid, retention_s)
+        return result[0], (result[1] if len(result) > 1 else None)
+
+    def cancel(self, tid: str, reason: str, retention_s: int, now_ms: int) -> tuple[str, str]:
+        outcome, freed = self._run("cancel", now_ms, tid, reason, retention_s)
+        return outcome, freed
+
+    def erase_customer(self, customer_id: str, now_ms: int) -> list[str]:
+        return list(self._run("erase", now_ms, customer_id))
+
+    def mark_verified(self, customer_id: str, verification_id: str, now_ms: int) -> int:
+        return int(self._run("verified", now_ms, customer_id, verification_id))
+
+    def tick(
+        self, limit: int, cooloff_ms: int, away_after: int, lead_team: str, now_ms: int
+    ) -> list[str]:
+        return list(self._run("tick", now_ms, limit, cooloff_ms, away_after, lead_team))
+
+    def next_timer_ms(self) -> int | None:
+        first = self.redis.zrange(self.key("timers"), 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    # -- reservations ------------------------------------------------------------------
+    def reservation(self, rid: str) -> dict[str, str]:
+        return self.redis.hgetall(self.key("res", rid))
+
+    def pending_reservations(self, aid: str) -> list[tuple[str, dict[str, str]]]:
+        ids = sorted(self.redis.smembers(self.key("agent_res", aid)))
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for rid in ids:
+            pipe.hgetall(self.key("res", rid))
+        return [(r, h) for r, h in zip(ids, pipe.execute(), strict=True) if h]
+
+    # -- statistics ----------------------------------------------------------------------
+    def waiting(self, categories: Sequence[str], channels: Sequence[str]) -> dict:
+        """(category, channel) -> (waiting count, oldest created ms or None)."""
+        pairs = [(c, ch) for c in categories for ch in channels]
+        pipe = self.redis.pipeline(transaction=False)
+        for c, ch in pairs:
+            pipe.zcard(self.key("waiting", c, ch))
+            pipe.zrange(self.key("waiting", c, ch), 0, 0, withscores=True)
+        raw = pipe.execute()
+        out = {}
+        for i, pair in enumerate(pairs):
+            count, oldest = raw[2 * i], raw[2 * i + 1]
+            out[pair] = (count, int(oldest[0][1]) if oldest else None)
+        return out
+
+    def minute_buckets(self, minutes: Sequence[int]) -> list[dict[str, str]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for m in minutes:
+            pipe.hgetall(self.key("stats", "m", str(m)))
+        return pipe.execute()
+
+    # -- outbox relay ------------------------------------------------------------------
+    def relay(self, target: str, maxlen: int, batch: int = 500, block_ms: int = 0) -> int:
+        """Move outbox entries to the public stream, oldest first; XADD before XDEL.
+
+        A crash between the two re-sends entries: consumers deduplicate by event id.
+        """
+        if block_ms:
+            got = self.redis.xread({self.outbox: "0-0"}, count=batch, block=block_ms)
+            entries = got[0][1] if got else []
+        else:
+            entries = self.redis.xrange(self.outbox, count=batch)
+        if not entries:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for _, fields in entries:
+            pipe.xadd(target, fields, maxlen=maxlen, approximate=True)
+        pipe.execute()
+        self.redis.xdel(self.outbox, *[eid for eid, _ in entries])
+        return len(entries)
+
+    def acquire_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
+        """A renewable lease: only one dispatcher relays at a time (keeps event order)."""
+        key = self.key("lease", name)
+        if self.redis.set(key, holder, nx=True, px=ttl_ms):
+            return True
+        if self.redis.get(key) == holder:
+            self.redis.pexpire(key, ttl_ms)
+            return True
+        return False

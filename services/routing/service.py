@@ -1,0 +1,412 @@
+"""Routing use cases: load state through the store, decide with the domain, commit in one step.
+
+Matching is optimistic: the decision is taken here, in Python, on a fresh
+read of a bounded candidate list (the domain's pluggable strategies), and the
+reservation is committed by a Lua script that re-checks what makes it safe -
+the task still queued, the agent still available, unchanged (profile version)
+and below its channel capacity. A lost race costs a retry, never a double
+assignment. Every transition that frees capacity or requeues a task triggers
+matching at once; the dispatcher's timers and sweep catch everything else.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from services.routing.adapters.redis_store import (
+    RedisRoutingStore,
+    agent_from_hash,
+    iso,
+    task_from_hash,
+)
+from services.routing.config import RoutingConfig
+from services.routing.domain.matching import (
+    choose_agent,
+    choose_task,
+    effective_requirements,
+)
+from services.routing.domain.model import (
+    CATEGORIES,
+    Agent,
+    InvalidTransition,
+    NotFound,
+    Task,
+)
+from services.routing.domain.stats import sum_buckets, window_minutes
+
+MAX_SCAN = 1024
+_TRANSITION_ERRORS = {
+    "task_not_queued": "the task is no longer waiting",
+}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RoutingService:
+    def __init__(
+        self,
+        store: RedisRoutingStore,
+        config: RoutingConfig,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.now = clock or _now_ms
+        self.strategy = config.strategy
+
+    # -- agents ------------------------------------------------------------------
+    def put_agent(self, aid: str, profile: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        created = self.store.put_agent(aid, profile, self.now())
+        if profile.get("status") == "available":
+            self.match_agent(aid)
+        return self.agent_view(aid), created
+
+    def set_agent_status(self, aid: str, status: str) -> dict[str, Any]:
+        requeued = self.store.set_status(aid, status, "agent", self.now())
+        for tid in requeued:
+            self.match_task(tid)
+        if status == "available":
+            self.match_agent(aid)
+        return self.agent_view(aid)
+
+    def agent_view(self, aid: str) -> dict[str, Any]:
+        agent, h = self.store.get_agent(aid)
+        return _agent_view(agent, h)
+
+    # -- tasks -------------------------------------------------------------------
+    def create_task(self, cmd: Mapping[str, Any], task_id: str | None = None) -> dict[str, Any]:
+        cfg, policy = self.config, self.config.priority
+        now = self.now()
+        tid = task_id or "t_" + uuid.uuid4().hex
+        category, sentiment = cmd["category"], cmd.get("sentiment")
+        tier = cmd.get("tier")
+        due = policy.sla_due_ms(category, now)
+        escalated = policy.escalates(sentiment)
+        fields: dict[str, Any] = {
+            "customer_id": cmd["customer_id"],
+            "channel": cmd["channel"],
+            "category": category,
+            "skills": _json(cmd.get("skills") or {}),
+            "language": cmd.get("language") or "",
+            "tier": tier or "",
+            "sentiment": "" if sentiment is None else sentiment,
+            "attributes": _json(cmd.get("attributes") or {}),
+            "status": "queued",
+            "priority": policy.priority(category, tier, sentiment),
+            "key": policy.order_key(category, tier, sentiment, due),
+            "created": now,
+            "due": due,
+            "verified": "0",
+            "declined": "{}",
+            "offers": 0,
+            "escalated": "1" if escalated else "0",
+        }
+        if cmd.get("case_id"):
+            fields["case_id"] = cmd["case_id"]
+        timers: list[tuple[str, int]] = [
+            (f"sla|{tid}", due),
+            (f"lead|{tid}", now + round(cfg.lead_after_s * 1000)),
+        ]
+        if escalated and cfg.senior_team:
+            until = now + round(cfg.senior_team_wait_s * 1000)
+            fields.update(team=cfg.senior_team, team_until=until)
+            timers.append((f"relax|{tid}|{len(cfg.relaxation)}", until))
+        for n, step in enumerate(cfg.relaxation):
+            timers.append((f"relax|{tid}|{n}", now + round(step.after_seconds * 1000)))
+        previous = self.store.last_agent(cmd["customer_id"])
+        if previous:
+            status = self.store.agent_hash(previous).get("status")
+            if status and status != "offline":  # an offline agent is skipped at once
+                until = now + round(cfg.sticky_timeout_s * 1000)
+                fields.update(sticky_agent=previous, sticky_until=until)
+                timers.append((f"sticky|{tid}", until))
+        self.store.create_task(tid, fields, timers, escalated, now)
+        self.match_task(tid)
+        return self.task_view(tid)
+
+    def get_task(self, tid: str) -> tuple[Task, dict[str, str]]:
+        h = self.store.task_hash(tid)
+        if not h:
+            raise NotFound(f"no task {tid}")
+        return task_from_hash(tid, h), h
+
+    def task_view(self, tid: str) -> dict[str, Any]:
+        return _task_view(tid, self.get_task(tid)[1])
+
+    def complete_task(self, tid: str) -> dict[str, Any]:
+        outcome, agent = self.store.complete(tid, self.config.retention_s, self.now())
+        self._raise_for(outcome, "task", tid)
+        if agent:
+            self.match_agent(agent)
+        return self.task_view(tid)
+
+    def cancel_task(self, tid: str, reason: str) -> dict[str, Any]:
+        outcome, freed = self.store.cancel(tid, reason, self.config.retention_s, self.now())
+        self._raise_for(outcome, "task", tid)
+        if freed:
+            self.match_agent(freed)
+        return self.task_view(tid)
+
+    # -- reservations --------------------------------------------------------------
+    def reservations_of(self, aid: str) -> list[dict[str, Any]]:
+        self.store.get_agent(aid)  # 404 for an unknown agent
+        return [_reservation_view(r, h) for r, h in self.store.pending_reservations(aid)]
+
+    def accept(self, rid: str) -> dict[str, Any]:
+        outcome = self.store.accept(rid, self.config.sticky_memory_s, self.now())
+        self._raise_for(outcome, "reservation", rid)
+        return _reservation_view(rid, self.store.reservation(rid))
+
+    def reject(self, rid: str) -> dict[str, Any]:
+        cooloff = round(self.config.decline_cooloff_s * 1000)
+        outcome = self.store.reject(rid, cooloff, self.now())
+        self._raise_for(outcome, "reservation", rid)
+        res = self.store.reservation(rid)
+        self.match_task(res["task"])
+        self.match_agent(res["agent"])
+        return _reservation_view(rid, res)
+
+    @staticmethod
+    def _raise_for(outcome: str, what: str, ident: str) -> None:
+        if outcome == "ok":
+            return
+        if outcome == "missing":
+            raise NotFound(f"no {what} {ident}")
+        state = outcome.split("_", 1)[-1]
+        raise InvalidTransition(f"the {what} is {state}")
+
+    # -- matching ------------------------------------------------------------------
+    def match_task(self, tid: str) -> str | None:
+        """Offer a queued task to the best eligible agent now; the reservation id or None."""
+        now = self.now()
+        h = self.store.task_hash(tid)
+        if not h or h.get("status") != "queued":
+            return None
+        task = task_from_hash(tid, h)
+        cfg = self.config
+        req = effective_requirements(task, cfg.relaxation, now)
+        sticky: Agent | None = None
+        versions: dict[str, str] = {}
+        if task.sticky_agent and now < task.sticky_until_ms:
+            sh = self.store.agent_hash(task.sticky_agent)
+            if sh:
+                sticky = agent_from_hash(task.sticky_agent, sh)
+                versions[sticky.id] = sh.get("version", "")
+        excluded: set[str] = set()
+        for _attempt in range(5):
+            chosen: Agent | None = None
+            offset = 0
+            while chosen is None:
+                page, size = self.store.candidates(req, cfg.scan_limit, offset)
+                versions.update({a.id: v for a, v in page})
+                pool = [a for a, _ in page if a.id not in excluded]
+                choice = choose_agent(
+                    task,
+                    pool,
+                    now_ms=now,
+                    strategy=self.strategy,
+                    steps=cfg.relaxation,
+                    sticky=sticky if sticky and sticky.id not in excluded else None,
+                )
+                if choice.wait_for_sticky:
+                    return None
+                chosen = choice.agent
+                offset += cfg.scan_limit
+                if chosen is None and (offset >= size or offset >= MAX_SCAN):
+                    return None
+            rid = "r_" + uuid.uuid4().hex
+            expires = now + round(cfg.reservation_timeout_s * 1000)
+            outcome = self.store.reserve(tid, chosen.id, rid, expires, versions[chosen.id], now)
+            if outcome == "ok":
+                return rid
+            if outcome == "task_not_queued":
+                return None
+            excluded.add(chosen.id)  # lost a race for this agent: next best
+        return None
+
+    def match_agent(self, aid: str) -> list[str]:
+        """Give a freed agent the most urgent waiting tasks it can take."""
+        made: list[str] = []
+        cfg = self.config
+        for _attempt in range(16):
+            h = self.store.agent_hash(aid)
+            if not h or h.get("status") != "available":
+                return made
+            agent = agent_from_hash(aid, h)
+            now = self.now()
+            picked: Task | None = None
+            for channel in sorted(agent.capacity):
+                if agent.free(channel) <= 0:
+                    continue
+                head = self.store.queue_head(channel, cfg.scan_limit * 2)
+                picked = choose_task(agent, head, now_ms=now, steps=cfg.relaxation)
+                if picked:
+                    break
+            if picked is None:
+                return made
+            rid = "r_" + uuid.uuid4().hex
+            expires = now + round(cfg.reservation_timeout_s * 1000)
+            outcome = self.store.reserve(picked.id, aid, rid, expires, h.get("version", ""), now)
+            if outcome == "ok":
+                made.append(rid)
+            elif outcome not in ("task_not_queued", "agent_changed"):
+                return made
+        return made
+
+    # -- timers -----------------------------------------------------------------------
+    def tick(self, limit: int = 500) -> int:
+        """Fire due timers (each exactly once), then match what they released."""
+        cfg = self.config
+        out = self.store.tick(
+            limit,
+            round(cfg.decline_cooloff_s * 1000),
+            cfg.away_after_missed,
+            cfg.lead_team,
+            self.now(),
+        )
+        for item in dict.fromkeys(out):  # ordered, without duplicates
+            kind, ident = item.split(":", 1)
+            if kind == "t":
+                self.match_task(ident)
+            else:
+                self.match_agent(ident)
+        return len(out)
+
+    def sweep(self, per_channel: int = 50) -> int:
+        """Safety net: try the head of every queue (a router may have died mid-way)."""
+        made = 0
+        for channel in self.store.channels():
+            for task in self.store.queue_head(channel, per_channel):
+                if self.match_task(task.id):
+                    made += 1
+        return made
+
+    # -- statistics -------------------------------------------------------------------
+    def queue_stats(self) -> dict[str, Any]:
+        now = self.now()
+        channels = self.store.channels()
+        waiting = self.store.waiting(CATEGORIES, channels)
+        available = self.store.available_counts(channels)
+        totals = sum_buckets(self.store.minute_buckets(window_minutes(now)))
+        items = []
+        for category in CATEGORIES:
+            for channel in channels:
+                count, oldest = waiting[(category, channel)]
+                answered = totals.get((category, channel))
+                items.append(
+                    {
+                        "category": category,
+                        "channel": channel,
+                        "waiting": count,
+                        "longest_wait_seconds": round((now - oldest) / 1000, 3)
+                        if oldest is not None
+                        else 0.0,
+                        "agents_available": available.get(channel, 0),
+                        "answered": answered.answered if answered else 0,
+                        "service_level": answered.service_level if answered else None,
+                        "average_speed_of_answer_seconds": answered.average_speed_of_answer
+                        if answered
+                        else None,
+                        "sla_target_seconds": self.config.priority.sla_seconds[category],
+                    }
+                )
+        return {"window_seconds": 3600, "generated_at": iso(now), "items": items}
+
+    def agent_stats(self, after: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        rows = self.store.agents_after(after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [_agent_view(a, h) for a, h in rows]
+        return items, (rows[-1][0].id if more and rows else None)
+
+    # -- customers --------------------------------------------------------------------
+    def export_customer(self, customer_id: str) -> dict[str, Any]:
+        tasks = self.store.tasks(self.store.customer_task_ids(customer_id))
+        reservations = []
+        for _tid, h in tasks:
+            if h.get("reservation"):
+                rid = h["reservation"]
+                res = self.store.reservation(rid)
+                if res:
+                    reservations.append(_reservation_view(rid, res))
+        return {
+            "customer_id": customer_id,
+            "tasks": [_task_view(t, h) for t, h in tasks],
+            "reservations": reservations,
+            "last_agent_id": self.store.last_agent(customer_id),
+        }
+
+    def erase_customer(self, customer_id: str) -> int:
+        freed = self.store.erase_customer(customer_id, self.now())
+        for aid in dict.fromkeys(freed):
+            self.match_agent(aid)
+        return len(freed)
+
+    def mark_verified(self, customer_id: str, verification_id: str) -> int:
+        return self.store.mark_verified(customer_id, verification_id, self.now())
+
+
+# -- views ----------------------------------------------------------------------------
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+def _agent_view(agent: Agent, h: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "agent_id": agent.id,
+        "name": h.get("name", ""),
+        "team": agent.team,
+        "skills": dict(agent.skills),
+        "languages": sorted(agent.languages),
+        "channels": dict(agent.capacity),
+        "status": agent.status,
+        "load": dict(agent.load),
+        "occupancy": round(agent.occupancy, 4),
+        "idle_since": iso(agent.idle_since_ms) if agent.idle_since_ms else None,
+    }
+
+
+def _task_view(tid: str, h: Mapping[str, str]) -> dict[str, Any]:
+    import json
+
+    t = task_from_hash(tid, h)
+    return {
+        "task_id": tid,
+        "status": t.status,
+        "channel": t.channel,
+        "customer_id": t.customer_id,
+        "category": t.category,
+        "skills": dict(t.skills),
+        "language": t.language,
+        "tier": t.tier,
+        "sentiment": t.sentiment,
+        "attributes": json.loads(h.get("attributes") or "{}"),
+        "priority": int(h.get("priority", 0)),
+        "created_at": iso(t.created_ms),
+        "sla_due_at": iso(t.sla_due_ms),
+        "agent_id": h.get("agent") or None,
+        "reservation_id": h.get("reservation") or None,
+        "verified": h.get("verified") == "1",
+        "escalated": h.get("escalated") == "1" or h.get("sla_escalated") == "1",
+        "team": t.team,
+        "case_id": h.get("case_id") or None,
+    }
+
+
+def _reservation_view(rid: str, h: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "reservation_id": rid,
+        "task_id": h.get("task"),
+        "agent_id": h.get("agent"),
+        "status": h.get("status"),
+        "channel": h.get("channel"),
+        "created_at": iso(int(h.get("created", 0))),
+        "expires_at": h.get("expires_at"),
+    }
