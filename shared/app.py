@@ -9,6 +9,7 @@ its domain errors and its readiness checks.
 
 from __future__ import annotations
 
+import http
 import logging
 import re
 import time
@@ -19,7 +20,8 @@ from typing import Any
 
 import flask_smorest
 from flask import Flask, Response, current_app, g, jsonify, request
-from marshmallow import Schema, fields
+from flask_smorest.utils import prepare_response
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from shared import idempotency
@@ -110,7 +112,35 @@ def http_problem(error: HTTPException) -> ProblemError:
     )
 
 
+class ProblemSchema(Schema):
+    """RFC 7807 problem document; every operation documents it as its default error."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.Dict(metadata={"description": "field -> messages, for validation errors"})
+
+    class Meta:
+        unknown = INCLUDE  # problems may carry extension members (RFC 7807 section 3.2)
+
+
 class _Api(flask_smorest.Api):
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        """Error responses are documented as application/problem+json."""
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            content_type = PROBLEM_MIMETYPE if status >= 400 else "application/json"
+            prepare_response(response, self.spec, content_type)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_MIMETYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
     def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
         return problem_response(http_problem(error))
 
