@@ -8,10 +8,24 @@ from flask import Flask
 
 from shared.app import build_app
 from shared.config import Settings
+from shared.redis_conn import connect
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = settings or Settings.from_env(service="crm")
+    from services.crm import bootstrap
     from services.crm.api import blp
 
-    return build_app(settings, title="Switchboard CRM", blueprints=[blp], **overrides)
+    redis = overrides.pop("redis", None) or connect(settings)
+    wiring = bootstrap.build(settings, redis)
+    extensions = {"crm": wiring.service, "engine": wiring.engine, **overrides.pop("extensions", {})}
+    return build_app(
+        settings,
+        title="Switchboard CRM",
+        description="Unified customer profiles, identity resolution, timeline and cases",
+        blueprints=[blp],
+        readiness={"database": wiring.store.ping},
+        extensions=extensions,
+        redis=redis,
+        **overrides,
+    )

@@ -1,16 +1,54 @@
-"""Stream consumer process of the crm service: `python -m services.crm.consumer`."""
+"""Stream consumer process of the crm service: `python -m services.crm.consumer`.
+
+Two loops: the outbox relay (SQL outbox -> sb:events:crm, in order) and the
+projection of identity/routing events onto customers' timelines (exactly once:
+the event id is recorded in crm_inbox in the same SQL transaction).
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
+from services.crm import bootstrap
+from services.crm.adapters import sql_tables
+from services.crm.domain.timeline import PROJECTED_TYPES
+from shared.bus import Consumer, Delivery
 from shared.config import Settings
-from shared.consumer_main import Runnable, run
+from shared.consumer_main import Runnable, consumer_name, run
+from shared.events import STREAMS, Event
+from shared.sql_outbox import relay_outbox
+
+log = logging.getLogger("sb.crm.consumer")
 
 
 def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
-    return []
+    wiring = bootstrap.build(settings, redis)
+    service = wiring.service
+
+    def project(event: Event, _delivery: Delivery) -> None:
+        service.project_event(event)
+
+    consumer = Consumer(
+        redis,
+        [STREAMS["identity"], STREAMS["routing"]],
+        "crm",
+        consumer_name("crm"),
+        {event_type: project for event_type in PROJECTED_TYPES},
+    )
+
+    def relay(stop: threading.Event) -> None:
+        idle = settings.float_env("CRM_RELAY_IDLE_SECONDS", 0.1)
+        while not stop.is_set():
+            moved = relay_outbox(
+                wiring.engine, sql_tables.outbox, redis, maxlen=settings.stream_maxlen
+            )
+            if not moved:
+                stop.wait(idle)
+
+    return [consumer.run, relay]
 
 
 if __name__ == "__main__":
