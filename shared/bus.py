@@ -434,3 +434,55 @@ def _streams_of(response: Any) -> list[tuple[str, list[tuple[str, dict[str, str]
     if isinstance(response, dict):
         return [(s, v[0] if v and isinstance(v[0], list) else v) for s, v in response.items()]
     return [(s, entries) for s, entries in response]
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def safe_trim_point(redis: Any, stream: str) -> str | None:
+    """The oldest entry some group still needs: none older is read or pending anywhere.
+
+    None when the stream has no group yet (nobody has said what they need).
+    """
+    try:
+        groups = redis.xinfo_groups(stream)
+    except redis_lib.ResponseError:  # no such stream
+        return None
+    if not groups:
+        return None
+    points: list[str] = []
+    for group in groups:
+        points.append(group["last-delivered-id"])
+        if group.get("pending"):
+            points.append(redis.xpending(stream, group["name"])["min"])
+    return min(points, key=_id_key)
+
+
+def trim_consumed(redis: Any, stream: str) -> int:
+    """Trim what every group has read and acknowledged; returns entries removed.
+
+    The publisher's approximate MAXLEN stays the hard bound on memory: a group
+    that falls that far behind loses the oldest entries (see docs/events.md).
+    """
+    point = safe_trim_point(redis, stream)
+    if point is None or point == "0-0":
+        return 0
+    return int(redis.xtrim(stream, minid=point, approximate=True))
+
+
+def trim_loop(
+    redis: Any, streams: Sequence[str], interval: float = 10.0
+) -> Callable[[threading.Event], None]:
+    """A runnable for ``consumer_main``: trims ``streams`` every ``interval`` seconds."""
+
+    def run(stop: threading.Event) -> None:
+        while not stop.wait(interval):
+            for stream in streams:
+                try:
+                    trim_consumed(redis, stream)
+                except redis_lib.RedisError as exc:
+                    log.warning("trim failed", extra={"stream": stream, "error": str(exc)})
+
+    return run

@@ -16,7 +16,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from shared.bus import trim_loop
 from shared.config import Settings
+from shared.events import STREAMS
 from shared.logs import configure_logging
 from shared.redis_conn import connect
 
@@ -43,6 +45,8 @@ def run(service: str, build: Build, settings: Settings | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     runnables = list(build(settings, redis))
+    if service in STREAMS:  # each service keeps its own stream short
+        runnables.append(trim_loop(redis, [STREAMS[service]]))
     threads = [
         threading.Thread(target=_guard, args=(r, stop), name=f"{service}-{i}", daemon=True)
         for i, r in enumerate(runnables)
@@ -51,8 +55,7 @@ def run(service: str, build: Build, settings: Settings | None = None) -> None:
         thread.start()
     log.info("consumer started", extra={"runnables": len(threads)})
     while not stop.wait(0.5):
-        if not any(t.is_alive() for t in threads) and threads:
-            break
+        pass
     for thread in threads:
         thread.join(timeout=30)
     log.info("consumer stopped")

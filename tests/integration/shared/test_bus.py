@@ -214,3 +214,34 @@ def test_state_and_event_commit_together_in_one_transaction(redis) -> None:
     publisher.stage(pipe, Event.new("t.state.changed", {"v": 1}, source="t"))
     pipe.execute()
     assert redis.get("state") == "v1" and redis.xlen(STREAM) == 1
+
+
+def test_trimming_keeps_every_entry_a_slow_group_has_not_finished(redis) -> None:
+    from shared.bus import trim_consumed
+
+    publisher = EventPublisher(redis, STREAM, maxlen=100_000)
+    publisher.publish_many([Event.new("t.x.y", {"n": i}, source="t") for i in range(3000)])
+    fast = Consumer(redis, [STREAM], "fast", "f", {"*": lambda e, d: None}, batch=500)
+    slow_seen: list[int] = []
+    slow = Consumer(
+        redis, [STREAM], "slow", "s", {"*": lambda e, d: slow_seen.append(e.data["n"])}, batch=500
+    )
+    drain(fast)
+    slow.run_once(block_ms=10)  # 500 read and acknowledged
+    slow.flush()
+    redis.xreadgroup("slow", "s2", {STREAM: ">"}, count=100)  # 100 more read, still pending
+    removed = trim_consumed(redis, STREAM)
+    assert removed > 0
+    remaining = [int(Event.from_fields(f).data["n"]) for _, f in redis.xrange(STREAM)]
+    assert remaining[0] <= 500  # the oldest pending entry (n=500) is still there
+    assert remaining[-1] == 2999
+    drain(slow)
+    assert slow_seen == list(range(500)) + list(range(600, 3000))
+
+
+def test_trimming_does_nothing_before_any_group_exists(redis) -> None:
+    from shared.bus import trim_consumed
+
+    publish(redis, 10)
+    assert trim_consumed(redis, STREAM) == 0
+    assert redis.xlen(STREAM) == 10
