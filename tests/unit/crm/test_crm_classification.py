@@ -20,6 +20,7 @@ CLASSIFIER = Classifier.from_file()
         ("收到的杯子破损", "质量太差了", "product_quality"),
         ("I want a refund", "please tell me how to return the shoes", "refund_return"),
         ("申请退款", "衣服不合适，想退货", "refund_return"),
+        ("Refund for broken mug", "", "refund_return"),
         ("My account was hacked", "someone changed my password", "account_security"),
         ("账号被盗", "有异常登录，验证码不是我申请的", "account_security"),
         ("Double charged on my invoice", "the payment went through twice", "billing"),
