@@ -81,10 +81,12 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
-# KEYS: throttle zset. ARGV: now_ms, window_ms, max_sends, cooldown_ms, member
-# -> 0 (send now, recorded) or seconds to wait
+# KEYS: throttle zset. ARGV: unused, window_ms, max_sends, cooldown_ms, member
+# -> 0 (send now, recorded) or seconds to wait. The server's clock orders the sends,
+# so concurrent callers (and hosts with skewed clocks) cannot slip past the cooldown.
 _THROTTLE = """
-local now = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if last[2] and now - tonumber(last[2]) < tonumber(ARGV[4]) then
