@@ -1,16 +1,84 @@
-"""Stream consumer process of the routing service: `python -m services.routing.consumer`."""
+"""Stream consumer process of the routing service: `python -m services.routing.consumer`.
+
+- ``crm.profile.erased``: cancel and forget every task of the customer.
+- ``identity.verification.approved``: mark the customer's waiting tasks verified.
+- ``crm.case.created``: when ``ROUTING_TASKS_FROM_CASES`` is on, queue a task for
+  the case (task id derived from the case id, so a redelivery creates nothing).
+
+Every handler is idempotent by construction (state checks in the Lua scripts).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.routing.bootstrap import build_service
+from services.routing.domain.model import CATEGORIES
+from services.routing.service import RoutingService
+from shared.bus import Consumer, Delivery, Handler
 from shared.config import Settings
-from shared.consumer_main import Runnable, run
+from shared.consumer_main import Runnable, consumer_name, run
+from shared.events import STREAMS, Event
+
+CASE_PRIORITY_TO_CATEGORY = {"urgent": "urgent", "high": "urgent", "critical": "urgent"}
+
+
+def handlers(service: RoutingService) -> Mapping[str, Handler]:
+    def erased(event: Event, _delivery: Delivery) -> None:
+        profile_id = event.data.get("profile_id")
+        if isinstance(profile_id, str) and profile_id:
+            service.erase_customer(profile_id)
+
+    def verified(event: Event, _delivery: Delivery) -> None:
+        customer_id = event.data.get("customer_id")
+        if isinstance(customer_id, str) and customer_id:
+            service.mark_verified(customer_id, str(event.data.get("verification_id", "")))
+
+    def case_created(event: Event, _delivery: Delivery) -> None:
+        data = event.data
+        if not (isinstance(data.get("profile_id"), str) and data.get("case_id")):
+            return
+        task_id = "case_" + hashlib.sha256(str(data["case_id"]).encode()).hexdigest()[:24]
+        if service.store.task_hash(task_id):
+            return  # a redelivery
+        priority = str(data.get("priority") or "").lower()
+        category = CASE_PRIORITY_TO_CATEGORY.get(priority, "basic")
+        if priority in CATEGORIES:
+            category = priority
+        channel = str(data.get("channel") or "chat").lower()
+        service.create_task(
+            {
+                "channel": channel,
+                "customer_id": data["profile_id"],
+                "category": category,
+                "skills": {},
+                "attributes": {"case_number": data.get("case_number"), "source": "crm"},
+                "case_id": str(data["case_id"]),
+            },
+            task_id=task_id,
+        )
+
+    table: dict[str, Handler] = {
+        "crm.profile.erased": erased,
+        "identity.verification.approved": verified,
+    }
+    if service.config.tasks_from_cases:
+        table["crm.case.created"] = case_created
+    return table
 
 
 def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
-    return []
+    service = build_service(settings, redis)
+    consumer = Consumer(
+        redis,
+        [STREAMS["crm"], STREAMS["identity"]],
+        "routing",
+        consumer_name("routing"),
+        handlers(service),
+    )
+    return [consumer.run]
 
 
 if __name__ == "__main__":

@@ -142,7 +142,8 @@ local akey = P .. 'agent:' .. aid
 local old = hgetall(akey)
 local created = old.status == nil
 if not created then reindex(aid, old, true) end
-redis.call('HSET', akey, 'name', p.name or '', 'team', p.team or '',
+local function text(v) if type(v) == 'string' then return v end return '' end
+redis.call('HSET', akey, 'name', text(p.name), 'team', text(p.team),
   'skills', cjson.encode(p.skills), 'languages', cjson.encode(p.languages),
   'channels', cjson.encode(p.channels))
 redis.call('HINCRBY', akey, 'version', 1)
@@ -151,7 +152,7 @@ if created then
   redis.call('ZADD', P .. 'agents', 0, aid)
 end
 local a = hgetall(akey)
-if p.status and p.status ~= a.status then set_status(aid, a, p.status, 'admin') end
+if type(p.status) == 'string' and p.status ~= a.status then set_status(aid, a, p.status, 'admin') end
 reindex(aid, hgetall(akey))
 return created and 1 or 0
 """

@@ -1,0 +1,15 @@
+"""The one place the routing service's real adapters are built and wired."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.config import RoutingConfig
+from services.routing.service import RoutingService
+from shared.config import Settings
+
+
+def build_service(settings: Settings, redis: Any) -> RoutingService:
+    config = RoutingConfig.from_settings(settings)
+    return RoutingService(RedisRoutingStore(redis, config.pool), config)

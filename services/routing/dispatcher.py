@@ -1,0 +1,69 @@
+"""The routing dispatcher: `python -m services.routing.dispatcher`.
+
+Two loops, each safe with several dispatchers running:
+
+- timers: fires due deadlines (reservation timeouts, SLA breaches, the
+  team-lead escalation, sticky and relaxation steps) - each is claimed and
+  acted on inside one Lua script, so it fires exactly once - then matches
+  what they released; every couple of seconds it also sweeps the head of
+  every queue, in case a router died between queuing a task and matching it.
+- relay: moves the pool's outbox to ``sb:events:routing``, under a lease so
+  one relay at a time keeps the event order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from services.routing.bootstrap import build_service
+from services.routing.service import RoutingService
+from shared.config import Settings
+from shared.consumer_main import Runnable, run
+from shared.events import STREAMS
+
+log = logging.getLogger("sb.routing.dispatcher")
+
+TICK_SECONDS = 0.05
+SWEEP_SECONDS = 2.0
+LEASE_MS = 5000
+
+
+def timer_loop(service: RoutingService, stop: threading.Event) -> None:
+    next_sweep = 0.0
+    while not stop.is_set():
+        fired = service.tick()
+        if time.monotonic() >= next_sweep:
+            service.sweep()
+            next_sweep = time.monotonic() + SWEEP_SECONDS
+        if not fired:
+            stop.wait(TICK_SECONDS)
+
+
+def relay_loop(
+    service: RoutingService, maxlen: int, stop: threading.Event, holder: str | None = None
+) -> None:
+    store = service.store
+    me = holder or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
+    while not stop.is_set():
+        if store.acquire_lease("relay", me, LEASE_MS):
+            store.relay(STREAMS["routing"], maxlen, block_ms=500)
+        else:
+            stop.wait(1.0)
+
+
+def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
+    service = build_service(settings, redis)
+    return [
+        lambda stop: timer_loop(service, stop),
+        lambda stop: relay_loop(service, settings.stream_maxlen, stop),
+    ]
+
+
+if __name__ == "__main__":
+    run("routing", build)

@@ -1,0 +1,213 @@
+"""The routing service under gunicorn, with its dispatcher and consumer processes,
+driven over HTTP and streams the way a channel adapter and an agent desktop would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.events import Event
+from shared.testing import ROOT, GunicornService
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def routing_env(base_env: dict[str, str], redis: Any) -> dict[str, str]:
+    return {**base_env, "ROUTING_RESERVATION_TIMEOUT": "1", "ROUTING_SLA_BASIC": "2"}
+
+
+@pytest.fixture
+def routing(routing_env: dict[str, str]) -> Iterator[GunicornService]:
+    with GunicornService("services.routing.app:create_app()", routing_env) as service:
+        yield service
+
+
+@pytest.fixture
+def processes(routing_env: dict[str, str]) -> Iterator[None]:
+    env = {**os.environ, **routing_env, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", f"services.routing.{name}"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name in ("dispatcher", "consumer")
+    ]
+    yield
+    for proc in procs:
+        proc.terminate()
+        proc.wait(15)
+
+
+def public_events(redis: Any, prefix: str = "routing.") -> list[dict[str, Any]]:
+    return [
+        {"type": f["type"], **json.loads(f["data"])}
+        for _, f in redis.xrange("sb:events:routing")
+        if f["type"].startswith(prefix)
+    ]
+
+
+AGENT = {"name": "Li", "skills": {"billing": 4}, "languages": ["zh"], "channels": {"chat": 2}}
+TASK = {
+    "channel": "chat",
+    "customer_id": "c-9",
+    "category": "basic",
+    "skills": {"billing": 3},
+    "language": "zh",
+    "tier": "gold",
+    "sentiment": 0.2,
+}
+
+
+def test_a_contact_is_offered_accepted_and_completed_over_http(
+    routing: GunicornService, headers: Callable[[str], dict[str, str]]
+) -> None:
+    url = routing.url
+    r = httpx.put(f"{url}/v1/agents/li", json=AGENT, headers=headers("admin"))
+    assert r.status_code == 200 and r.json()["status"] == "offline"
+    r = httpx.put(
+        f"{url}/v1/agents/li/status", json={"status": "available"}, headers=headers("agent")
+    )
+    assert r.json()["status"] == "available"
+
+    r = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel"))
+    assert r.status_code == 201
+    task = r.json()
+    assert {"task_id", "status", "priority", "sla_due_at"} <= set(task)
+    assert task["status"] == "reserved" and task["priority"] == 15
+
+    offers = httpx.get(f"{url}/v1/agents/li/reservations", headers=headers("agent")).json()
+    (offer,) = offers["items"]
+    assert offer["task"]["task_id"] == task["task_id"]
+    r = httpx.post(
+        f"{url}/v1/reservations/{offer['reservation_id']}/accept", headers=headers("agent")
+    )
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    assert (
+        httpx.get(f"{url}/v1/tasks/{task['task_id']}", headers=headers("channel")).json()["status"]
+        == "assigned"
+    )
+    r = httpx.post(f"{url}/v1/tasks/{task['task_id']}/complete", headers=headers("agent"))
+    assert r.json()["status"] == "completed"
+    r = httpx.post(f"{url}/v1/tasks/{task['task_id']}/complete", headers=headers("agent"))
+    assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
+
+    stats = httpx.get(f"{url}/v1/stats/queues", headers=headers("admin")).json()
+    row = next(i for i in stats["items"] if (i["category"], i["channel"]) == ("basic", "chat"))
+    assert row["answered"] == 1 and row["service_level"] == 1.0 and row["agents_available"] == 1
+    agents = httpx.get(f"{url}/v1/stats/agents?limit=1", headers=headers("admin")).json()
+    assert agents["items"][0]["agent_id"] == "li" and agents["next_cursor"] is None
+    export = httpx.get(f"{url}/v1/customers/c-9/export", headers=headers("admin")).json()
+    assert [t["task_id"] for t in export["tasks"]] == [task["task_id"]]
+    assert "sb_routing_waiting_tasks" in httpx.get(f"{url}/metrics").text
+
+
+def test_bad_requests_are_problems_never_500s(
+    routing: GunicornService, headers: Callable[[str], dict[str, str]]
+) -> None:
+    url = routing.url
+    r = httpx.post(
+        f"{url}/v1/tasks", json={**TASK, "category": "vip", "bogus": 1}, headers=headers("channel")
+    )
+    assert r.status_code == 400 and set(r.json()["errors"]) == {"category", "bogus"}
+    r = httpx.post(f"{url}/v1/tasks", json={**TASK, "sentiment": 3}, headers=headers("channel"))
+    assert r.status_code == 400
+    r = httpx.put(
+        f"{url}/v1/agents/li", json={**AGENT, "skills": {"billing": 9}}, headers=headers("admin")
+    )
+    assert r.status_code == 400
+    assert httpx.post(f"{url}/v1/tasks", json=TASK).status_code == 401
+    assert httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("agent")).status_code == 403
+    assert httpx.get(f"{url}/v1/tasks/nope", headers=headers("agent")).status_code == 404
+    r = httpx.post(f"{url}/v1/reservations/nope/accept", headers=headers("agent"))
+    assert r.status_code == 404
+    r = httpx.put(f"{url}/v1/agents/bad%20id", json=AGENT, headers=headers("admin"))
+    assert r.status_code == 400
+    spec = httpx.get(f"{url}/openapi.json").json()
+    assert {
+        "/v1/tasks",
+        "/v1/agents/{agent_id}/reservations",
+        "/v1/stats/queues",
+        "/v1/customers/{customer_id}/export",
+    } <= set(spec["paths"])
+
+
+def test_the_dispatcher_times_out_offers_escalates_and_relays_events(
+    routing: GunicornService,
+    processes: None,
+    redis: Any,
+    headers: Callable[[str], dict[str, str]],
+) -> None:
+    url = routing.url
+    httpx.put(
+        f"{url}/v1/agents/li", json={**AGENT, "status": "available"}, headers=headers("admin")
+    )
+    task = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel")).json()
+    assert task["status"] == "reserved"
+    wait_for(lambda: public_events(redis, "routing.reservation.timeout"))
+    wait_for(lambda: public_events(redis, "routing.task.escalated"))
+    escalated = public_events(redis, "routing.task.escalated")
+    assert [(e["task_id"], e["reason"]) for e in escalated] == [(task["task_id"], "sla")]
+    ids = [f["id"] for _, f in redis.xrange("sb:events:routing")]
+    assert len(ids) == len(set(ids))
+
+
+def test_the_consumer_forgets_an_erased_customer(
+    routing: GunicornService,
+    processes: None,
+    redis: Any,
+    headers: Callable[[str], dict[str, str]],
+) -> None:
+    url = routing.url
+    task = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel")).json()
+    approved = Event.new(
+        "identity.verification.approved",
+        {
+            "verification_id": "v1",
+            "customer_id": "c-9",
+            "channel": "chat",
+            "tier": "gold",
+            "factors": ["totp"],
+            "sid": "s",
+            "reused": False,
+        },
+        source="identity",
+    )
+    redis.xadd("sb:events:identity", approved.to_fields())
+    wait_for(
+        lambda: httpx.get(f"{url}/v1/tasks/{task['task_id']}", headers=headers("agent")).json()[
+            "verified"
+        ]
+    )
+    erased = Event.new("crm.profile.erased", {"profile_id": "c-9"}, source="crm")
+    redis.xadd("sb:events:crm", erased.to_fields())
+    redis.xadd("sb:events:crm", erased.to_fields())  # delivered twice: no harm
+    wait_for(
+        lambda: (
+            httpx.get(f"{url}/v1/tasks/{task['task_id']}", headers=headers("agent")).status_code
+            == 404
+        )
+    )
+    export = httpx.get(f"{url}/v1/customers/c-9/export", headers=headers("admin")).json()
+    assert export["tasks"] == [] and export["last_agent_id"] is None
+    canceled = wait_for(lambda: public_events(redis, "routing.task.canceled"))
+    assert canceled[0]["reason"] == "erased"
