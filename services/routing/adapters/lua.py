@@ -152,7 +152,9 @@ if created then
   redis.call('ZADD', P .. 'agents', 0, aid)
 end
 local a = hgetall(akey)
-if type(p.status) == 'string' and p.status ~= a.status then set_status(aid, a, p.status, 'admin') end
+if type(p.status) == 'string' and p.status ~= a.status then
+  set_status(aid, a, p.status, 'admin')
+end
 reindex(aid, hgetall(akey))
 return created and 1 or 0
 """
