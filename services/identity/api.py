@@ -32,6 +32,7 @@ _ERRORS: dict[type[e.IdentityError], tuple[int, str]] = {
     e.DeviceNotTrustable: (409, "Device Not Trustable"),
     e.CustomerLocked: (423, "Locked"),
     e.Throttled: (429, "Too Many Requests"),
+    e.DeliveryUnavailable: (503, "Delivery Unavailable"),
 }
 
 

@@ -16,6 +16,7 @@ from services.identity.domain import fingerprint as fpr
 from services.identity.domain.errors import (
     CodeRejected,
     CustomerLocked,
+    DeliveryUnavailable,
     DeviceNotTrustable,
     EnrollmentInvalid,
     FactorNotAllowed,
@@ -116,7 +117,10 @@ class _Env:
             raise Throttled(wait, "too many codes were sent to this destination; wait")
 
     def deliver(self, channel: str, destination: str, message: str, meta: Mapping[str, Any]) -> str:
-        return self.s.delivery(channel).send(channel, destination, message, meta)
+        try:
+            return self.s.delivery(channel).send(channel, destination, message, meta)
+        except Exception as exc:  # noqa: BLE001 - any provider failure is one answer to the client
+            raise DeliveryUnavailable("the code could not be sent; try again shortly") from exc
 
     def qr_png_base64(self, text: str) -> str:
         return self.s.qr(text) if self.s.qr else ""
@@ -709,9 +713,8 @@ class IdentityService:
         return body
 
     def document_result(self, raw: bytes, timestamp: str, signature: str) -> None:
-        from services.identity.adapters.delivery import sign_body
-
-        expected = sign_body(self.config.document_secret, timestamp, raw)
+        mac = hmac.new(self.config.document_secret, timestamp.encode() + b"." + raw, hashlib.sha256)
+        expected = "sha256=" + mac.hexdigest()
         if not hmac.compare_digest(expected, signature or ""):
             raise InvalidSignature("the callback signature is not valid")
         try:

@@ -13,7 +13,8 @@ IdentityError
  ├── InvalidSignature       401  a provider callback without a valid HMAC
  ├── CodeRejected           400  a wrong code when confirming an enrollment
  ├── FactorNotAllowed       400  the factor does not count on this channel
- └── DeviceNotTrustable     409  voice line, flagged fingerprint, unapproved verification
+ ├── DeviceNotTrustable     409  voice line, flagged fingerprint, unapproved verification
+ └── DeliveryUnavailable    503  the delivery provider did not take the message
 """
 
 from __future__ import annotations
@@ -83,3 +84,7 @@ class FactorNotAllowed(IdentityError):
 
 class DeviceNotTrustable(IdentityError):
     """A voice line, a flagged fingerprint, or a verification that was not approved."""
+
+
+class DeliveryUnavailable(IdentityError):
+    """The delivery provider could not hand the code over (503, retry later)."""
