@@ -60,3 +60,46 @@ class Product:
                 self.process.wait()
         self._log.close()
         self.redis.stop()
+
+
+def redis_traces(url: str, needles: list[str]) -> dict[str, list[str]]:
+    """Every Redis key whose name or value contains any of ``needles``."""
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(url, decode_responses=True)
+    readers = {
+        "string": client.get,
+        "hash": client.hgetall,
+        "set": client.smembers,
+        "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+        "list": lambda k: client.lrange(k, 0, -1),
+        "stream": client.xrange,
+    }
+    found: dict[str, list[str]] = {}
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        blob = f"{key} {readers[kind](key) if kind in readers else ''}"
+        hits = [n for n in needles if n in blob]
+        if hits:
+            found[f"{kind}:{key}"] = hits
+    client.close()
+    return found
+
+
+def sql_traces(database_url: str, needles: list[str]) -> dict[str, list[str]]:
+    """Every table with a row that contains any of ``needles`` (any column, as text)."""
+    from sqlalchemy import MetaData, create_engine, select
+
+    engine = create_engine(database_url)
+    metadata = MetaData()
+    metadata.reflect(engine)
+    found: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                text = " ".join(str(v) for v in row)
+                hits = [n for n in needles if n in text]
+                if hits:
+                    found.setdefault(table.name, []).extend(hits)
+    engine.dispose()
+    return found
