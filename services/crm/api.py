@@ -17,7 +17,7 @@ from services.crm.domain.errors import (
     NotFoundError,
     ProfileMoved,
 )
-from services.crm.ports import PeerUnavailable
+from services.crm.ports import PeerUnavailable, StoreUnavailable
 from services.crm.service import CrmService, RateLimited
 from shared.app import ctx, problem_response
 from shared.auth import current_client, require_scope
@@ -105,6 +105,13 @@ def _peer_down(error: PeerUnavailable) -> Response:
         ServiceUnavailable(
             f"the export is incomplete, so none is given: {error}", headers={"Retry-After": "5"}
         )
+    )
+
+
+@blp.errorhandler(StoreUnavailable)
+def _store_down(error: StoreUnavailable) -> Response:
+    return problem_response(
+        ServiceUnavailable("the database is unavailable", headers={"Retry-After": "1"})
     )
 
 

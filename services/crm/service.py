@@ -128,15 +128,18 @@ class CrmService:
             assert row is not None
             return row
 
-    def _view(self, tx: Tx, row: Mapping[str, Any]) -> dict[str, Any]:
-        idents = tx.identifiers_of([row["id"]])
+    def _view(
+        self, tx: Tx, row: Mapping[str, Any], held: Sequence[Identifier] | None = None
+    ) -> dict[str, Any]:
+        if held is None:
+            held = [Identifier(i["type"], i["value"]) for i in tx.identifiers_of([row["id"]])]
         return {
             "id": row["id"],
             "name": row["name"],
             "tier": row["tier"],
             "language": row["language"],
             "attributes": row["attributes"] or {},
-            "identifiers": [{"type": i["type"], "value": i["value"]} for i in idents],
+            "identifiers": [{"type": i.type, "value": i.value} for i in held],
             "created_at": row["created_at"],
             "updated_at": row["updated_at"],
         }
@@ -226,7 +229,9 @@ class CrmService:
             raise InvalidIdentifier("at least one identifier is required")
 
         def work(tx: Tx) -> tuple[dict[str, Any] | None, bool, tuple[str, ...]]:
-            owners = tx.owners(idents)
+            holders = tx.holders(idents)
+            wanted = set(idents)
+            owners = {i: pid for pid, h in holders.items() for i in h["identifiers"] if i in wanted}
             decision = decide(idents, owners, create=create)
             if decision.outcome is Outcome.CONFLICT:
                 types = [i.type for i in idents if i in owners]
@@ -238,6 +243,9 @@ class CrmService:
                 raise ProfileNotFound("no profile holds these identifiers")
             if decision.outcome is Outcome.RESOLVED:
                 assert decision.profile_id is not None
+                if not decision.missing:  # the hot path: one query in all
+                    held = holders[decision.profile_id]
+                    return self._view(tx, held["row"], held["identifiers"]), False, ()
                 if decision.missing:
                     tx.insert_identifiers(decision.profile_id, decision.missing)
                     kinds = ", ".join(sorted({i.type for i in decision.missing}))

@@ -42,4 +42,4 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=16, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=16, pool_recycle=1800)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from services.crm.adapters import sql_tables as t
 from services.crm.domain.identifiers import Identifier
-from services.crm.ports import Contention
+from services.crm.ports import Contention, StoreUnavailable
 from shared.events import STREAMS, Event
 from shared.sql_outbox import add_to_outbox
 
@@ -124,6 +124,36 @@ class SqlTx:
             )
         ).all()
         return {Identifier(r.type, r.value): r.profile_id for r in rows}
+
+    def holders(self, wanted: Sequence[Identifier]) -> dict[str, dict[str, Any]]:
+        """The profiles holding any of ``wanted``, each with all its identifiers:
+        one query for the hot path of resolve."""
+        if not wanted:
+            return {}
+        pairs = [(i.type, i.value) for i in wanted]
+        held = t.identifiers.alias("held")
+        owners = (
+            select(held.c.profile_id)
+            .where(tuple_(held.c.type, held.c.value).in_(pairs))
+            .scalar_subquery()
+        )
+        rows = self.conn.execute(
+            select(
+                t.profiles,
+                t.identifiers.c.type.label("i_type"),
+                t.identifiers.c.value.label("i_value"),
+            )
+            .join(t.identifiers, t.identifiers.c.profile_id == t.profiles.c.id)
+            .where(t.profiles.c.id.in_(owners))
+            .order_by(t.profiles.c.id, t.identifiers.c.id)
+        ).all()
+        found: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            m = dict(r._mapping)
+            kind, value = m.pop("i_type"), m.pop("i_value")
+            entry = found.setdefault(m["id"], {"row": m, "identifiers": []})
+            entry["identifiers"].append(Identifier(kind, value))
+        return found
 
     def insert_identifiers(self, profile_id: str, wanted: Sequence[Identifier]) -> None:
         if not wanted:
@@ -393,7 +423,8 @@ class SqlStore:
         except OperationalError as exc:
             if "locked" in str(exc.orig) or "deadlock" in str(exc.orig):
                 raise Contention(str(exc.orig)) from exc
-            raise
+            # A lost connection (database restarted): the pool is already invalidated.
+            raise StoreUnavailable(type(exc.orig).__name__) from exc
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
