@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.identity.adapters.redis_store import RedisStore
-from shared.bus import Consumer, Delivery, Handler
+from shared.bus import Consumer, Delivery, Handler, trim_loop
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
 from shared.events import STREAMS, Event
@@ -63,7 +63,11 @@ def build_consumer(redis: Any, name: str | None = None, **options: Any) -> Consu
 
 
 def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
-    return [build_consumer(redis, consumer_name("identity")).run]
+    # The producer trims its own stream once every consumer group has acknowledged.
+    return [
+        build_consumer(redis, consumer_name("identity")).run,
+        trim_loop(redis, [STREAMS["identity"]]),
+    ]
 
 
 if __name__ == "__main__":

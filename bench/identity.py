@@ -1,0 +1,200 @@
+"""Identity benchmark: token checks and TOTP flows beside a trivial endpoint.
+
+Served by gunicorn (2 gthread workers x 4 threads) on an embedded Redis, all in
+this run:
+
+- GET /healthz of the same app: the baseline (what Flask + gunicorn cost);
+- POST /v1/sessions/introspect and GET .../verification-status, 32 connections;
+- offline token verifications per second in-process (PyJWT EdDSA, pinned key);
+- complete TOTP flows per second over HTTP: POST /v1/verifications then
+  POST .../checks with a fresh code, one pre-enrolled customer per flow.
+
+Targets (2 cores): introspect and status >= 60% of the baseline's requests/s
+with p99 <= 20 ms; >= 500 complete TOTP flows/s.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pyotp  # noqa: E402
+import redis as redis_lib  # noqa: E402
+
+from bench.common import (  # noqa: E402
+    BENCH_KEYS,
+    GunicornService,
+    RedisServer,
+    bench_env,
+    http_load,
+    machine,
+    percentile,
+    print_table,
+)
+from shared.config import Settings  # noqa: E402
+from shared.events import STREAMS  # noqa: E402
+
+DURATION = float(os.environ.get("SB_BENCH_SECONDS", "8"))
+CONCURRENCY = 32
+FLOW_CUSTOMERS = 12_000
+FLOW_THREADS = 16
+
+
+def auth(scope: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {BENCH_KEYS[scope]}", "Content-Type": "application/json"}
+
+
+def build_service(env: dict[str, str], redis: redis_lib.Redis):  # noqa: ANN201
+    from services.identity.bootstrap import build_service as build
+    from shared.bus import EventPublisher
+
+    settings = Settings.from_env(env, service="identity")
+    return build(settings, redis, EventPublisher(redis, STREAMS["identity"]))
+
+
+def enroll_many(service, n: int) -> list[tuple[str, pyotp.TOTP]]:  # noqa: ANN001
+    """Active TOTP factors written straight through the store (setup, not measured)."""
+    from services.identity.domain.otp import new_base32_secret
+
+    out = []
+    pipe = service.store.r.pipeline(transaction=False)
+    now = time.time()
+    for i in range(n):
+        cid, secret = f"bench-{i}", new_base32_secret()
+        record = {"factor_id": f"f-bench-{i}", "type": "totp", "status": "active",
+                  "created_at": now, "data": {"secret": secret}, "public": {}}
+        pipe.hset(f"idn:c:{cid}:factors", record["factor_id"], json.dumps(record))
+        out.append((cid, pyotp.TOTP(secret)))
+        if i % 500 == 499:
+            pipe.execute()
+    pipe.execute()
+    return out
+
+
+def totp_flows(url: str, customers: list[tuple[str, pyotp.TOTP]], seconds: float) -> dict:
+    host, port = url.removeprefix("http://").split(":")
+    work: queue.SimpleQueue = queue.SimpleQueue()
+    for item in customers:
+        work.put(item)
+    stop_at = time.perf_counter() + seconds
+    done, failed, latencies = [0], [0], []
+    lock = threading.Lock()
+
+    def post(conn: http.client.HTTPConnection, path: str, body: dict) -> dict:
+        conn.request("POST", path, body=json.dumps(body), headers=auth("channel"))
+        response = conn.getresponse()
+        return json.loads(response.read())
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        ok = bad = 0
+        local = []
+        while time.perf_counter() < stop_at:
+            try:
+                cid, totp = work.get_nowait()
+            except queue.Empty:
+                break
+            began = time.perf_counter()
+            try:
+                v = post(conn, "/v1/verifications", {"customer_id": cid, "channel": "chat"})
+                r = post(conn, f"/v1/verifications/{v['verification_id']}/checks",
+                         {"factor": "totp", "code": totp.now()})
+                if r.get("status") == "approved":
+                    ok += 1
+                else:
+                    bad += 1
+            except (OSError, http.client.HTTPException, KeyError, ValueError):
+                bad += 1
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            local.append(time.perf_counter() - began)
+        with lock:
+            done[0] += ok
+            failed[0] += bad
+            latencies.extend(local)
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(FLOW_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    return {"flows": done[0], "failed": failed[0], "seconds": elapsed,
+            "p50": percentile(latencies, 50) * 1000, "p99": percentile(latencies, 99) * 1000}
+
+
+def offline_verifications(service, token: str, seconds: float = 2.0) -> float:  # noqa: ANN001
+    n, stop_at = 0, time.perf_counter() + seconds
+    began = time.perf_counter()
+    while time.perf_counter() < stop_at:
+        for _ in range(200):
+            assert service.tokens.verify(token) is not None
+        n += 200
+    return n / (time.perf_counter() - began)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        redis_server = RedisServer(Path(tmp) / "redis")
+        try:
+            env = bench_env(redis_server.url, str(Path(tmp) / "var"))
+            redis = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
+            service = build_service(env, redis)  # also creates the dev keys gunicorn will share
+            customers = enroll_many(service, FLOW_CUSTOMERS)
+            with GunicornService("services.identity.app:create_app()", env, workers=2,
+                                 threads=4) as app:
+                # One approved session to introspect and to ask the status of.
+                cid, totp = customers.pop()
+                conn = http.client.HTTPConnection(*app.url.removeprefix("http://").split(":"))
+                conn.request("POST", "/v1/verifications", headers=auth("channel"),
+                             body=json.dumps({"customer_id": cid, "channel": "chat"}))
+                vid = json.loads(conn.getresponse().read())["verification_id"]
+                conn.request("POST", f"/v1/verifications/{vid}/checks", headers=auth("channel"),
+                             body=json.dumps({"factor": "totp", "code": totp.now()}))
+                token = json.loads(conn.getresponse().read())["session_token"]
+                conn.close()
+
+                base = http_load(app.url + "/healthz", concurrency=CONCURRENCY, duration=DURATION)
+                intro = http_load(app.url + "/v1/sessions/introspect", method="POST",
+                                  body={"token": token}, headers=auth("ivr"),
+                                  concurrency=CONCURRENCY, duration=DURATION)
+                status = http_load(
+                    app.url + f"/v1/customers/{cid}/verification-status?channel=chat",
+                    headers=auth("ivr"), concurrency=CONCURRENCY, duration=DURATION)
+                flows = totp_flows(app.url, customers, DURATION)
+            offline = offline_verifications(service, token)
+        finally:
+            redis_server.stop()
+
+    rows = []
+    for name, r in (("GET /healthz (baseline)", base), ("POST /v1/sessions/introspect", intro),
+                    ("GET .../verification-status", status)):
+        rows.append([name, f"{r.rps:,.0f}", f"{r.rps / base.rps:.0%}", f"{r.p50_ms:.2f}",
+                     f"{r.p99_ms:.2f}", r.errors])
+    rows.append(["TOTP flow (start + check)", f"{flows['flows'] / flows['seconds']:,.0f} flows/s",
+                 "", f"{flows['p50']:.2f}", f"{flows['p99']:.2f}", flows["failed"]])
+    rows.append(["token verify, in-process", f"{offline:,.0f} /s", "", "", "", 0])
+    print_table(
+        f"Identity, {CONCURRENCY} connections, {DURATION:.0f} s each ({machine()})",
+        ["what", "throughput", "vs baseline", "p50 ms", "p99 ms", "errors"],
+        rows,
+    )
+    ok = (intro.rps >= 0.6 * base.rps and status.rps >= 0.6 * base.rps
+          and intro.p99_ms <= 20 and status.p99_ms <= 20
+          and flows["flows"] / flows["seconds"] >= 500)
+    print("targets met" if ok else "targets NOT met (see table)")
+
+
+if __name__ == "__main__":
+    main()
