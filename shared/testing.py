@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +14,15 @@ import httpx
 
 from shared.embedded_redis import RedisClusterServers, RedisServer, free_port
 
-__all__ = ["RedisClusterServers", "RedisServer", "free_port", "GunicornService", "auth", "ROOT"]
+__all__ = [
+    "RedisClusterServers",
+    "RedisServer",
+    "free_port",
+    "GunicornService",
+    "Product",
+    "auth",
+    "ROOT",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,3 +106,63 @@ class GunicornService:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Product:
+    """The whole product as `make run` starts it, on a Redis and SQLite of its own."""
+
+    def __init__(
+        self,
+        directory: Path,
+        api_keys_env: str,
+        internal_key: str,
+        *,
+        workers: int = 2,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.redis = RedisServer(directory / "redis", persistent=True)
+        self.database_url = f"sqlite:///{directory / 'crm.db'}"
+        self.ports = {s: free_port() for s in ("identity", "crm", "routing")}
+        self.urls = {s: f"http://127.0.0.1:{p}" for s, p in self.ports.items()}
+        env = dict(os.environ)
+        env.update({f"{s.upper()}_PORT": str(p) for s, p in self.ports.items()})
+        env.update(
+            {
+                "SB_ENV": "dev",
+                "SB_VAR_DIR": str(directory / "var"),
+                "SB_WORKERS": str(workers),
+                "REDIS_URL": self.redis.url,
+                "DATABASE_URL": self.database_url,
+                "API_KEYS": api_keys_env,
+                "SB_INTERNAL_API_KEY": internal_key,
+                "PYTHONUNBUFFERED": "1",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
+        env.update(extra_env or {})
+        self.log_path = directory / "run.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "scripts/run.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while "Switchboard is running" not in self.log_path.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the product did not start:\n" + self.log_path.read_text())
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        self.redis.stop()

@@ -2,64 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from shared.testing import ROOT, RedisServer, free_port
+from shared.testing import Product
 from tests.conftest import API_KEYS, API_KEYS_ENV
 
+__all__ = ["Product", "start_product", "redis_traces", "sql_traces"]
 
-class Product:
-    def __init__(self, directory: Path, *, workers: int = 2) -> None:
-        self.redis = RedisServer(directory / "redis", persistent=True)
-        self.database_url = f"sqlite:///{directory / 'crm.db'}"
-        self.ports = {s: free_port() for s in ("identity", "crm", "routing")}
-        self.urls = {s: f"http://127.0.0.1:{p}" for s, p in self.ports.items()}
-        env = dict(os.environ)
-        env.update({f"{s.upper()}_PORT": str(p) for s, p in self.ports.items()})
-        env.update(
-            {
-                "SB_ENV": "dev",
-                "SB_VAR_DIR": str(directory / "var"),
-                "SB_WORKERS": str(workers),
-                "REDIS_URL": self.redis.url,
-                "DATABASE_URL": self.database_url,
-                "API_KEYS": API_KEYS_ENV,
-                "SB_INTERNAL_API_KEY": API_KEYS["admin"],
-                "PYTHONUNBUFFERED": "1",
-                "LOG_LEVEL": "WARNING",
-            }
-        )
-        self.log_path = directory / "run.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "scripts/run.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        while "Switchboard is running" not in self.log_path.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the product did not start:\n" + self.log_path.read_text())
-            time.sleep(0.2)
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        self.redis.stop()
+def start_product(directory: Path, *, workers: int = 2) -> Product:
+    """The product with the tests' API keys; the CRM exports with the admin key."""
+    return Product(directory, API_KEYS_ENV, API_KEYS["admin"], workers=workers)
 
 
 def redis_traces(url: str, needles: list[str]) -> dict[str, list[str]]:

@@ -12,12 +12,12 @@ import pytest
 
 from scripts.journey import Endpoints, Journey
 from tests.conftest import API_KEYS
-from tests.e2e.product import Product, redis_traces, sql_traces
+from tests.e2e.product import Product, redis_traces, sql_traces, start_product
 
 
 @pytest.fixture(scope="module")
 def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
-    running = Product(Path(tmp_path_factory.mktemp("product")))
+    running = start_product(Path(tmp_path_factory.mktemp("product")))
     yield running
     running.stop()
 
