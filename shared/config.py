@@ -159,6 +159,15 @@ class Settings:
         except ValueError:
             raise ConfigError(f"{name} must be true or false, got {raw!r}") from None
 
+    def consumer_options(self) -> dict[str, int]:
+        """Keyword arguments for ``shared.bus.Consumer`` from the environment."""
+        return {
+            "batch": self.int_env("SB_CONSUMER_BATCH", 100, minimum=1, maximum=10_000),
+            "block_ms": self.int_env("SB_CONSUMER_BLOCK_MS", 1000, minimum=1),
+            "visibility_timeout_ms": self.int_env("SB_CONSUMER_VISIBILITY_MS", 30_000, minimum=10),
+            "max_deliveries": self.int_env("SB_CONSUMER_MAX_DELIVERIES", 5, minimum=1),
+        }
+
     def secret(self, name: str) -> str:
         """A required secret; in dev mode a generated one kept under var/secrets."""
         value = self.env.get(name, "").strip()

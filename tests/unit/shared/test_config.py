@@ -62,3 +62,20 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env({"SB_ENV": "dev"}, service="crm")
     with pytest.raises(AttributeError):
         settings.service = "other"  # type: ignore[misc]
+
+
+def test_consumer_options_come_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {"SB_ENV": "dev", "SB_CONSUMER_VISIBILITY_MS": "250", "SB_CONSUMER_MAX_DELIVERIES": "3"},
+        service="crm",
+    )
+    assert settings.consumer_options() == {
+        "batch": 100,
+        "block_ms": 1000,
+        "visibility_timeout_ms": 250,
+        "max_deliveries": 3,
+    }
+    with pytest.raises(ConfigError, match="SB_CONSUMER_BATCH"):
+        Settings.from_env(
+            {"SB_ENV": "dev", "SB_CONSUMER_BATCH": "0"}, service="crm"
+        ).consumer_options()
