@@ -138,8 +138,8 @@ def _jsonable(value: Any) -> Any:
 # -- profiles -------------------------------------------------------------------------
 @blp.route("/profiles", methods=["POST"])
 @require_scope("channel", "agent", "admin")
-@blp.arguments(s.ProfileCreateSchema)
-@blp.response(201, s.ProfileSchema)
+@blp.arguments(s.ProfileCreateSchema())
+@blp.response(201, s.ProfileSchema())
 def create_profile(body: dict[str, Any]) -> Any:
     """Create a profile (explicit: also for identifiers erased recently)."""
     identifiers = body.pop("identifiers")
@@ -148,9 +148,9 @@ def create_profile(body: dict[str, Any]) -> Any:
 
 @blp.route("/profiles/resolve", methods=["POST"])
 @require_scope("channel", "agent")
-@blp.arguments(s.ResolveSchema)
-@blp.response(200, s.ProfileSchema, description="Resolved to an existing profile")
-@blp.alt_response(201, schema=s.ProfileSchema, description="A new profile was created")
+@blp.arguments(s.ResolveSchema())
+@blp.response(200, s.ProfileSchema(), description="Resolved to an existing profile")
+@blp.alt_response(201, schema=s.ProfileSchema(), description="A new profile was created")
 def resolve_profile(body: dict[str, Any]) -> Any:
     """The one profile the identifiers name; 409 with both ids when they name two."""
     identifiers = body.pop("identifiers")
@@ -161,8 +161,8 @@ def resolve_profile(body: dict[str, Any]) -> Any:
 
 @blp.route("/profiles", methods=["GET"])
 @require_scope("agent", "admin", "channel")
-@blp.arguments(s.ProfileQuerySchema, location="query")
-@blp.response(200, page_schema(s.ProfileSchema))
+@blp.arguments(s.ProfileQuerySchema(), location="query")
+@blp.response(200, page_schema(s.ProfileSchema)())
 def search_profiles(args: dict[str, Any]) -> Any:
     """Search by name prefix or any identifier; filter by tier."""
     position = decode_cursor(args.get("cursor"))
@@ -177,7 +177,7 @@ def search_profiles(args: dict[str, Any]) -> Any:
 
 @blp.route("/profiles/<string:profile_id>", methods=["GET"])
 @require_scope("channel", "agent", "admin")
-@blp.response(200, s.ProfileSchema)
+@blp.response(200, s.ProfileSchema())
 def get_profile(profile_id: str) -> Any:
     """A profile; a merged one answers 308 to its survivor."""
     return crm().get_profile(profile_id)
@@ -185,8 +185,8 @@ def get_profile(profile_id: str) -> Any:
 
 @blp.route("/profiles/<string:profile_id>", methods=["PATCH"])
 @require_scope("channel", "agent", "admin")
-@blp.arguments(s.ProfilePatchSchema)
-@blp.response(200, s.ProfileSchema)
+@blp.arguments(s.ProfilePatchSchema())
+@blp.response(200, s.ProfileSchema())
 def patch_profile(body: dict[str, Any], profile_id: str) -> Any:
     """Change name, tier, language, attributes (null removes a key), add identifiers."""
     return crm().update_profile(profile_id, body)
@@ -202,8 +202,8 @@ def erase_profile(profile_id: str) -> None:
 
 @blp.route("/profiles/<string:profile_id>/merge", methods=["POST"])
 @require_scope("agent", "admin")
-@blp.arguments(s.MergeSchema)
-@blp.response(200, s.MergeResultSchema)
+@blp.arguments(s.MergeSchema())
+@blp.response(200, s.MergeResultSchema())
 def merge_profiles(body: dict[str, Any], profile_id: str) -> Any:
     """Merge ``source_id`` into this profile (``dry_run`` shows the outcome only)."""
     return crm().merge(profile_id, body["source_id"], dry_run=body["dry_run"])
@@ -211,8 +211,8 @@ def merge_profiles(body: dict[str, Any], profile_id: str) -> Any:
 
 @blp.route("/profiles/<string:profile_id>/unmerge", methods=["POST"])
 @require_scope("agent", "admin")
-@blp.arguments(s.UnmergeSchema)
-@blp.response(200, s.UnmergeResultSchema)
+@blp.arguments(s.UnmergeSchema())
+@blp.response(200, s.UnmergeResultSchema())
 def unmerge_profiles(body: dict[str, Any], profile_id: str) -> Any:
     """Undo a merge: the source comes back with everything it brought."""
     return crm().unmerge(profile_id, body["merge_id"])
@@ -220,8 +220,8 @@ def unmerge_profiles(body: dict[str, Any], profile_id: str) -> Any:
 
 @blp.route("/merge-candidates", methods=["GET"])
 @require_scope("agent", "admin")
-@blp.arguments(s.PageArgs, location="query")
-@blp.response(200, page_schema(s.MergeCandidateSchema))
+@blp.arguments(s.PageArgs(), location="query")
+@blp.response(200, page_schema(s.MergeCandidateSchema)())
 def merge_candidates(args: dict[str, Any]) -> Any:
     """Pairs of profiles that one resolve request named together (409s)."""
     position = decode_cursor(args.get("cursor"))
@@ -236,8 +236,8 @@ def merge_candidates(args: dict[str, Any]) -> Any:
 
 @blp.route("/profiles/<string:profile_id>/timeline", methods=["GET"])
 @require_scope("agent", "admin")
-@blp.arguments(s.PageArgs, location="query")
-@blp.response(200, page_schema(s.TimelineItemSchema))
+@blp.arguments(s.PageArgs(), location="query")
+@blp.response(200, page_schema(s.TimelineItemSchema)())
 def timeline(args: dict[str, Any], profile_id: str) -> Any:
     """Everything that happened with this customer, newest first."""
     position = decode_cursor(args.get("cursor"))
@@ -258,7 +258,7 @@ def timeline(args: dict[str, Any], profile_id: str) -> Any:
 
 @blp.route("/profiles/<string:profile_id>/export", methods=["GET"])
 @require_scope("admin")
-@blp.response(200, s.ExportSchema)
+@blp.response(200, s.ExportSchema())
 def export_profile(profile_id: str) -> Any:
     """Everything held on this customer in every service, as one document."""
     return _jsonable(crm().export(profile_id))
@@ -267,8 +267,8 @@ def export_profile(profile_id: str) -> Any:
 # -- interactions and cases ------------------------------------------------------------
 @blp.route("/interactions", methods=["POST"])
 @require_scope("channel", "agent")
-@blp.arguments(s.InteractionCreateSchema)
-@blp.response(201, s.InteractionSchema)
+@blp.arguments(s.InteractionCreateSchema())
+@blp.response(201, s.InteractionSchema())
 def create_interaction(body: dict[str, Any]) -> Any:
     """Record a contact on any channel (on the timeline)."""
     return crm().add_interaction(body)
@@ -276,9 +276,9 @@ def create_interaction(body: dict[str, Any]) -> Any:
 
 @blp.route("/cases", methods=["POST"])
 @require_scope("channel", "agent")
-@blp.arguments(s.CaseCreateSchema)
-@blp.response(201, s.CaseSchema, description="A new case")
-@blp.alt_response(200, schema=s.CaseSchema, description="Recorded on a similar open case")
+@blp.arguments(s.CaseCreateSchema())
+@blp.response(201, s.CaseSchema(), description="A new case")
+@blp.alt_response(200, schema=s.CaseSchema(), description="Recorded on a similar open case")
 def create_case(body: dict[str, Any]) -> Any:
     """Open a case, classified and prioritised; a similar open case takes the contact."""
     case, merged = crm().create_case(body)
@@ -287,8 +287,8 @@ def create_case(body: dict[str, Any]) -> Any:
 
 @blp.route("/cases/lookup", methods=["GET"])
 @require_scope("channel", "ivr")
-@blp.arguments(s.LookupQuerySchema, location="query")
-@blp.response(200, s.LookupSchema)
+@blp.arguments(s.LookupQuerySchema(), location="query")
+@blp.response(200, s.LookupSchema())
 def lookup_case(args: dict[str, Any]) -> Any:
     """Self-service progress: case number and phone must both match (rate-limited)."""
     client = current_client()
@@ -297,7 +297,7 @@ def lookup_case(args: dict[str, Any]) -> Any:
 
 @blp.route("/cases/<string:case_id>", methods=["GET"])
 @require_scope("channel", "agent", "admin")
-@blp.response(200, s.CaseSchema)
+@blp.response(200, s.CaseSchema())
 def get_case(case_id: str) -> Any:
     """A case with its status history."""
     return crm().get_case(case_id)
@@ -305,8 +305,8 @@ def get_case(case_id: str) -> Any:
 
 @blp.route("/cases/<string:case_id>", methods=["PATCH"])
 @require_scope("channel", "agent", "admin")
-@blp.arguments(s.CasePatchSchema)
-@blp.response(200, s.CaseSchema)
+@blp.arguments(s.CasePatchSchema())
+@blp.response(200, s.CaseSchema())
 def patch_case(body: dict[str, Any], case_id: str) -> Any:
     """Move a case through its workflow, or correct priority / category."""
     return crm().update_case(case_id, body)

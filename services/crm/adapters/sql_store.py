@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     Table,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -37,6 +38,29 @@ OWNED: dict[str, Table] = {
     "timeline": t.timeline,
 }
 CRM_STREAM = STREAMS["crm"]
+
+
+_HELD = t.identifiers.alias("held")
+
+
+def _holders_query(condition: Any) -> Any:
+    owners = select(_HELD.c.profile_id).where(condition).scalar_subquery()
+    return (
+        select(
+            t.profiles,
+            t.identifiers.c.type.label("i_type"),
+            t.identifiers.c.value.label("i_value"),
+        )
+        .join(t.identifiers, t.identifiers.c.profile_id == t.profiles.c.id)
+        .where(t.profiles.c.id.in_(owners))
+        .order_by(t.profiles.c.id, t.identifiers.c.id)
+    )
+
+
+# Built once: resolve by a single identifier is the hottest query of the service.
+_HOLDER_OF_ONE = _holders_query(
+    and_(_HELD.c.type == bindparam("kind"), _HELD.c.value == bindparam("value"))
+)
 
 
 def _row(mapping: Any) -> dict[str, Any]:
@@ -130,23 +154,14 @@ class SqlTx:
         one query for the hot path of resolve."""
         if not wanted:
             return {}
-        pairs = [(i.type, i.value) for i in wanted]
-        held = t.identifiers.alias("held")
-        owners = (
-            select(held.c.profile_id)
-            .where(tuple_(held.c.type, held.c.value).in_(pairs))
-            .scalar_subquery()
-        )
-        rows = self.conn.execute(
-            select(
-                t.profiles,
-                t.identifiers.c.type.label("i_type"),
-                t.identifiers.c.value.label("i_value"),
-            )
-            .join(t.identifiers, t.identifiers.c.profile_id == t.profiles.c.id)
-            .where(t.profiles.c.id.in_(owners))
-            .order_by(t.profiles.c.id, t.identifiers.c.id)
-        ).all()
+        if len(wanted) == 1:
+            params = {"kind": wanted[0].type, "value": wanted[0].value}
+            rows = self.conn.execute(_HOLDER_OF_ONE, params).all()
+        else:
+            pairs = [(i.type, i.value) for i in wanted]
+            rows = self.conn.execute(
+                _holders_query(tuple_(_HELD.c.type, _HELD.c.value).in_(pairs))
+            ).all()
         found: dict[str, dict[str, Any]] = {}
         for r in rows:
             m = dict(r._mapping)
