@@ -68,6 +68,7 @@ class Journey:
     timings: dict[str, float] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     poll_timeout: float = 15.0
+    after_step: Callable[[str], None] | None = None  # fault tests act between steps
 
     # -- plumbing ------------------------------------------------------------------
     def _call(
@@ -96,6 +97,8 @@ class Journey:
         started = time.perf_counter()
         yield
         self.timings[name] = time.perf_counter() - started
+        if self.after_step is not None:
+            self.after_step(name)
 
     def _poll(self, what: str, probe: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + self.poll_timeout

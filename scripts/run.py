@@ -143,8 +143,10 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
         port = int(env.get("SB_REDIS_PORT", "0")) or free_port()
         sup.redis = RedisServer(var / "redis", port=port, persistent=True)
         env["REDIS_URL"] = sup.redis.url
-        print(f"embedded redis-server (AOF in var/redis) at {sup.redis.url}"
-              f"  pid {sup.redis.process.pid}")
+        print(
+            f"embedded redis-server (AOF in var/redis) at {sup.redis.url}"
+            f"  pid {sup.redis.process.pid}"
+        )
     if not env.get("DATABASE_URL"):
         env["DATABASE_URL"] = f"sqlite:///{var / 'crm.db'}"
     keys: dict[str, str] = {}

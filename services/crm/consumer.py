@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.crm import bootstrap
@@ -37,11 +39,18 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
         "crm",
         consumer_name("crm"),
         {event_type: project for event_type in PROJECTED_TYPES},
+        **settings.consumer_options(),
     )
 
     def relay(stop: threading.Event) -> None:
         idle = settings.float_env("CRM_RELAY_IDLE_SECONDS", 0.1)
+        next_prune = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_prune:
+                # Redelivery stops after the bus's 24 h dedupe window; keep ids 7 days.
+                with wiring.store.transaction() as tx:
+                    tx.prune_inbox(datetime.now(UTC) - timedelta(days=7))
+                next_prune = time.monotonic() + 3600
             moved = relay_outbox(
                 wiring.engine, sql_tables.outbox, redis, maxlen=settings.stream_maxlen
             )
