@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def build_delivery(settings: Settings, redis: Any) -> dict[str, DeliveryProvider
                 raise ConfigError("IDENTITY_WEBHOOK_URL is required by the webhook provider")
             providers[channel] = WebhookDelivery(
                 url,
-                settings.secret("IDENTITY_WEBHOOK_SECRET").encode(),
+                secret(settings, "IDENTITY_WEBHOOK_SECRET"),
                 retries=settings.int_env("IDENTITY_WEBHOOK_RETRIES", 3, minimum=0, maximum=10),
             )
         elif name == "smtp":
@@ -92,7 +93,7 @@ def build_documents(settings: Settings) -> Any:
     name = settings.str_env("IDENTITY_DOCUMENT_VERIFIER", "sandbox")
     if name == "sandbox":
         return SandboxDocumentVerifier(
-            settings.secret("IDENTITY_DOCUMENT_SECRET").encode(),
+            secret(settings, "IDENTITY_DOCUMENT_SECRET"),
             settings.str_env("IDENTITY_DOCUMENT_CALLBACK_URL", ""),
         )
     factory = load_named(DOCUMENT_GROUP, name)
@@ -101,12 +102,24 @@ def build_documents(settings: Settings) -> Any:
     return factory(settings)  # type: ignore[operator]
 
 
+def secret(settings: Settings, name: str) -> bytes:
+    """``settings.secret``, waiting out a dev secret another worker is still writing."""
+    deadline = time.monotonic() + 5
+    value = settings.secret(name)
+    while not value and time.monotonic() < deadline:
+        time.sleep(0.02)
+        value = settings.secret(name)
+    if not value:
+        raise ConfigError(f"{name} is empty")
+    return value.encode()
+
+
 def build_config(settings: Settings) -> IdentityConfig:
     return IdentityConfig(
-        otp_key=settings.secret("IDENTITY_OTP_KEY").encode(),
-        kba_pepper=settings.secret("IDENTITY_KBA_PEPPER").encode(),
-        fingerprint_key=settings.secret("IDENTITY_FINGERPRINT_KEY").encode(),
-        document_secret=settings.secret("IDENTITY_DOCUMENT_SECRET").encode(),
+        otp_key=secret(settings, "IDENTITY_OTP_KEY"),
+        kba_pepper=secret(settings, "IDENTITY_KBA_PEPPER"),
+        fingerprint_key=secret(settings, "IDENTITY_FINGERPRINT_KEY"),
+        document_secret=secret(settings, "IDENTITY_DOCUMENT_SECRET"),
         issuer=settings.str_env("IDENTITY_ISSUER", "switchboard-identity"),
         totp_issuer=settings.str_env("IDENTITY_TOTP_ISSUER", "Switchboard"),
         otp_lifetime=settings.int_env("IDENTITY_OTP_LIFETIME", 300, minimum=30, maximum=600),

@@ -150,16 +150,29 @@ class IdentityService:
         self.delivery, self.documents, self.qr, self.clock = delivery, documents, qr, clock
         self.env = _Env(self)
         self.possession = registry.possession_types()
+        self._policies: dict[str, TierPolicy] = {}
 
     def _event(self, type_: str, **data: Any) -> Event:
         return Event.new(type_, data, source=SOURCE)
 
     # == policies =============================================================
-    def policy(self, tier: str) -> TierPolicy:
-        raw = self.store.get_policy(tier) or (
-            self.store.get_policy(DEFAULT_TIER) if tier != DEFAULT_TIER else None
-        )
-        return parse_policy(raw, self.registry.types()) if raw else DEFAULT_POLICY
+    def _parsed(self, raw: str | None) -> TierPolicy:
+        if raw is None:
+            return DEFAULT_POLICY
+        policy = self._policies.get(raw)
+        if policy is None:  # stored policies were validated on PUT; parse each text once
+            if len(self._policies) > 1000:
+                self._policies.clear()
+            policy = self._policies[raw] = parse_policy(json.loads(raw), self.registry.types())
+        return policy
+
+    def policy(self, tier: str, stored: Mapping[str, str] | None = None) -> TierPolicy:
+        """The tier's policy, else the default tier's, else the built-in default."""
+        if stored is None:
+            own, default = self.store.policies_raw(tier, DEFAULT_TIER)
+        else:
+            own, default = stored.get(tier), stored.get(DEFAULT_TIER)
+        return self._parsed(own if own is not None else default)
 
     def policies(self) -> list[dict[str, Any]]:
         stored = self.store.list_policies()
@@ -209,8 +222,8 @@ class IdentityService:
         event = self._event("identity.policy.changed", tier=tier, action="delete", changed_by=who)
         self.store.save_policy(tier, None, audit, [event])
 
-    def tier_of(self, cid: str, hint: str | None) -> str:
-        projected = self.store.profile(cid).get("tier")
+    def tier_of(self, cid: str, hint: str | None, profile: Mapping[str, str] | None = None) -> str:
+        projected = (self.store.profile(cid) if profile is None else profile).get("tier")
         for tier in (projected, hint):
             if tier and TIER_NAME.match(tier):
                 return tier
@@ -369,7 +382,13 @@ class IdentityService:
 
     # == verifications ========================================================
     def _reusable(
-        self, cid: str, policy: TierPolicy, channel: str, token: str | None, trusted: bool
+        self,
+        cid: str,
+        policy: TierPolicy,
+        channel: str,
+        token: str | None,
+        trusted: bool,
+        sids: list[str],
     ) -> tuple[dict[str, Any] | None, Decision | None, bool]:
         """(session, what it is worth here, an active session existed)."""
         candidates: list[dict[str, Any]] = []
@@ -380,7 +399,7 @@ class IdentityService:
                 if session and session["customer_id"] == cid:
                     candidates.append(session)
         if not candidates:
-            candidates = self.store.sessions_of(cid)
+            candidates = self.store.sessions_by_id(cid, sids)
             if not trusted:  # without a token only a trusted device may pick a session up
                 return None, None, bool(candidates)
         best: tuple[dict[str, Any] | None, Decision | None] = (None, None)
@@ -398,13 +417,14 @@ class IdentityService:
 
     def start(self, cmd: Mapping[str, Any]) -> Result:
         cid, channel = cmd["customer_id"], cmd["channel"]
-        tier = self.tier_of(cid, cmd.get("tier"))
-        policy = self.policy(tier)
+        snap = self.store.snapshot(cid)
+        tier = self.tier_of(cid, cmd.get("tier"), snap["profile"])
+        policy = self.policy(tier, snap["policies"])
         now = self.clock()
         seen = self._see_device(cid, cmd.get("device"))
         trusted = self._trusted_device(cid, policy, seen)
         session, carried, had_session = self._reusable(
-            cid, policy, channel, cmd.get("session_token"), trusted
+            cid, policy, channel, cmd.get("session_token"), trusted, snap["sids"]
         )
         vid = new_id("v")
         started = self._event(
@@ -416,7 +436,6 @@ class IdentityService:
         )
         if session is not None and carried is not None and carried.approved:
             return self._reuse(vid, cid, channel, tier, session, seen, started, now)
-        self.store.count(**({"asked_again": 1} if had_session else {"fresh": 1}))
         satisfied = list(carried.counted) if carried else []
         decision = evaluate(policy, channel, satisfied, trusted, self.possession)
         fields = {
@@ -432,10 +451,11 @@ class IdentityService:
             "reused": False,
         }
         sat = [f for f in decision.counted if f != "trusted_device"]
-        self.store.create_verification(vid, fields, sat, [started])
+        counters = {"asked_again" if had_session else "fresh": 1}
+        self.store.create_verification(vid, fields, sat, [started], counters)
         if decision.approved:  # a trusted device alone may satisfy a one-factor tier
             return self._approve(vid, {**fields, "satisfied": sat}, policy, decision, status=201)
-        return Result(self._pending_body(vid, fields, policy, decision), 201)
+        return Result(self._pending_body(vid, fields, policy, decision, snap["factors"]), 201)
 
     def _reuse(
         self,
@@ -501,12 +521,17 @@ class IdentityService:
         )
 
     def _pending_body(
-        self, vid: str, v: Mapping[str, Any], policy: TierPolicy, decision: Decision
+        self,
+        vid: str,
+        v: Mapping[str, Any],
+        policy: TierPolicy,
+        decision: Decision,
+        factors: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         req = policy.requirement(v["channel"])
-        enrolled = {
-            f["type"] for f in self.store.factors(v["customer_id"]) if f["status"] == "active"
-        }
+        if factors is None:
+            factors = self.store.factors(v["customer_id"])
+        enrolled = {f["type"] for f in factors if f["status"] == "active"}
         available = [
             f
             for f in decision.candidates
@@ -568,13 +593,16 @@ class IdentityService:
                 ),
                 self._event("identity.session.issued", sid=sid, customer_id=cid),
             ]
-        self.store.save_session(session, policy.session_ttl_seconds, events)
-        self.store.update_verification(vid, {"status": "approved", "expires_at": exp})
-        if first:
-            self.store.record_outcome(
-                f"approved:{v['tier']}:{v['channel']}", (now - v["created_at"]) * 1000
-            )
-            self.store.count(**{f"started:{v['tier']}:{v['channel']}": 1})
+        key = f"{v['tier']}:{v['channel']}"
+        self.store.commit_approval(
+            session,
+            policy.session_ttl_seconds,
+            vid,
+            {"status": "approved", "expires_at": exp},
+            events,
+            {f"approved:{key}": 1, f"started:{key}": 1} if first else {},
+            (now - v["created_at"]) * 1000 if first else None,
+        )
         claims = SessionClaims(
             iss=self.config.issuer,
             sub=cid,
@@ -601,11 +629,11 @@ class IdentityService:
             status,
         )
 
-    def _open(self, vid: str) -> tuple[dict[str, Any], TierPolicy]:
+    def _open(self, vid: str, lock_checked_later: bool = False) -> tuple[dict, TierPolicy]:
         v, policy = self._load(vid)
-        retry = self.store.lock_remaining(v["customer_id"])
-        if retry:
-            raise CustomerLocked(retry)
+        retry = 0 if lock_checked_later else self.store.lock_remaining(v["customer_id"])
+        if retry or v["status"] == "locked":
+            raise CustomerLocked(retry or self.store.lock_remaining(v["customer_id"]) or 1)
         if v["status"] != "pending":
             raise VerificationClosed(f"the verification is {v['status']}")
         return v, policy
@@ -618,12 +646,11 @@ class IdentityService:
             raise FactorNotAllowed("a trusted device is recognised from the request's device")
         return plugin
 
-    def _records(self, cid: str, factor: str) -> list[FactorRecord]:
-        return [
-            FactorRecord(**r)
-            for r in self.store.factors(cid)
-            if r["type"] == factor and r["status"] == "active"
-        ]
+    def _records(
+        self, cid: str, factor: str, factors: list[dict[str, Any]] | None = None
+    ) -> list[FactorRecord]:
+        rows = self.store.factors(cid) if factors is None else factors
+        return [FactorRecord(**r) for r in rows if r["type"] == factor and r["status"] == "active"]
 
     def challenge(self, vid: str, params: Mapping[str, Any]) -> dict[str, Any]:
         v, policy = self._open(vid)
@@ -640,7 +667,7 @@ class IdentityService:
         return public
 
     def check(self, vid: str, params: Mapping[str, Any]) -> Result:
-        v, policy = self._open(vid)
+        v, policy = self._open(vid, lock_checked_later=True)  # the reservation checks the lock
         cid, factor = v["customer_id"], params["factor"]
         plugin = self._factor_for(v, policy, factor)
         granted, remaining, retry = self.store.reserve_attempt(vid, cid, policy.max_attempts)
@@ -649,8 +676,9 @@ class IdentityService:
             raise CustomerLocked(retry)
         attempt = Attempt(vid, cid, v["channel"], params, v["challenges"].get(factor, {}))
         ok = False
+        factors = self.store.factors(cid)
         try:
-            ok = bool(plugin.check(self.env, attempt, self._records(cid, factor)))
+            ok = bool(plugin.check(self.env, attempt, self._records(cid, factor, factors)))
         finally:
             locked, remaining = self.store.settle_attempt(
                 vid, cid, ok, policy.max_attempts, policy.lockout_seconds
@@ -678,7 +706,7 @@ class IdentityService:
                 "status": "pending",
                 "satisfied_factors": list(decision.counted),
                 "remaining_attempts": remaining,
-                "available_factors": self._pending_body(vid, v, policy, decision)[
+                "available_factors": self._pending_body(vid, v, policy, decision, factors)[
                     "available_factors"
                 ],
             }
@@ -799,11 +827,12 @@ class IdentityService:
             components = fpr.normalise({"ani": ani})
             if self.store.is_flagged(fpr.fingerprint(self.config.fingerprint_key, components)):
                 return not_verified  # a calling number shared by many customers proves nothing
-        projected = self.store.profile(cid).get("tier")
+        snap = self.store.snapshot(cid)
+        projected = snap["profile"].get("tier")
         best = None
-        for session in self.store.sessions_of(cid):
+        for session in self.store.sessions_by_id(cid, snap["sids"]):
             # The CRM's tier when known, else the tier the session was verified under.
-            policy = self.policy(projected or session["tier"])
+            policy = self.policy(projected or session["tier"], snap["policies"])
             decision = reuse_decision(
                 policy, channel, tuple(session["amr"]), session["chn"], self.possession
             )

@@ -26,7 +26,8 @@ PHONE = "+8613800138000"
 
 
 @pytest.fixture
-def identity(base_env: dict[str, str]) -> Iterator[httpx.Client]:
+def identity(base_env: dict[str, str], redis: Any) -> Iterator[httpx.Client]:
+    """Identity under gunicorn on the test Redis (flushed by the `redis` fixture)."""
     env = {**base_env, "IDENTITY_KBA_ITERATIONS": "1000"}
     with GunicornService("services.identity.app:create_app()", env) as service:
         with httpx.Client(base_url=service.url, timeout=10) as client:

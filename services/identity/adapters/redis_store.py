@@ -196,11 +196,18 @@ class RedisStore:
 
     # -- verifications --------------------------------------------------------
     def create_verification(
-        self, vid: str, fields: Mapping[str, Any], satisfied: Iterable[str], events: list[Event]
+        self,
+        vid: str,
+        fields: Mapping[str, Any],
+        satisfied: Iterable[str],
+        events: list[Event],
+        counters: Mapping[str, int] | None = None,
     ) -> None:
         key = f"{P}v:{vid}"
         cid = fields["customer_id"]
         with self.r.pipeline(transaction=True) as pipe:
+            for name, n in (counters or {}).items():
+                pipe.hincrby(STATS, name, n)
             pipe.hset(key, mapping={k: _j(v) for k, v in fields.items()})
             pipe.expire(key, VERIFICATION_TTL)
             sat = list(satisfied)
@@ -425,3 +432,54 @@ class RedisStore:
 
     def get_ref(self, kind: str, key: str) -> str | None:
         return self.r.get(f"{P}ref:{kind}:{key}")
+
+    # -- batched reads and writes of the hot paths ------------------------------
+    def policies_raw(self, *tiers: str) -> list[str | None]:
+        return list(self.r.hmget(POLICIES, list(tiers)))
+
+    def snapshot(self, cid: str) -> dict[str, Any]:
+        """What starting a verification needs, in one round trip."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.hgetall(f"{P}c:{cid}:profile")
+            pipe.smembers(f"{P}c:{cid}:sessions")
+            pipe.hvals(f"{P}c:{cid}:factors")
+            pipe.hgetall(POLICIES)
+            profile, sids, factors, policies = pipe.execute()
+        rows = sorted(
+            (json.loads(v) for v in factors), key=lambda f: (f["created_at"], f["factor_id"])
+        )
+        return {"profile": profile, "sids": sorted(sids), "factors": rows, "policies": policies}
+
+    def sessions_by_id(self, cid: str, sids: Sequence[str]) -> list[dict[str, Any]]:
+        if not sids:
+            return []
+        values = self.r.mget([f"{P}s:{sid}" for sid in sids])
+        gone = [sid for sid, v in zip(sids, values, strict=True) if v is None]
+        if gone:
+            self.r.srem(f"{P}c:{cid}:sessions", *gone)
+        return [json.loads(v) for v in values if v is not None]
+
+    def commit_approval(
+        self,
+        session: dict[str, Any],
+        ttl: int,
+        vid: str,
+        fields: Mapping[str, Any],
+        events: Sequence[Event],
+        counters: Mapping[str, int],
+        duration_ms: float | None,
+    ) -> None:
+        """Session, verification state, events and KPIs in one MULTI/EXEC."""
+        cid, sid = session["customer_id"], session["sid"]
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(f"{P}s:{sid}", _j(session), ex=max(1, ttl))
+            pipe.sadd(f"{P}c:{cid}:sessions", sid)
+            pipe.expire(f"{P}c:{cid}:sessions", 86400 * 2)
+            pipe.hset(f"{P}v:{vid}", mapping={k: _j(v) for k, v in fields.items()})
+            for name, n in counters.items():
+                pipe.hincrby(STATS, name, n)
+            if duration_ms is not None:
+                pipe.lpush(DURATIONS, round(duration_ms, 1))
+                pipe.ltrim(DURATIONS, 0, DURATIONS_KEPT - 1)
+            self._stage(pipe, events)
+            pipe.execute()

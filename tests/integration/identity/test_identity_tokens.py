@@ -112,3 +112,19 @@ def test_a_forged_token_is_not_active_over_http(
         "/v1/sessions/introspect", json={"token": token}, headers=headers("ivr")
     )
     assert r.json == {"active": False}  # well signed, but no such session server-side
+
+
+def test_a_remembered_token_still_expires() -> None:
+    tokens = TokenService(load_pem_keys(generate_pem()), "iss")
+    token = tokens.sign(claims(exp=int(time.time()) - 29))
+    assert tokens.verify(token) is not None
+    assert tokens.verify(token) is not None  # from the cache
+    tokens._verified[token] = {**tokens._verified[token], "exp": int(time.time()) - 31}
+    assert tokens.verify(token) is None
+
+
+def test_the_cache_is_bounded() -> None:
+    tokens = TokenService(load_pem_keys(generate_pem()), "iss", cache_size=3)
+    for n in range(5):
+        assert tokens.verify(tokens.sign(claims(sid=f"s-{n}")))
+    assert len(tokens._verified) == 3
