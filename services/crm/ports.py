@@ -80,6 +80,7 @@ class Tx(Protocol):
 
 class Store(Protocol):
     def transaction(self) -> AbstractContextManager[Tx]: ...
+    def reader(self) -> AbstractContextManager[Tx]: ...
 
 
 class PeerExports(Protocol):

@@ -228,6 +228,15 @@ class CrmService:
         if not idents:
             raise InvalidIdentifier("at least one identifier is required")
 
+        # The common case - every identifier known, all on one profile - is one
+        # read without a transaction; anything else takes the transactional path.
+        with self.store.reader() as reader:
+            holders = reader.holders(idents)
+            if len(holders) == 1:
+                [held] = holders.values()
+                if set(idents) <= set(held["identifiers"]):
+                    return self._view(reader, held["row"], held["identifiers"]), False
+
         def work(tx: Tx) -> tuple[dict[str, Any] | None, bool, tuple[str, ...]]:
             holders = tx.holders(idents)
             wanted = set(idents)

@@ -413,6 +413,10 @@ class SqlTx:
                 scrubbed += 1
         return scrubbed
 
+    def prune_inbox(self, before: datetime) -> int:
+        """Forget consumed event ids older than any redelivery could be."""
+        return self.conn.execute(delete(t.inbox).where(t.inbox.c.processed_at < before)).rowcount
+
     def seen_event(self, event_id: str, now: datetime) -> bool:
         """Record a consumed event id; True if it was already there (a duplicate)."""
         exists = self.conn.execute(
@@ -439,6 +443,15 @@ class SqlStore:
             if "locked" in str(exc.orig) or "deadlock" in str(exc.orig):
                 raise Contention(str(exc.orig)) from exc
             # A lost connection (database restarted): the pool is already invalidated.
+            raise StoreUnavailable(type(exc.orig).__name__) from exc
+
+    @contextmanager
+    def reader(self) -> Iterator[SqlTx]:
+        """Reads only, no BEGIN/COMMIT round trips (autocommit): for hot read paths."""
+        try:
+            with self.engine.connect() as conn:
+                yield SqlTx(conn.execution_options(isolation_level="AUTOCOMMIT"))
+        except OperationalError as exc:
             raise StoreUnavailable(type(exc.orig).__name__) from exc
 
     def ping(self) -> None:

@@ -241,3 +241,14 @@ def test_the_outbox_relays_every_event_exactly_once(
     entries = redis.xrange("sb:events:crm")
     assert len(entries) == 30 and len({f["id"] for _, f in entries}) == 30
     assert relay_outbox(engine, t.outbox, redis, maxlen=10000) == 0
+
+
+def test_old_consumed_event_ids_are_pruned(engine: Engine) -> None:
+    store = SqlStore(engine)
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    with store.transaction() as tx:
+        assert tx.seen_event("e-old", old) is False
+        assert tx.seen_event("e-new", old + timedelta(days=30)) is False
+    with store.transaction() as tx:
+        assert tx.prune_inbox(old + timedelta(days=7)) == 1
+        assert tx.seen_event("e-new", old) is True
