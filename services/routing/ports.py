@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from services.routing.domain.model import Agent, Requirements, Task
@@ -14,8 +14,15 @@ class RoutingStore(Protocol):
     def get_agent(self, aid: str) -> tuple[Agent, dict[str, str]]: ...
     def agent_hash(self, aid: str) -> dict[str, str]: ...
     def candidates(
-        self, req: Requirements, limit: int, offset: int = 0
-    ) -> tuple[list[tuple[Agent, str]], int]: ...
+        self,
+        req: Requirements,
+        want: int,
+        *,
+        declined: Mapping[str, int],
+        exclude: Iterable[str] = (),
+        now_ms: int,
+        max_scan: int = 1024,
+    ) -> list[tuple[Agent, str]]: ...
     def create_task(
         self,
         tid: str,
@@ -23,9 +30,10 @@ class RoutingStore(Protocol):
         timers: Sequence[tuple[str, int]],
         escalated: bool,
         now_ms: int,
-    ) -> bool: ...
+        sticky_timeout_ms: int = 20_000,
+    ) -> tuple[bool, str | None]: ...
     def task_hash(self, tid: str) -> dict[str, str]: ...
-    def queue_head(self, channel: str, limit: int) -> list[Task]: ...
+    def queue_head(self, channel: str, limit: int, offset: int = 0) -> list[Task]: ...
     def last_agent(self, customer_id: str) -> str | None: ...
     def reserve(
         self, tid: str, aid: str, rid: str, expires_ms: int, version: str, now_ms: int

@@ -37,7 +37,6 @@ from services.routing.domain.model import (
 )
 from services.routing.domain.stats import sum_buckets, window_minutes
 
-MAX_SCAN = 1024
 _TRANSITION_ERRORS = {
     "task_not_queued": "the task is no longer waiting",
 }
@@ -118,16 +117,17 @@ class RoutingService:
             timers.append((f"relax|{tid}|{len(cfg.relaxation)}", until))
         for n, step in enumerate(cfg.relaxation):
             timers.append((f"relax|{tid}|{n}", now + round(step.after_seconds * 1000)))
-        previous = self.store.last_agent(cmd["customer_id"])
-        if previous:
-            status = self.store.agent_hash(previous).get("status")
-            if status and status != "offline":  # an offline agent is skipped at once
-                until = now + round(cfg.sticky_timeout_s * 1000)
-                fields.update(sticky_agent=previous, sticky_until=until)
-                timers.append((f"sticky|{tid}", until))
-        self.store.create_task(tid, fields, timers, escalated, now)
-        self.match_task(tid)
-        return self.task_view(tid)
+        sticky_ms = round(cfg.sticky_timeout_s * 1000)
+        created, sticky = self.store.create_task(tid, fields, timers, escalated, now, sticky_ms)
+        if not created:
+            return self.task_view(tid)
+        h = {k: str(v) for k, v in fields.items()}
+        if sticky:
+            h.update(sticky_agent=sticky, sticky_until=str(now + sticky_ms))
+        got = self.match_task(tid, task_from_hash(tid, h))
+        if got:
+            h.update(status="reserved", reservation=got[0], agent=got[1])
+        return _task_view(tid, h)
 
     def get_task(self, tid: str) -> tuple[Task, dict[str, str]]:
         h = self.store.task_hash(tid)
@@ -181,13 +181,14 @@ class RoutingService:
         raise InvalidTransition(f"the {what} is {state}")
 
     # -- matching ------------------------------------------------------------------
-    def match_task(self, tid: str) -> str | None:
-        """Offer a queued task to the best eligible agent now; the reservation id or None."""
+    def match_task(self, tid: str, task: Task | None = None) -> tuple[str, str] | None:
+        """Offer a queued task to the best eligible agent now: (reservation, agent) or None."""
         now = self.now()
-        h = self.store.task_hash(tid)
-        if not h or h.get("status") != "queued":
-            return None
-        task = task_from_hash(tid, h)
+        if task is None:
+            h = self.store.task_hash(tid)
+            if not h or h.get("status") != "queued":
+                return None
+            task = task_from_hash(tid, h)
         cfg = self.config
         req = effective_requirements(task, cfg.relaxation, now)
         sticky: Agent | None = None
@@ -197,33 +198,35 @@ class RoutingService:
             if sh:
                 sticky = agent_from_hash(task.sticky_agent, sh)
                 versions[sticky.id] = sh.get("version", "")
+        # The index is ordered by idle time: for the default strategy the first
+        # eligible agent is the answer; other strategies choose among a page.
+        want = 1 if cfg.strategy_name == "longest_idle" else cfg.scan_limit
         excluded: set[str] = set()
+        if sticky is not None:  # decided without reading any candidate
+            first = choose_agent(task, [], now_ms=now, steps=cfg.relaxation, sticky=sticky)
+            if first.wait_for_sticky:
+                return None
         for _attempt in range(5):
-            chosen: Agent | None = None
-            offset = 0
-            while chosen is None:
-                page, size = self.store.candidates(req, cfg.scan_limit, offset)
-                versions.update({a.id: v for a, v in page})
-                pool = [a for a, _ in page if a.id not in excluded]
-                choice = choose_agent(
-                    task,
-                    pool,
-                    now_ms=now,
-                    strategy=self.strategy,
-                    steps=cfg.relaxation,
-                    sticky=sticky if sticky and sticky.id not in excluded else None,
-                )
-                if choice.wait_for_sticky:
-                    return None
-                chosen = choice.agent
-                offset += cfg.scan_limit
-                if chosen is None and (offset >= size or offset >= MAX_SCAN):
-                    return None
+            page = self.store.candidates(
+                req, want, declined=task.declined, exclude=excluded, now_ms=now
+            )
+            versions.update({a.id: v for a, v in page})
+            choice = choose_agent(
+                task,
+                [a for a, _ in page],
+                now_ms=now,
+                strategy=self.strategy,
+                steps=cfg.relaxation,
+                sticky=sticky if sticky and sticky.id not in excluded else None,
+            )
+            if choice.agent is None:
+                return None
+            chosen = choice.agent
             rid = "r_" + uuid.uuid4().hex
             expires = now + round(cfg.reservation_timeout_s * 1000)
             outcome = self.store.reserve(tid, chosen.id, rid, expires, versions[chosen.id], now)
             if outcome == "ok":
-                return rid
+                return rid, chosen.id
             if outcome == "task_not_queued":
                 return None
             excluded.add(chosen.id)  # lost a race for this agent: next best
@@ -243,8 +246,11 @@ class RoutingService:
             for channel in sorted(agent.capacity):
                 if agent.free(channel) <= 0:
                     continue
-                head = self.store.queue_head(channel, cfg.scan_limit * 2)
-                picked = choose_task(agent, head, now_ms=now, steps=cfg.relaxation)
+                for offset in range(0, cfg.scan_limit * 2, 16):
+                    head = self.store.queue_head(channel, 16, offset)
+                    picked = choose_task(agent, head, now_ms=now, steps=cfg.relaxation)
+                    if picked or len(head) < 16:
+                        break
                 if picked:
                     break
             if picked is None:

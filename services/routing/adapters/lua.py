@@ -179,11 +179,11 @@ return requeued
 """
 
 # ARGV[6] task id, [7] task JSON (all hash fields), [8] timers JSON [[member, due], ...],
-# [9] escalated ('1'/'0'), [10] sla_due_at iso
+# [9] escalated ('1'/'0'), [10] sla_due_at iso, [11] sticky timeout (ms)
 TASK_CREATE = r"""
 local tid = ARGV[6]
 local tkey = P .. 'task:' .. tid
-if redis.call('EXISTS', tkey) == 1 then return 0 end
+if redis.call('EXISTS', tkey) == 1 then return {0, ''} end
 local t = cjson.decode(ARGV[7])
 local flat = {}
 for k, v in pairs(t) do flat[#flat + 1] = k; flat[#flat + 1] = tostring(v) end
@@ -195,6 +195,18 @@ redis.call('SADD', P .. 'channels', t.channel)
 for _, pair in ipairs(cjson.decode(ARGV[8])) do
   redis.call('ZADD', P .. 'timers', pair[2], pair[1])
 end
+-- The customer's previous agent, unless offline (then skipped at once).
+local sticky = ''
+local last = redis.call('GET', P .. 'last_agent:' .. t.customer_id)
+if last then
+  local st = redis.call('HGET', P .. 'agent:' .. last, 'status')
+  if st and st ~= 'offline' then
+    sticky = last
+    local until_ms = NOW + tonumber(ARGV[11])
+    redis.call('HSET', tkey, 'sticky_agent', last, 'sticky_until', until_ms)
+    redis.call('ZADD', P .. 'timers', until_ms, 'sticky|' .. tid)
+  end
+end
 emit('routing.task.created', {task_id = tid, customer_id = t.customer_id, channel = t.channel,
   category = t.category, priority = tonumber(t.priority), sla_due_at = ARGV[10]})
 if ARGV[9] == '1' then
@@ -202,7 +214,7 @@ if ARGV[9] == '1' then
     channel = t.channel, category = t.category, reason = 'negative_sentiment',
     team = t.team})
 end
-return 1
+return {1, sticky}
 """
 
 # ARGV[6] task id, [7] agent id, [8] reservation id, [9] expires (ms), [10] expires iso,
@@ -396,6 +408,60 @@ for _, member in ipairs(due) do
       out[#out + 1] = 't:' .. tid
     end
   end
+end
+return out
+"""
+
+# Read-only pre-filter, the server-side twin of ``domain.matching.is_eligible``: walks
+# the smallest index covering the requirements (longest idle first) and returns up to
+# ``want`` eligible agents as [id, HGETALL, ...]; the domain re-checks and chooses.
+# ARGV: [1] prefix, [2] channel, [3] language or '*', [4] skills JSON, [5] team or '',
+# [6] declined JSON {agent: until}, [7] now, [8] want, [9] max entries scanned,
+# [10] agents to leave out (JSON list)
+CANDIDATES = r"""
+local P, ch, lang = ARGV[1], ARGV[2], ARGV[3]
+local req = cjson.decode(ARGV[4])
+local team = ARGV[5]
+local declined = cjson.decode(ARGV[6])
+local now, want, max_scan = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local skip = {}
+for _, aid in ipairs(cjson.decode(ARGV[10])) do skip[aid] = true end
+local best, bestn = P .. 'idx:' .. ch .. ':' .. lang .. ':*', nil
+for s, _ in pairs(req) do
+  local k = P .. 'idx:' .. ch .. ':' .. lang .. ':' .. s
+  local n = redis.call('ZCARD', k)
+  if bestn == nil or n < bestn then best, bestn = k, n end
+end
+local out = {}
+local found, scanned, page = 0, 0, 32
+while scanned < max_scan and found < want do
+  local ids = redis.call('ZRANGE', best, scanned, scanned + page - 1)
+  if #ids == 0 then break end
+  for _, aid in ipairs(ids) do
+    local flat = redis.call('HGETALL', P .. 'agent:' .. aid)
+    local a = {}
+    for i = 1, #flat, 2 do a[flat[i]] = flat[i + 1] end
+    local ok = (not skip[aid]) and a.status == 'available'
+      and (team == '' or a.team == team)
+      and not (declined[aid] and declined[aid] > now)
+    if ok then
+      local cap = cjson.decode(a.channels)[ch] or 0
+      ok = tonumber(a['load:' .. ch] or '0') < cap
+    end
+    if ok then
+      local sk = cjson.decode(a.skills)
+      for s, lvl in pairs(req) do
+        if (sk[s] or 0) < lvl then ok = false; break end
+      end
+    end
+    if ok then
+      out[#out + 1] = aid
+      out[#out + 1] = flat
+      found = found + 1
+      if found >= want then break end
+    end
+  end
+  scanned = scanned + #ids
 end
 return out
 """

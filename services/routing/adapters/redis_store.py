@@ -108,6 +108,7 @@ class RedisRoutingStore:
                 "tick": lua.TICK,
             }.items()
         }
+        self._candidates = redis.register_script(lua.CANDIDATES)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -125,6 +126,18 @@ class RedisRoutingStore:
     # -- agents ------------------------------------------------------------------
     def put_agent(self, aid: str, profile: Mapping[str, Any], now_ms: int) -> bool:
         return bool(self._run("agent_put", now_ms, aid, json.dumps(profile)))
+
+    def put_agents(self, profiles: Mapping[str, Mapping[str, Any]], now_ms: int) -> None:
+        """Seed many agents in pipelined batches (imports, benchmarks); one script each."""
+        items = list(profiles.items())
+        for i in range(0, len(items), 500):
+            pipe = self.redis.pipeline(transaction=False)
+            for aid, profile in items[i : i + 500]:
+                common = [self.prefix, now_ms, iso(now_ms), uuid.uuid4().hex[:30], "seed"]
+                self._scripts["agent_put"](
+                    keys=[self.outbox], args=[*common, aid, json.dumps(profile)], client=pipe
+                )
+            pipe.execute()
 
     def set_status(self, aid: str, status: str, reason: str, now_ms: int) -> list[str]:
         result = self._run("agent_status", now_ms, aid, status, reason)
@@ -155,27 +168,41 @@ class RedisRoutingStore:
         return [(agent_from_hash(a, h), h) for a, h in zip(ids, pipe.execute(), strict=True) if h]
 
     def candidates(
-        self, req: Requirements, limit: int, offset: int = 0
-    ) -> tuple[list[tuple[Agent, str]], int]:
-        """Agents from the smallest index that covers ``req``, longest idle first.
+        self,
+        req: Requirements,
+        want: int,
+        *,
+        declined: Mapping[str, int],
+        exclude: Iterable[str] = (),
+        now_ms: int,
+        max_scan: int = 1024,
+    ) -> list[tuple[Agent, str]]:
+        """Up to ``want`` eligible agents, longest idle first, as (agent, profile version).
 
-        Returns (agent, version) pairs and the size of the index scanned.
+        The server-side scan walks the smallest (channel, language, skill) index, so a
+        decision reads a few agents, not all of them.
         """
-        lang = req.language or "*"
-        skills = list(req.skills) or ["*"]
-        keys = [self.key("idx", req.channel, lang, s) for s in skills]
-        if len(keys) > 1:
-            pipe = self.redis.pipeline(transaction=False)
-            for k in keys:
-                pipe.zcard(k)
-            sizes = pipe.execute()
-            size, best = min(zip(sizes, keys, strict=True))
-        else:
-            best, size = keys[0], -1
-        ids = self.redis.zrange(best, offset, offset + limit - 1)
-        if size < 0:
-            size = offset + len(ids) + (1 if len(ids) == limit else 0)
-        return [(a, h.get("version", "")) for a, h in self._agents(ids)], size
+        flat = self._candidates(
+            keys=[self.outbox],
+            args=[
+                self.prefix,
+                req.channel,
+                req.language or "*",
+                json.dumps(dict(req.skills)) if req.skills else "{}",
+                req.team or "",
+                json.dumps(dict(declined)) if declined else "{}",
+                now_ms,
+                want,
+                max_scan,
+                json.dumps(sorted(exclude)) if exclude else "[]",
+            ],
+        )
+        out = []
+        for i in range(0, len(flat), 2):
+            raw = flat[i + 1]
+            h = dict(zip(raw[::2], raw[1::2], strict=True))
+            out.append((agent_from_hash(flat[i], h), h.get("version", "")))
+        return out
 
     def available_counts(self, channels: Iterable[str]) -> dict[str, int]:
         channels = list(channels)
@@ -192,18 +219,20 @@ class RedisRoutingStore:
         timers: Sequence[tuple[str, int]],
         escalated: bool,
         now_ms: int,
-    ) -> bool:
-        return bool(
-            self._run(
-                "task_create",
-                now_ms,
-                tid,
-                json.dumps(fields),
-                json.dumps([[m, d] for m, d in timers]),
-                "1" if escalated else "0",
-                iso(int(fields["due"])),
-            )
+        sticky_timeout_ms: int = 20_000,
+    ) -> tuple[bool, str | None]:
+        """Store and queue a task; (created, the sticky agent it is held for or None)."""
+        created, sticky = self._run(
+            "task_create",
+            now_ms,
+            tid,
+            json.dumps(fields),
+            json.dumps([[m, d] for m, d in timers]),
+            "1" if escalated else "0",
+            iso(int(fields["due"])),
+            sticky_timeout_ms,
         )
+        return bool(created), sticky or None
 
     def task_hash(self, tid: str) -> dict[str, str]:
         return self.redis.hgetall(self.key("task", tid))
@@ -216,8 +245,8 @@ class RedisRoutingStore:
             pipe.hgetall(self.key("task", tid))
         return [(t, h) for t, h in zip(ids, pipe.execute(), strict=True) if h]
 
-    def queue_head(self, channel: str, limit: int) -> list[Task]:
-        ids = self.redis.zrange(self.key("queue", channel), 0, limit - 1)
+    def queue_head(self, channel: str, limit: int, offset: int = 0) -> list[Task]:
+        ids = self.redis.zrange(self.key("queue", channel), offset, offset + limit - 1)
         return [task_from_hash(t, h) for t, h in self.tasks(ids)]
 
     def channels(self) -> list[str]:

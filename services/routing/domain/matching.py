@@ -132,6 +132,16 @@ def is_eligible(agent: Agent, req: Requirements) -> bool:
     )
 
 
+def qualified(agent: Agent, req: Requirements) -> bool:
+    """Could serve the task once free: skills, language, team and the channel at all."""
+    return (
+        agent.capacity.get(req.channel, 0) > 0
+        and all(agent.skills.get(s, 0) >= level for s, level in req.skills.items())
+        and (req.language is None or req.language in agent.languages)
+        and (req.team is None or agent.team == req.team)
+    )
+
+
 def _not_declined(task: Task, agent: Agent, now_ms: int) -> bool:
     return task.declined.get(agent.id, 0) <= now_ms
 
@@ -160,7 +170,12 @@ def choose_agent(
     if sticky is not None and sticky.id == task.sticky_agent:
         if is_eligible(sticky, req) and _not_declined(task, sticky, now_ms):
             return Choice(sticky)
-        if now_ms < task.sticky_until_ms and sticky.status != "offline":
+        if (
+            now_ms < task.sticky_until_ms
+            and sticky.status != "offline"
+            and qualified(sticky, req)
+            and _not_declined(task, sticky, now_ms)
+        ):
             return Choice(None, wait_for_sticky=True)
     eligible = [a for a in candidates if is_eligible(a, req) and _not_declined(task, a, now_ms)]
     if not eligible:

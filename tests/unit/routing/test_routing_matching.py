@@ -141,6 +141,13 @@ def test_a_busy_previous_agent_is_waited_for_within_the_sticky_timeout() -> None
     assert choice.agent is None and choice.wait_for_sticky
 
 
+def test_a_previous_agent_who_cannot_serve_the_task_is_not_waited_for() -> None:
+    prev = agent("prev", skills={"billing": 1})
+    t = task(sticky_agent="prev", sticky_until_ms=NOW + 20_000)
+    other = agent("other")
+    assert choose_agent(t, [other], now_ms=NOW, sticky=prev).agent == other
+
+
 def test_after_the_sticky_timeout_anyone_eligible_gets_the_task() -> None:
     prev = agent("prev", load={"chat": 3})
     t = task(sticky_agent="prev", sticky_until_ms=NOW + 20_000)
