@@ -690,6 +690,19 @@ class IdentityService:
                 return self._approve(vid, v, policy, decision)
         else:
             decision = self._decide(v, policy)
+            self.store.publish(
+                [
+                    self._event(
+                        "identity.verification.failed",
+                        verification_id=vid,
+                        customer_id=cid,
+                        channel=v["channel"],
+                        reason="check_failed",
+                        factor=factor,
+                        remaining_attempts=remaining,
+                    )
+                ]
+            )
             if locked:
                 self._lock(vid, v, policy)
                 return Result(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -292,3 +293,18 @@ def test_an_expired_otp_is_refused(api: Api, app: Flask) -> None:
     code = api.last_code(PHONE)
     service.clock = lambda: time.time() + 301
     assert api.check(vid, "sms_otp", code=code).json["satisfied_factors"] == []
+
+
+def test_every_failed_check_and_the_lock_are_published_without_personal_data(
+    api: Api, redis: Any
+) -> None:
+    enrolled(api)
+    vid = api.start("c-1", "chat", tier="gold").json["verification_id"]
+    for _ in range(5):
+        api.check(vid, "totp", code="000000")
+    entries = [f for _, f in redis.xrange("sb:events:identity")]
+    failed = [json.loads(f["data"]) for f in entries if f["type"] == "identity.verification.failed"]
+    assert len(failed) == 5 and failed[0]["reason"] == "check_failed"
+    assert failed[-1]["remaining_attempts"] == 0
+    assert [f["type"] for f in entries].count("identity.verification.locked") == 1
+    assert PHONE not in str(entries) and "Rex" not in str(entries)
