@@ -176,8 +176,9 @@ class CrmService:
     ) -> dict[str, Any]:
         now = self.clock()
         name = fields.get("name")
-        row = {
-            "id": "p-" + uuid.uuid4().hex,
+        profile_id = "p-" + uuid.uuid4().hex
+        row: dict[str, Any] = {
+            "id": profile_id,
             "status": "active",
             "merged_into": None,
             "name": name,
@@ -189,9 +190,9 @@ class CrmService:
             "updated_at": now,
         }
         tx.insert_profile(row)
-        tx.insert_identifiers(row["id"], idents)
+        tx.insert_identifiers(profile_id, idents)
         kinds = ", ".join(sorted({i.type for i in idents})) or "no identifiers"
-        self._timeline(tx, row["id"], "profile.created", f"profile created ({kinds})")
+        self._timeline(tx, profile_id, "profile.created", f"profile created ({kinds})")
         self._event(
             tx,
             "crm.profile.created",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.crm.domain.errors import InvalidIdentifier, JunkIdentifier
 from services.crm.domain.identifiers import Identifier, IdentifierPolicy
@@ -95,3 +97,15 @@ def test_normalise_all_drops_duplicate_spellings() -> None:
 def test_a_search_term_is_tried_as_every_type_it_can_be() -> None:
     types = {i.type for i in POLICY.candidates("13800138000")}
     assert "phone" in types and "email" not in types
+
+
+@given(
+    digits=st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True),
+    prefix=st.sampled_from(["", "+86", "+86 ", "0086", "0086-", "(+86)", "(+86) "]),
+    sep=st.sampled_from(["", " ", "-", "."]),
+)
+def test_any_spelling_of_a_chinese_mobile_normalises_to_one_value(
+    digits: str, prefix: str, sep: str
+) -> None:
+    spelled = prefix + sep.join([digits[:3], digits[3:7], digits[7:]])
+    assert POLICY.normalise("phone", spelled).value == "+86" + digits
