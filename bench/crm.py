@@ -13,7 +13,9 @@ default postgresql://postgres@127.0.0.1:5432/test; skipped when unreachable;
 a fresh schema, dropped afterwards). BENCH_PG_PROFILES / BENCH_SQLITE_PROFILES
 override the sizes, BENCH_SECONDS the load duration.
 Targets (PostgreSQL, 1M): p99 <= 15 ms, >= 50% of the trivial endpoint's
-requests/s, seeding <= 120 s.
+requests/s, seeding <= 120 s. Beside req/s the table gives the CPU time the
+gunicorn processes spent per request (from /proc, database server excluded)
+and its ratio: on a shared machine that figure is far steadier than req/s.
 """
 
 from __future__ import annotations
@@ -170,6 +172,27 @@ def resolve_load(url: str, n: int) -> dict[str, float]:
     }
 
 
+def server_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU of the gunicorn master and its workers (from /proc): a cost per
+    request that other load on a shared machine does not distort the way req/s is."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [master_pid]
+    try:
+        with open(f"/proc/{master_pid}/task/{master_pid}/children") as fh:
+            pids += [int(p) for p in fh.read().split()]
+    except OSError:
+        return float("nan")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            continue
+    return total / tick
+
+
 def measure(label: str, db_url: str, n: int, seed_s: float, redis_url: str, var: str) -> list:
     env = bench_env(
         redis_url,
@@ -187,9 +210,15 @@ def measure(label: str, db_url: str, n: int, seed_s: float, redis_url: str, var:
         assert probe.status_code == 200, probe.text
         assert probe.json()["id"] == f"p-{n - 1:032d}", probe.text
         http_load(f"{svc.url}/healthz", concurrency=32, duration=2)  # warm up
+        pid = svc.process.pid
+        cpu0 = server_cpu_seconds(pid)
         trivial = http_load(f"{svc.url}/healthz", concurrency=32, duration=SECONDS)
+        cpu1 = server_cpu_seconds(pid)
         resolve = resolve_load(svc.url, n)
+        cpu2 = server_cpu_seconds(pid)
     ratio = resolve["rps"] / trivial.rps if trivial.rps else 0.0
+    trivial_cpu = (cpu1 - cpu0) * 1000 / max(1, trivial.requests)
+    resolve_cpu = (cpu2 - cpu1) * 1000 / max(1, resolve["rps"] * SECONDS)
     return [
         label,
         f"{n:,}",
@@ -200,6 +229,8 @@ def measure(label: str, db_url: str, n: int, seed_s: float, redis_url: str, var:
         f"{resolve['p50']:.1f}",
         f"{resolve['p99']:.1f}",
         f"{ratio:.0%}",
+        f"{trivial_cpu:.2f} / {resolve_cpu:.2f}",
+        f"{trivial_cpu / resolve_cpu:.0%}" if resolve_cpu else "n/a",
         int(resolve["errors"]) + trivial.errors,
     ]
 
@@ -261,6 +292,8 @@ def main() -> None:
                 "resolve p50 ms",
                 "resolve p99 ms",
                 "resolve / trivial",
+                "server CPU ms/req (trivial / resolve)",
+                "CPU ratio",
                 "errors",
             ],
             rows,
