@@ -139,11 +139,11 @@ class RoutingService:
         return _task_view(tid, self.get_task(tid)[1])
 
     def complete_task(self, tid: str) -> dict[str, Any]:
-        outcome, agent = self.store.complete(tid, self.config.retention_s, self.now())
+        outcome, agent, waiting, h = self.store.complete(tid, self.config.retention_s, self.now())
         self._raise_for(outcome, "task", tid)
-        if agent:
+        if agent and waiting:
             self.match_agent(agent)
-        return self.task_view(tid)
+        return _task_view(tid, h)
 
     def cancel_task(self, tid: str, reason: str) -> dict[str, Any]:
         outcome, freed = self.store.cancel(tid, reason, self.config.retention_s, self.now())
@@ -158,15 +158,14 @@ class RoutingService:
         return [_reservation_view(r, h) for r, h in self.store.pending_reservations(aid)]
 
     def accept(self, rid: str) -> dict[str, Any]:
-        outcome = self.store.accept(rid, self.config.sticky_memory_s, self.now())
+        outcome, res = self.store.accept(rid, self.config.sticky_memory_s, self.now())
         self._raise_for(outcome, "reservation", rid)
-        return _reservation_view(rid, self.store.reservation(rid))
+        return _reservation_view(rid, res)
 
     def reject(self, rid: str) -> dict[str, Any]:
         cooloff = round(self.config.decline_cooloff_s * 1000)
-        outcome = self.store.reject(rid, cooloff, self.now())
+        outcome, res = self.store.reject(rid, cooloff, self.now())
         self._raise_for(outcome, "reservation", rid)
-        res = self.store.reservation(rid)
         self.match_task(res["task"])
         self.match_agent(res["agent"])
         return _reservation_view(rid, res)

@@ -275,7 +275,7 @@ emit('routing.reservation.accepted', {reservation_id = rid, task_id = r.task,
   agent_id = r.agent, customer_id = t.customer_id, channel = r.channel})
 emit('routing.task.assigned', {task_id = r.task, customer_id = t.customer_id,
   agent_id = r.agent, channel = t.channel, category = t.category, waited_ms = waited})
-return 'ok'
+return {'ok', redis.call('HGETALL', rkey)}
 """
 
 # ARGV[6] reservation id, [7] cool-off (ms)
@@ -284,7 +284,7 @@ local r = hgetall(P .. 'res:' .. ARGV[6])
 if not r.status then return 'missing' end
 if r.status ~= 'pending' then return 'res_' .. r.status end
 end_reservation(ARGV[6], 'rejected', tonumber(ARGV[7]), 1000000)
-return 'ok'
+return {'ok', redis.call('HGETALL', P .. 'res:' .. ARGV[6])}
 """
 
 # ARGV[6] task id, [7] retention (s)
@@ -299,7 +299,9 @@ redis.call('EXPIRE', tkey, ARGV[7])
 release(t.agent, t.channel)
 emit('routing.task.completed', {task_id = tid, customer_id = t.customer_id, agent_id = t.agent,
   channel = t.channel, category = t.category})
-return {'ok', t.agent}
+-- Whether the freed agent should look for work: anything waiting on that channel.
+local waiting = redis.call('ZCARD', P .. 'queue:' .. t.channel)
+return {'ok', t.agent, waiting, redis.call('HGETALL', tkey)}
 """
 
 # Cancels an open task, freeing whatever it held; shared by cancel and erase.

@@ -84,6 +84,13 @@ def task_from_hash(tid: str, h: Mapping[str, str]) -> Task:
     )
 
 
+def _outcome(result: Any) -> tuple[str, dict[str, str]]:
+    if isinstance(result, str):
+        return result, {}
+    flat = result[1]
+    return result[0], dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 class RedisRoutingStore:
     """The routing port on Redis (standalone or cluster)."""
 
@@ -264,15 +271,23 @@ class RedisRoutingStore:
     ) -> str:
         return self._run("reserve", now_ms, tid, aid, rid, expires_ms, iso(expires_ms), version)
 
-    def accept(self, rid: str, sticky_memory_s: int, now_ms: int) -> str:
-        return self._run("accept", now_ms, rid, str(now_ms // 60_000), sticky_memory_s)
+    def accept(self, rid: str, sticky_memory_s: int, now_ms: int) -> tuple[str, dict[str, str]]:
+        """(outcome, the reservation after the step)."""
+        result = self._run("accept", now_ms, rid, str(now_ms // 60_000), sticky_memory_s)
+        return _outcome(result)
 
-    def reject(self, rid: str, cooloff_ms: int, now_ms: int) -> str:
-        return self._run("reject", now_ms, rid, cooloff_ms)
+    def reject(self, rid: str, cooloff_ms: int, now_ms: int) -> tuple[str, dict[str, str]]:
+        return _outcome(self._run("reject", now_ms, rid, cooloff_ms))
 
-    def complete(self, tid: str, retention_s: int, now_ms: int) -> tuple[str, str | None]:
+    def complete(
+        self, tid: str, retention_s: int, now_ms: int
+    ) -> tuple[str, str | None, int, dict[str, str]]:
+        """(outcome, agent freed, tasks waiting on its channel, the task after the step)."""
         result = self._run("complete", now_ms, tid, retention_s)
-        return result[0], (result[1] if len(result) > 1 else None)
+        if result[0] != "ok":
+            return result[0], None, 0, {}
+        flat = result[3]
+        return "ok", result[1], int(result[2]), dict(zip(flat[::2], flat[1::2], strict=True))
 
     def cancel(self, tid: str, reason: str, retention_s: int, now_ms: int) -> tuple[str, str]:
         outcome, freed = self._run("cancel", now_ms, tid, reason, retention_s)
