@@ -97,8 +97,8 @@ def _page(items: list[dict[str, Any]], args: dict[str, Any], key: str) -> dict[s
 
 # -- policies (admin) ---------------------------------------------------------------------
 @blp.route("/admin/tiers")
-@blp.arguments(PageArgs, location="query")
-@blp.response(200, s.PolicyListSchema)
+@blp.arguments(PageArgs(), location="query")
+@blp.response(200, s.PolicyListSchema())
 @require_scope("admin")
 def list_tiers(args: dict[str, Any]) -> dict[str, Any]:
     """Every tier policy (the default tier is always there)."""
@@ -106,7 +106,7 @@ def list_tiers(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/admin/tiers/<tier>", methods=["GET"])
-@blp.response(200, s.PolicyOutSchema)
+@blp.response(200, s.PolicyOutSchema())
 @require_scope("admin")
 def get_tier(tier: str) -> dict[str, Any]:
     """One tier's policy."""
@@ -114,9 +114,9 @@ def get_tier(tier: str) -> dict[str, Any]:
 
 
 @blp.route("/admin/tiers/<tier>", methods=["PUT"])
-@blp.arguments(s.PolicySchema)
-@blp.response(200, s.PolicyOutSchema)
-@blp.alt_response(201, schema=s.PolicyOutSchema, description="Created")
+@blp.arguments(s.PolicySchema())
+@blp.response(200, s.PolicyOutSchema())
+@blp.alt_response(201, schema=s.PolicyOutSchema(), description="Created")
 @require_scope("admin")
 def put_tier(data: dict[str, Any], tier: str) -> Any:
     """Create or replace a tier's verification policy (audited, published)."""
@@ -133,8 +133,8 @@ def delete_tier(tier: str) -> None:
 
 
 @blp.route("/admin/audit")
-@blp.arguments(PageArgs, location="query")
-@blp.response(200, s.AuditPageSchema)
+@blp.arguments(PageArgs(), location="query")
+@blp.response(200, s.AuditPageSchema())
 @require_scope("admin")
 def audit(args: dict[str, Any]) -> dict[str, Any]:
     """Policy changes, newest first: who, when, before, after."""
@@ -145,8 +145,8 @@ def audit(args: dict[str, Any]) -> dict[str, Any]:
 
 # -- factors (channel) --------------------------------------------------------------------
 @blp.route("/customers/<customer_id>/factors", methods=["POST"])
-@blp.arguments(s.EnrollSchema)
-@blp.response(201, s.FactorSchema)
+@blp.arguments(s.EnrollSchema())
+@blp.response(201, s.FactorSchema())
 @require_scope("channel")
 def enroll(data: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """Enroll a factor: totp (secret + otpauth URI + QR), sms/email/voice_otp, kba."""
@@ -154,8 +154,8 @@ def enroll(data: dict[str, Any], customer_id: str) -> dict[str, Any]:
 
 
 @blp.route("/customers/<customer_id>/factors", methods=["GET"])
-@blp.arguments(PageArgs, location="query")
-@blp.response(200, s.FactorListSchema)
+@blp.arguments(PageArgs(), location="query")
+@blp.response(200, s.FactorListSchema())
 @require_scope("channel")
 def list_factors(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """The customer's factors, secrets and destinations masked."""
@@ -163,8 +163,8 @@ def list_factors(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
 
 
 @blp.route("/customers/<customer_id>/factors/<factor_id>/confirm", methods=["POST"])
-@blp.arguments(s.ConfirmSchema)
-@blp.response(200, s.FactorSchema)
+@blp.arguments(s.ConfirmSchema())
+@blp.response(200, s.FactorSchema())
 @require_scope("channel")
 def confirm(data: dict[str, Any], customer_id: str, factor_id: str) -> dict[str, Any]:
     """Activate a pending TOTP factor with its first code."""
@@ -181,9 +181,9 @@ def remove_factor(customer_id: str, factor_id: str) -> None:
 
 # -- verifications (channel) --------------------------------------------------------------
 @blp.route("/verifications", methods=["POST"])
-@blp.arguments(s.StartSchema)
-@blp.response(201, s.VerificationSchema)
-@blp.alt_response(200, schema=s.VerificationSchema, description="Approved by reusing a session")
+@blp.arguments(s.StartSchema())
+@blp.response(201, s.VerificationSchema())
+@blp.alt_response(200, schema=s.VerificationSchema(), description="Approved by reusing a session")
 @require_scope("channel")
 def start(data: dict[str, Any]) -> Any:
     """Start a verification, or reuse a session that already satisfies the policy."""
@@ -192,7 +192,7 @@ def start(data: dict[str, Any]) -> Any:
 
 
 @blp.route("/verifications/<verification_id>", methods=["GET"])
-@blp.response(200, s.VerificationSchema)
+@blp.response(200, s.VerificationSchema())
 @require_scope("channel")
 def get_verification(verification_id: str) -> dict[str, Any]:
     """The state of a verification."""
@@ -200,8 +200,8 @@ def get_verification(verification_id: str) -> dict[str, Any]:
 
 
 @blp.route("/verifications/<verification_id>/challenges", methods=["POST"])
-@blp.arguments(s.ChallengeSchema)
-@blp.response(200, s.ChallengeOutSchema)
+@blp.arguments(s.ChallengeSchema())
+@blp.response(200, s.ChallengeOutSchema())
 @require_scope("channel")
 def challenge(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
     """Send a code (sms/email/voice), choose KBA questions, or submit a document."""
@@ -209,8 +209,8 @@ def challenge(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
 
 
 @blp.route("/verifications/<verification_id>/checks", methods=["POST"])
-@blp.arguments(s.CheckSchema)
-@blp.response(200, s.VerificationSchema)
+@blp.arguments(s.CheckSchema())
+@blp.response(200, s.VerificationSchema())
 @require_scope("channel")
 def check(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
     """Check a code or answers; approves and issues the session token when satisfied."""
@@ -231,7 +231,7 @@ def document_callback() -> None:
 
 # -- sessions ------------------------------------------------------------------------------
 @wk.route("/jwks.json")
-@wk.response(200, s.JwksSchema)
+@wk.response(200, s.JwksSchema())
 @wk.doc(security=[])
 def jwks() -> dict[str, Any]:
     """The public keys session tokens are signed with (newest first)."""
@@ -239,8 +239,8 @@ def jwks() -> dict[str, Any]:
 
 
 @blp.route("/sessions/introspect", methods=["POST"])
-@blp.arguments(s.IntrospectSchema)
-@blp.response(200, s.IntrospectionSchema)
+@blp.arguments(s.IntrospectSchema())
+@blp.response(200, s.IntrospectionSchema())
 @require_scope("ivr", "agent", "channel")
 def introspect(data: dict[str, Any]) -> dict[str, Any]:
     """RFC 7662: whether a session token is active, and its claims."""
@@ -248,8 +248,8 @@ def introspect(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/sessions/revoke", methods=["POST"])
-@blp.arguments(s.TokenSchema)
-@blp.response(200, s.EmptySchema)
+@blp.arguments(s.TokenSchema())
+@blp.response(200, s.EmptySchema())
 @require_scope("channel", "ivr", "agent", "admin")
 def revoke(data: dict[str, Any]) -> dict[str, Any]:
     """RFC 7009: revoke a session token (200 even for an unknown token)."""
@@ -266,7 +266,7 @@ def delete_session(sid: str) -> None:
 
 
 @blp.route("/customers/<customer_id>/sessions/revoke-all", methods=["POST"])
-@blp.response(200, s.RevokedSchema)
+@blp.response(200, s.RevokedSchema())
 @require_scope("channel", "admin")
 def revoke_all(customer_id: str) -> dict[str, Any]:
     """Revoke every session of a customer."""
@@ -274,8 +274,8 @@ def revoke_all(customer_id: str) -> dict[str, Any]:
 
 
 @blp.route("/customers/<customer_id>/verification-status")
-@blp.arguments(s.StatusArgs, location="query")
-@blp.response(200, s.StatusSchema)
+@blp.arguments(s.StatusArgs(), location="query")
+@blp.response(200, s.StatusSchema())
 @require_scope("ivr", "agent")
 def verification_status(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """Whether the customer holds an active session satisfying the channel's policy."""
@@ -284,8 +284,8 @@ def verification_status(args: dict[str, Any], customer_id: str) -> dict[str, Any
 
 # -- devices ------------------------------------------------------------------------------
 @blp.route("/devices/fingerprint", methods=["POST"])
-@blp.arguments(s.FingerprintInSchema)
-@blp.response(200, s.FingerprintSchema)
+@blp.arguments(s.FingerprintInSchema())
+@blp.response(200, s.FingerprintSchema())
 @require_scope("channel")
 def fingerprint(data: dict[str, Any]) -> dict[str, Any]:
     """The keyed fingerprint of a device's normalised signals."""
@@ -297,8 +297,8 @@ def fingerprint(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/customers/<customer_id>/devices", methods=["GET"])
-@blp.arguments(PageArgs, location="query")
-@blp.response(200, s.DeviceListSchema)
+@blp.arguments(PageArgs(), location="query")
+@blp.response(200, s.DeviceListSchema())
 @require_scope("channel")
 def list_devices(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """The customer's trusted devices."""
@@ -306,8 +306,8 @@ def list_devices(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
 
 
 @blp.route("/customers/<customer_id>/devices", methods=["POST"])
-@blp.arguments(s.TrustSchema)
-@blp.response(201, s.DeviceOutSchema)
+@blp.arguments(s.TrustSchema())
+@blp.response(201, s.DeviceOutSchema())
 @require_scope("channel")
 def trust_device(data: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """Trust the device of an approved verification."""
@@ -324,7 +324,7 @@ def untrust_device(customer_id: str, device_id: str) -> None:
 
 # -- KPIs, export, dev ----------------------------------------------------------------------
 @blp.route("/stats")
-@blp.response(200, s.StatsSchema)
+@blp.response(200, s.StatsSchema())
 @require_scope("admin", "agent")
 def stats() -> dict[str, Any]:
     """Repeat-verification rate, durations p50/p95, success rate per tier and channel."""
@@ -332,7 +332,7 @@ def stats() -> dict[str, Any]:
 
 
 @blp.route("/customers/<customer_id>/export")
-@blp.response(200, s.ExportSchema)
+@blp.response(200, s.ExportSchema())
 @require_scope("admin")
 def export(customer_id: str) -> dict[str, Any]:
     """Everything identity holds on a customer, secrets masked (for the CRM's export)."""
@@ -340,8 +340,8 @@ def export(customer_id: str) -> dict[str, Any]:
 
 
 @blp.route("/dev/messages")
-@blp.arguments(s.DevMessagesArgs, location="query")
-@blp.response(200, s.DevMessagesSchema)
+@blp.arguments(s.DevMessagesArgs(), location="query")
+@blp.response(200, s.DevMessagesSchema())
 @require_scope("admin")
 def dev_messages(args: dict[str, Any]) -> dict[str, Any]:
     """Dev mode only: the last messages the dev delivery provider 'sent' (404 otherwise)."""
