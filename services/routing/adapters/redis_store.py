@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.cluster import RedisCluster
+
 from services.routing.adapters import lua
 from services.routing.domain.model import Agent, NotFound, Requirements, Task
 from shared.logs import request_id_var
@@ -137,6 +139,10 @@ class RedisRoutingStore:
     def put_agents(self, profiles: Mapping[str, Mapping[str, Any]], now_ms: int) -> None:
         """Seed many agents in pipelined batches (imports, benchmarks); one script each."""
         items = list(profiles.items())
+        if isinstance(self.redis, RedisCluster):  # cluster pipelines refuse scripts
+            for aid, profile in items:
+                self.put_agent(aid, profile, now_ms)
+            return
         for i in range(0, len(items), 500):
             pipe = self.redis.pipeline(transaction=False)
             for aid, profile in items[i : i + 500]:

@@ -301,3 +301,21 @@ def test_queue_stats_count_waiting_and_answers(service: RoutingService, clock: C
     assert row["answered"] == 1 and row["service_level"] == 1.0
     assert row["average_speed_of_answer_seconds"] == 10.0
     assert row["agents_available"] == 0
+
+
+def test_best_fit_through_the_store_keeps_the_expert_free(make_service, clock: Clock) -> None:
+    service = make_service(strategy_name="best_fit")
+    agent(service, "expert", skills={"billing": 5})
+    clock.advance(1)
+    agent(service, "fit", skills={"billing": 3})
+    assert task(service)["agent_id"] == "fit"
+
+
+def test_least_loaded_through_the_store(make_service, clock: Clock) -> None:
+    service = make_service(strategy_name="least_loaded")
+    agent(service, "busy", channels={"chat": 4})
+    clock.advance(1)
+    agent(service, "calm", channels={"chat": 4})
+    first = task(service, customer_id="x1")
+    second = task(service, customer_id="x2")
+    assert {first["agent_id"], second["agent_id"]} == {"busy", "calm"}
