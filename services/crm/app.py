@@ -18,7 +18,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     redis = overrides.pop("redis", None) or connect(settings)
     wiring = bootstrap.build(settings, redis)
-    extensions = {"crm": wiring.service, "engine": wiring.engine, **overrides.pop("extensions", {})}
+    extensions = {
+        "crm": wiring.service,
+        "engine": wiring.engine,
+        "store": wiring.store,
+        **overrides.pop("extensions", {}),
+    }
     return build_app(
         settings,
         title="Switchboard CRM",

@@ -60,8 +60,12 @@ def build(settings: Settings, redis: Any) -> Wiring:
         from services.crm.migrate import upgrade
 
         upgrade(url, lock_dir=settings.var_dir)
-    engine = make_engine(url, pool_size=settings.int_env("CRM_DB_POOL_SIZE", 8, minimum=1))
-    store = SqlStore(engine)
+    pool_size = settings.int_env("CRM_DB_POOL_SIZE", 8, minimum=1)
+    engine = make_engine(url, pool_size=pool_size)
+    read_engine = None
+    if engine.dialect.name == "postgresql":
+        read_engine = make_engine(url, pool_size=pool_size, autocommit=True)
+    store = SqlStore(engine, read_engine=read_engine)
     timeout = settings.float_env("CRM_PEER_TIMEOUT_SECONDS", 5.0)
     key = settings.secret("SB_INTERNAL_API_KEY")
     peers = {

@@ -24,7 +24,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int = 8) -> Engine:
+def make_engine(url: str, *, pool_size: int = 8, autocommit: bool = False) -> Engine:
+    """``autocommit``: an engine for reads only; on PostgreSQL its connections never
+    send BEGIN/COMMIT. (pysqlite never begins a transaction for a SELECT anyway.)"""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
@@ -42,4 +44,5 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=16, pool_recycle=1800)
+    options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    return create_engine(url, pool_size=pool_size, max_overflow=16, pool_recycle=1800, **options)

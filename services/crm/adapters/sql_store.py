@@ -429,8 +429,11 @@ class SqlTx:
 
 
 class SqlStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, read_engine: Engine | None = None) -> None:
         self.engine = engine
+        # SQLite: the same engine (pysqlite never BEGINs for a SELECT). PostgreSQL:
+        # an autocommit engine, so a read costs one round trip, not three.
+        self.read_engine = read_engine or engine
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
@@ -449,10 +452,15 @@ class SqlStore:
     def reader(self) -> Iterator[SqlTx]:
         """Reads only, no BEGIN/COMMIT round trips (autocommit): for hot read paths."""
         try:
-            with self.engine.connect() as conn:
-                yield SqlTx(conn.execution_options(isolation_level="AUTOCOMMIT"))
+            with self.read_engine.connect() as conn:
+                yield SqlTx(conn)
         except OperationalError as exc:
             raise StoreUnavailable(type(exc.orig).__name__) from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -47,7 +47,7 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def app(make_settings: Callable[..., Settings], empty_db_url: str) -> Iterator[Flask]:
     application = create_app(make_settings("crm", DATABASE_URL=empty_db_url))
     yield application
-    application.extensions["sb"]["engine"].dispose()
+    application.extensions["sb"]["store"].dispose()
 
 
 @pytest.fixture

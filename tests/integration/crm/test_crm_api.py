@@ -183,7 +183,7 @@ def test_lookup_answers_only_with_both_parts_and_is_rate_limited(
         f"/v1/cases/lookup?case_number={number}&phone=13800138000", headers=headers("all")
     )
     assert other_client.status_code == 200
-    app.extensions["sb"]["engine"].dispose()
+    app.extensions["sb"]["store"].dispose()
 
 
 class _Peer(http.server.BaseHTTPRequestHandler):
@@ -236,7 +236,7 @@ def test_export_gathers_every_service_and_refuses_to_be_incomplete(
     )
     assert answer.status_code == 503 and "routing" in answer.json["detail"]
     for a in (app, down):
-        a.extensions["sb"]["engine"].dispose()
+        a.extensions["sb"]["store"].dispose()
 
 
 def test_erase_removes_the_profile_and_publishes_erased(
