@@ -554,7 +554,7 @@ class IdentityService:
         v = self.store.verification(vid)
         if v is None:
             raise NotFound("no such verification (it may have expired)")
-        return v, self.policy(v["tier"])
+        return v, self.policy(v["tier"], v.pop("_policies", None))
 
     def _decide(self, v: Mapping[str, Any], policy: TierPolicy) -> Decision:
         return evaluate(policy, v["channel"], v["satisfied"], v["trusted_device"], self.possession)
@@ -680,11 +680,14 @@ class IdentityService:
         try:
             ok = bool(plugin.check(self.env, attempt, self._records(cid, factor, factors)))
         finally:
-            locked, remaining = self.store.settle_attempt(
-                vid, cid, ok, policy.max_attempts, policy.lockout_seconds
-            )
+            if not ok:
+                locked, remaining = self.store.settle_attempt(
+                    vid, cid, False, policy.max_attempts, policy.lockout_seconds
+                )
         if ok:
-            v["satisfied"] = self.store.update_verification(vid, {}, [factor])
+            remaining, v["satisfied"] = self.store.settle_success(
+                vid, cid, factor, policy.max_attempts, policy.lockout_seconds
+            )
             decision = self._decide(v, policy)
             if decision.approved:
                 return self._approve(vid, v, policy, decision)

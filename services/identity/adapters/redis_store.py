@@ -225,12 +225,14 @@ class RedisStore:
             pipe.hgetall(key)
             pipe.smembers(key + ":sat")
             pipe.get(key + ":att")
-            raw, sat, att = pipe.execute()
+            pipe.hgetall(POLICIES)  # small; saves the policy read a round trip
+            raw, sat, att, policies = pipe.execute()
         if not raw:
             return None
         out = {k: json.loads(v) for k, v in raw.items()}
         out["satisfied"] = sorted(sat)
         out["attempts"] = int(att or 0)
+        out["_policies"] = policies
         return out
 
     def update_verification(
@@ -267,6 +269,23 @@ class RedisStore:
             keys=self._attempt_keys(vid, cid), args=[max_attempts, VERIFICATION_TTL, FAILURE_MEMORY]
         )
         return bool(granted), int(remaining), int(retry)
+
+    def settle_success(
+        self, vid: str, cid: str, factor: str, max_attempts: int, lockout_seconds: int
+    ) -> tuple[int, list[str]]:
+        """Settle a successful attempt and record the factor, in one round trip."""
+        key = f"{P}v:{vid}:sat"
+        with self.r.pipeline(transaction=False) as pipe:
+            self._settle(
+                keys=self._attempt_keys(vid, cid),
+                args=["1", max_attempts, lockout_seconds],
+                client=pipe,
+            )
+            pipe.sadd(key, factor)
+            pipe.expire(key, VERIFICATION_TTL)
+            pipe.smembers(key)
+            (_locked, remaining), _, _, satisfied = pipe.execute()
+        return int(remaining), sorted(satisfied)
 
     def settle_attempt(
         self, vid: str, cid: str, success: bool, max_attempts: int, lockout_seconds: int
