@@ -369,6 +369,13 @@ class CrmService:
             check_mergeable(survivor_id, source_id, source_active=source["status"] == "active")
             for pid in sorted((survivor_id, source_id)):  # one lock order: no deadlock
                 tx.lock_profile(pid)
+            # Re-read under the locks: a concurrent merge may have taken either side.
+            fresh_survivor, fresh_source = tx.get_profile(survivor_id), tx.get_profile(source_id)
+            if fresh_survivor is None or fresh_source is None:
+                raise MergeRefused("a concurrent change got there first; retry")
+            survivor, source = fresh_survivor, fresh_source
+            active = source["status"] == "active" and survivor["status"] == "active"
+            check_mergeable(survivor_id, source_id, source_active=active)
             plan = plan_merge(
                 self._values(survivor), self._values(source), default_tier=self.config.default_tier
             )
@@ -475,6 +482,7 @@ class CrmService:
             for pid in sorted((survivor_id, source_id)):
                 tx.lock_profile(pid)
             source = tx.get_profile(source_id)
+            survivor = tx.get_profile(survivor_id) or survivor
             if source is None or source["merged_into"] != survivor_id:
                 raise MergeRefused(f"profile {source_id} is no longer a tombstone of this merge")
             now = self.clock()
@@ -721,6 +729,7 @@ class CrmService:
 
     def update_case(self, case_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         def work(tx: Tx) -> dict[str, Any]:
+            tx.lock_case(case_id)  # concurrent changes of one case apply one after another
             case = tx.get_case(case_id)
             if case is None:
                 raise CaseNotFound(f"no case {case_id}")

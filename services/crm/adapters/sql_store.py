@@ -261,6 +261,11 @@ class SqlTx:
         self.conn.execute(insert(t.counters).values(name=name, value=1))
         return 1
 
+    def lock_case(self, case_id: str) -> None:
+        self.conn.execute(
+            update(t.cases).where(t.cases.c.id == case_id).values(updated_at=t.cases.c.updated_at)
+        )
+
     def insert_case(self, row: Mapping[str, Any]) -> None:
         self.conn.execute(insert(t.cases).values(**row))
 

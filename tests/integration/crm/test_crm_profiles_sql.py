@@ -15,6 +15,7 @@ from services.crm.adapters.sql_store import SqlStore
 from services.crm.domain.errors import (
     IdentifierTaken,
     JunkIdentifier,
+    MergeRefused,
     ProfileMoved,
     ProfileNotFound,
     ResolutionConflict,
@@ -208,3 +209,36 @@ def test_a_tier_change_emits_profile_updated(crm: CrmService, engine: Engine) ->
         "language": None,
         "changed": ["tier"],
     }
+
+
+def test_one_source_merged_into_two_survivors_at_once_goes_to_exactly_one(
+    db_url: str, crm: CrmService
+) -> None:
+    a = crm.create_profile([{"type": "app_user_id", "value": "a"}], {})
+    b = crm.create_profile([{"type": "app_user_id", "value": "b"}], {})
+    source = crm.create_profile([PHONE], {})
+    engines = [make_engine(db_url, pool_size=1) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def merge_into(survivor: str, engine: Engine) -> None:
+        barrier.wait()
+        try:
+            CrmService(SqlStore(engine)).merge(survivor, source["id"], dry_run=False)
+            outcomes.append("merged")
+        except MergeRefused:
+            outcomes.append("refused")
+
+    threads = [
+        threading.Thread(target=merge_into, args=(p["id"], e))
+        for p, e in zip((a, b), engines, strict=True)
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for e in engines:
+        e.dispose()
+    assert sorted(outcomes) == ["merged", "refused"]
+    owner, _ = crm.resolve([PHONE], create=False)
+    assert owner["id"] in {a["id"], b["id"]}
