@@ -317,22 +317,27 @@ class IdentityService:
             for d in self.store.devices(cid)
         )
 
+    def _ani_fingerprint(self, ani: str) -> str:
+        """The calling number alone: the risk key for a voice line, whatever else came with it."""
+        return fpr.fingerprint(self.config.fingerprint_key, fpr.normalise({"ani": ani}))
+
     def _see_device(self, cid: str, device: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if not device:
             return None
         seen = self.fingerprint(device)
-        count = self.store.see_fingerprint(seen["fingerprint"], cid, self.clock())
-        if count > self.config.risk_max_customers and self.store.flag(seen["fingerprint"]):
-            self.store.publish(
-                [
-                    self._event(
-                        "identity.device.flagged",
-                        fingerprint=seen["fingerprint"],
-                        customers=count,
-                        kind=seen["components"].get("kind", ""),
-                    )
-                ]
-            )
+        keys = {seen["fingerprint"]: seen["components"].get("kind", "")}
+        if seen["components"].get("kind") == "voice":
+            keys[self._ani_fingerprint(str(device.get("ani")))] = "ani"
+        for fp, kind in keys.items():
+            count = self.store.see_fingerprint(fp, cid, self.clock())
+            if count > self.config.risk_max_customers and self.store.flag(fp):
+                self.store.publish(
+                    [
+                        self._event(
+                            "identity.device.flagged", fingerprint=fp, customers=count, kind=kind
+                        )
+                    ]
+                )
         return seen
 
     def _device_view(self, d: Mapping[str, Any], policy: TierPolicy) -> dict[str, Any]:
@@ -839,10 +844,8 @@ class IdentityService:
             "expires_at": None,
             "sid": None,
         }
-        if ani:
-            components = fpr.normalise({"ani": ani})
-            if self.store.is_flagged(fpr.fingerprint(self.config.fingerprint_key, components)):
-                return not_verified  # a calling number shared by many customers proves nothing
+        if ani and self.store.is_flagged(self._ani_fingerprint(ani)):
+            return not_verified  # a calling number shared by many customers proves nothing
         snap = self.store.snapshot(cid)
         projected = snap["profile"].get("tier")
         best = None

@@ -308,3 +308,23 @@ def test_every_failed_check_and_the_lock_are_published_without_personal_data(
     assert failed[-1]["remaining_attempts"] == 0
     assert [f["type"] for f in entries].count("identity.verification.locked") == 1
     assert PHONE not in str(entries) and "Rex" not in str(entries)
+
+
+def test_a_calling_number_shared_by_many_customers_is_not_verified_by_status(api: Api) -> None:
+    approved_token(api)
+    for n in range(2, 6):  # the same ANI presented for five customers within a day
+        api.start(f"c-{n}", "voice", device={"ani": "+8613900000000", "carrier": f"c{n}"})
+    status = api.call(
+        "GET",
+        "/v1/customers/c-1/verification-status",
+        "ivr",
+        query_string={"channel": "web", "ani": "+86 139 0000 0000"},
+    ).json
+    assert status["verified"] is False
+    clean = api.call(
+        "GET",
+        "/v1/customers/c-1/verification-status",
+        "ivr",
+        query_string={"channel": "web", "ani": PHONE},
+    ).json
+    assert clean["verified"] is True
