@@ -41,6 +41,8 @@ def make_engine(url: str, *, pool_size: int = 8, autocommit: bool = False) -> En
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Reads through the OS page cache without a read() per page.
+            cursor.execute("PRAGMA mmap_size=268435456")
             cursor.close()
 
         return engine
