@@ -106,7 +106,16 @@ class SqlTx:
         query = select(t.profiles).where(t.profiles.c.status == "active")
         matches = []
         if name_prefix:
-            matches.append(t.profiles.c.name_key.like(_escape_like(name_prefix) + "%", escape="\\"))
+            by_name = t.profiles.c.name_key.like(_escape_like(name_prefix) + "%", escape="\\")
+            if self.conn.dialect.name == "sqlite":
+                # SQLite's LIKE ignores case and so no index; the range (exact under
+                # its binary collation) lets the index find the rows, LIKE confirms.
+                by_name = and_(
+                    t.profiles.c.name_key >= name_prefix,
+                    t.profiles.c.name_key < name_prefix + "\U0010ffff",
+                    by_name,
+                )
+            matches.append(by_name)
         if identifiers:
             pairs = [(i.type, i.value) for i in identifiers]
             owners = select(t.identifiers.c.profile_id).where(

@@ -62,7 +62,12 @@ profiles = Table(
     Column("attributes", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index("ix_crm_profiles_name_key", "name_key"),
+    # Pattern ops: a LIKE 'prefix%' search uses the index whatever the collation.
+    Index(
+        "ix_crm_profiles_name_key",
+        "name_key",
+        postgresql_ops={"name_key": "varchar_pattern_ops"},
+    ),
     Index("ix_crm_profiles_tier", "tier"),
     Index("ix_crm_profiles_merged_into", "merged_into"),
 )

@@ -23,5 +23,6 @@ def test_upgrade_head_matches_the_tables_of_the_code(kind: str, tmp_path: Path) 
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": False})
             assert compare_metadata(context, metadata) == []
-            assert context.get_current_revision() == "0001"
+            assert context.get_current_revision() == "0002"
         engine.dispose()
+

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
 from services.crm.adapters import sql_tables as t
@@ -242,3 +242,32 @@ def test_one_source_merged_into_two_survivors_at_once_goes_to_exactly_one(
     assert sorted(outcomes) == ["merged", "refused"]
     owner, _ = crm.resolve([PHONE], create=False)
     assert owner["id"] in {a["id"], b["id"]}
+
+
+def test_the_name_prefix_search_is_served_by_the_name_index(
+    engine: Engine, crm: CrmService
+) -> None:
+    crm.create_profile([PHONE], {"name": "Li Wei"})
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "crm_profiles" in statement and "LIKE" in statement.upper():
+            captured.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        assert len(crm.search(q="li w", tier=None, after=None, limit=10)) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    [(statement, params)] = captured
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        cursor = raw.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("EXPLAIN QUERY PLAN " + statement, params)
+        else:
+            cursor.execute("SET enable_seqscan = off")
+            cursor.execute("EXPLAIN " + statement, params)
+        plan = " ".join(str(row) for row in cursor.fetchall())
+        cursor.close()
+    assert "ix_crm_profiles_name_key" in plan, plan
