@@ -265,3 +265,77 @@ def test_erase_removes_the_profile_and_publishes_erased(
 def test_readyz_checks_the_database(client: FlaskClient) -> None:
     body = client.get("/readyz").json
     assert body["checks"]["database"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/profiles", {"name": "bad\u0000name"}),
+        ("/v1/profiles", {"attributes": {"blob": "x" * 20000}}),
+        ("/v1/profiles", {"tier": "Gold Tier!"}),
+        ("/v1/profiles/resolve", {"identifiers": []}),
+        ("/v1/profiles/resolve", {"identifiers": [{"type": "phone"}]}),
+        (
+            "/v1/interactions",
+            {"profile_id": "p-1", "channel": "chat", "direction": "sideways", "summary": "x"},
+        ),
+        ("/v1/cases", {"profile_id": "p-1", "channel": "chat", "subject": ""}),
+    ],
+)
+def test_malformed_bodies_are_400_with_the_field_named(
+    client: FlaskClient, headers: Headers, path: str, body: dict[str, Any]
+) -> None:
+    response = client.post(path, json=body, headers=headers("all"))
+    assert response.status_code == 400 and response.json["errors"]
+
+
+def test_patching_a_profile_sets_and_removes_attributes(
+    client: FlaskClient, headers: Headers
+) -> None:
+    profile = make_profile(client, headers, attributes={"city": "Shanghai", "pet": "cat"})
+    url = f"/v1/profiles/{profile['id']}"
+    patched = client.patch(
+        url,
+        json={"attributes": {"pet": None, "vip": True}, "tier": "gold"},
+        headers=headers("agent"),
+    )
+    assert patched.status_code == 200
+    assert patched.json["attributes"] == {"city": "Shanghai", "vip": True}
+    assert patched.json["tier"] == "gold"
+    assert client.patch("/v1/cases/c-x", json={}, headers=headers("agent")).status_code == 400
+
+
+def test_an_interaction_cannot_name_another_customers_case(
+    client: FlaskClient, headers: Headers
+) -> None:
+    mine = make_profile(client, headers)
+    other = make_profile(client, headers, identifiers=[{"type": "app_user_id", "value": "o"}])
+    case = client.post(
+        "/v1/cases",
+        json={"profile_id": other["id"], "channel": "chat", "subject": "invoice"},
+        headers=headers("channel"),
+    ).json
+    response = client.post(
+        "/v1/interactions",
+        json={
+            "profile_id": mine["id"],
+            "channel": "chat",
+            "direction": "inbound",
+            "summary": "hello",
+            "case_id": case["id"],
+        },
+        headers=headers("channel"),
+    )
+    assert response.status_code == 404
+    ok = client.post(
+        "/v1/interactions",
+        json={
+            "profile_id": other["id"],
+            "channel": "voice",
+            "direction": "outbound",
+            "summary": "called back",
+            "case_id": case["id"],
+        },
+        headers=headers("channel"),
+    )
+    assert ok.status_code == 201 and ok.json["case_id"] == case["id"]

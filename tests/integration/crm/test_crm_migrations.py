@@ -25,4 +25,3 @@ def test_upgrade_head_matches_the_tables_of_the_code(kind: str, tmp_path: Path) 
             assert compare_metadata(context, metadata) == []
             assert context.get_current_revision() == "0002"
         engine.dispose()
-
