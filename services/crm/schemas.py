@@ -208,7 +208,6 @@ class LookupQuerySchema(Schema):
 
 
 class LookupSchema(Schema):
-    case_number = fields.String(required=True)
     status = fields.String(required=True)
     category = fields.String(required=True)
     updated_at = fields.DateTime(required=True)

@@ -799,8 +799,8 @@ class CrmService:
                 raise LookupFailed()
             if tx.owners([wanted]).get(wanted) != case["profile_id"]:
                 raise LookupFailed()
+            # Progress only: nothing the caller did not already know but the state.
             return {
-                "case_number": case["case_number"],
                 "status": case["status"],
                 "category": case["category"],
                 "updated_at": case["updated_at"],
