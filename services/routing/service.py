@@ -334,8 +334,7 @@ class RoutingService:
         tasks = self.store.tasks(self.store.customer_task_ids(customer_id))
         reservations = []
         for _tid, h in tasks:
-            if h.get("reservation"):
-                rid = h["reservation"]
+            for rid in filter(None, (h.get("offered") or "").split(",")):
                 res = self.store.reservation(rid)
                 if res:
                     reservations.append(_reservation_view(rid, res))

@@ -19,6 +19,7 @@ local NOW_ISO = ARGV[3]
 local EVID = ARGV[4]
 local CORR = ARGV[5]
 local nev = 0
+local RES_TTL = 604800  -- an answered offer is kept a week, like a finished task
 
 local function emit(etype, data)
   nev = nev + 1
@@ -100,6 +101,7 @@ local function end_reservation(rid, outcome, cooloff_ms, away_after)
   local r = hgetall(rkey)
   if r.status ~= 'pending' then return nil end
   redis.call('HSET', rkey, 'status', outcome, 'ended', NOW)
+  redis.call('EXPIRE', rkey, RES_TTL)
   redis.call('SREM', P .. 'agent_res:' .. r.agent, rid)
   redis.call('ZREM', P .. 'timers', 'res|' .. rid)
   local tkey = P .. 'task:' .. r.task
@@ -235,6 +237,8 @@ redis.call('HSET', akey, 'load:' .. t.channel, load + 1, 'idle_since', NOW)
 reindex(aid, hgetall(akey))
 dequeue(tid, t)
 redis.call('HSET', tkey, 'status', 'reserved', 'agent', aid, 'reservation', rid)
+local offered = redis.call('HGET', tkey, 'offered')
+redis.call('HSET', tkey, 'offered', (offered and offered ~= '') and (offered .. ',' .. rid) or rid)
 redis.call('HINCRBY', tkey, 'offers', 1)
 redis.call('HSET', P .. 'res:' .. rid, 'task', tid, 'agent', aid, 'status', 'pending',
   'channel', t.channel, 'created', NOW, 'expires', ARGV[9], 'expires_at', ARGV[10])
@@ -258,6 +262,7 @@ if r.status ~= 'pending' then return 'res_' .. r.status end
 local tkey = P .. 'task:' .. r.task
 local t = hgetall(tkey)
 redis.call('HSET', rkey, 'status', 'accepted', 'ended', NOW)
+redis.call('EXPIRE', rkey, RES_TTL)
 redis.call('SREM', P .. 'agent_res:' .. r.agent, rid)
 redis.call('ZREM', P .. 'timers', 'res|' .. rid)
 drop_task_timers(r.task)
@@ -317,6 +322,7 @@ local function cancel_task(tid, reason)
   elseif t.status == 'reserved' then
     local rid = t.reservation
     redis.call('HSET', P .. 'res:' .. rid, 'status', 'canceled', 'ended', NOW)
+    redis.call('EXPIRE', P .. 'res:' .. rid, RES_TTL)
     redis.call('SREM', P .. 'agent_res:' .. t.agent, rid)
     redis.call('ZREM', P .. 'timers', 'res|' .. rid)
     release(t.agent, t.channel)
@@ -353,9 +359,9 @@ local n = 0
 for _, tid in ipairs(redis.call('SMEMBERS', ckey)) do
   local agent = cancel_task(tid, 'erased')
   if agent and agent ~= '' then freed[#freed + 1] = agent end
-  local res = redis.call('HGET', P .. 'task:' .. tid, 'reservation')
+  local res = redis.call('HGET', P .. 'task:' .. tid, 'offered')
   redis.call('DEL', P .. 'task:' .. tid)
-  redis.call('ZREM', P .. 'timers', 'sticky|' .. tid)
+  for rid in string.gmatch(res or '', '[^,]+') do redis.call('DEL', P .. 'res:' .. rid) end
   n = n + 1
 end
 redis.call('DEL', ckey, P .. 'last_agent:' .. cust)

@@ -270,7 +270,32 @@ def test_erasure_forgets_the_customer(service: RoutingService, redis) -> None:
     }
     assert service.agent_view("a1")["load"] == {"chat": 0}
     assert not [k for k in redis.keys("*") if "c-1" in k]
+    assert not redis.keys("sb:rt:{default}:res:*") and not redis.keys("sb:rt:{default}:task:*")
     service.erase_customer("c-1")  # idempotent
+
+
+def test_the_export_lists_every_offer_of_the_customers_tasks(
+    service: RoutingService, clock: Clock
+) -> None:
+    agent(service, "a1")
+    clock.advance(1)
+    agent(service, "a2")
+    t = task(service)
+    service.reject(t["reservation_id"])
+    export = service.export_customer("c-1")
+    assert [(r["agent_id"], r["status"]) for r in export["reservations"]] == [
+        ("a1", "rejected"),
+        ("a2", "pending"),
+    ]
+    assert export["tasks"][0]["task_id"] == t["task_id"]
+
+
+def test_answered_offers_expire(service: RoutingService, redis) -> None:
+    agent(service, "a1")
+    t = task(service)
+    assert redis.ttl(f"sb:rt:{{default}}:res:{t['reservation_id']}") == -1
+    service.accept(t["reservation_id"])
+    assert redis.ttl(f"sb:rt:{{default}}:res:{t['reservation_id']}") > 0
 
 
 def test_verification_marks_waiting_tasks(service: RoutingService) -> None:
