@@ -846,12 +846,11 @@ class IdentityService:
         }
         if ani and self.store.is_flagged(self._ani_fingerprint(ani)):
             return not_verified  # a calling number shared by many customers proves nothing
-        snap = self.store.snapshot(cid)
-        projected = snap["profile"].get("tier")
+        projected, sessions, policies = self.store.status_snapshot(cid)
         best = None
-        for session in self.store.sessions_by_id(cid, snap["sids"]):
+        for session in sessions:
             # The CRM's tier when known, else the tier the session was verified under.
-            policy = self.policy(projected or session["tier"], snap["policies"])
+            policy = self.policy(projected or session["tier"], policies)
             decision = reuse_decision(
                 policy, channel, tuple(session["amr"]), session["chn"], self.possession
             )

@@ -111,6 +111,19 @@ return 1
 """
 
 
+# KEYS: profile, session set, policies. ARGV: session key prefix.
+# -> {projected tier or '', [session JSON...], [tier, policy, ...]}: one round trip.
+_STATUS = """
+local tier = redis.call('HGET', KEYS[1], 'tier') or ''
+local sessions = {}
+for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local v = redis.call('GET', ARGV[1] .. sid)
+  if v then sessions[#sessions + 1] = v end
+end
+return {tier, sessions, redis.call('HGETALL', KEYS[3])}
+"""
+
+
 def _j(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
@@ -124,6 +137,7 @@ class RedisStore:
         self._accept_step = redis.register_script(_ACCEPT_STEP)
         self._throttle = redis.register_script(_THROTTLE)
         self._consume_code = redis.register_script(_CONSUME_CODE)
+        self._status = redis.register_script(_STATUS)
 
     # -- events ---------------------------------------------------------------
     def _stage(self, pipe: Any, events: Iterable[Event]) -> None:
@@ -468,6 +482,14 @@ class RedisStore:
             (json.loads(v) for v in factors), key=lambda f: (f["created_at"], f["factor_id"])
         )
         return {"profile": profile, "sids": sorted(sids), "factors": rows, "policies": policies}
+
+    def status_snapshot(self, cid: str) -> tuple[str, list[dict[str, Any]], dict[str, str]]:
+        """(projected tier, active sessions, stored policies) in one script call."""
+        tier, sessions, flat = self._status(
+            keys=[f"{P}c:{cid}:profile", f"{P}c:{cid}:sessions", POLICIES], args=[f"{P}s:"]
+        )
+        policies = dict(zip(flat[::2], flat[1::2], strict=True))
+        return tier, [json.loads(v) for v in sessions], policies
 
     def sessions_by_id(self, cid: str, sids: Sequence[str]) -> list[dict[str, Any]]:
         if not sids:
