@@ -13,7 +13,7 @@ from shared.app import build_app
 from shared.config import Settings
 from shared.redis_conn import connect
 
-ERRORS = {
+ERRORS: dict[type[BaseException], tuple[int, str]] = {
     NotFound: (404, "Not Found"),
     InvalidTransition: (409, "Conflict"),
     InvalidRequest: (400, "Bad Request"),

@@ -6,10 +6,12 @@ from typing import Any
 
 from services.routing.adapters.redis_store import RedisRoutingStore
 from services.routing.config import RoutingConfig
+from services.routing.ports import RoutingStore
 from services.routing.service import RoutingService
 from shared.config import Settings
 
 
 def build_service(settings: Settings, redis: Any) -> RoutingService:
     config = RoutingConfig.from_settings(settings)
-    return RoutingService(RedisRoutingStore(redis, config.pool), config)
+    store: RoutingStore = RedisRoutingStore(redis, config.pool)  # mypy checks the port here
+    return RoutingService(store, config)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from services.routing.adapters.redis_store import RedisRoutingStore
 from services.routing.bootstrap import build_service
 from services.routing.service import RoutingService
 from shared.config import Settings
@@ -46,9 +47,8 @@ def timer_loop(service: RoutingService, stop: threading.Event) -> None:
 
 
 def relay_loop(
-    service: RoutingService, maxlen: int, stop: threading.Event, holder: str | None = None
+    store: RedisRoutingStore, maxlen: int, stop: threading.Event, holder: str | None = None
 ) -> None:
-    store = service.store
     me = holder or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
     while not stop.is_set():
         if store.acquire_lease("relay", me, LEASE_MS):
@@ -59,9 +59,10 @@ def relay_loop(
 
 def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
     service = build_service(settings, redis)
+    store = RedisRoutingStore(redis, service.config.pool)
     return [
         lambda stop: timer_loop(service, stop),
-        lambda stop: relay_loop(service, settings.stream_maxlen, stop),
+        lambda stop: relay_loop(store, settings.stream_maxlen, stop),
     ]
 
 

@@ -49,7 +49,14 @@ class AgentSchema(Schema):
     languages = fields.List(fields.String(), required=True)
     channels = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     status = fields.String(required=True, validate=validate.OneOf(AGENT_STATUSES))
-    load = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    # Named load_ in Python: a field called "load" would shadow Schema.load.
+    load_ = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        attribute="load",
+        data_key="load",
+    )
     occupancy = fields.Float(required=True)
     idle_since = fields.String(allow_none=True, required=True)
 

@@ -16,12 +16,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from services.routing.adapters.redis_store import (
-    RedisRoutingStore,
-    agent_from_hash,
-    iso,
-    task_from_hash,
-)
 from services.routing.config import RoutingConfig
 from services.routing.domain.matching import (
     choose_agent,
@@ -36,6 +30,8 @@ from services.routing.domain.model import (
     Task,
 )
 from services.routing.domain.stats import sum_buckets, window_minutes
+from services.routing.ports import RoutingStore
+from services.routing.records import agent_from_hash, iso, task_from_hash
 
 _TRANSITION_ERRORS = {
     "task_not_queued": "the task is no longer waiting",
@@ -49,7 +45,7 @@ def _now_ms() -> int:
 class RoutingService:
     def __init__(
         self,
-        store: RedisRoutingStore,
+        store: RoutingStore,
         config: RoutingConfig,
         clock: Callable[[], int] | None = None,
     ) -> None:

@@ -70,7 +70,7 @@ def test_the_relay_moves_the_outbox_in_order_and_only_one_relays(
     assert svc.store.acquire_lease("relay", "me", 5000)  # renewed by its holder
     stop = threading.Event()
     threads = [
-        threading.Thread(target=relay_loop, args=(svc, 10_000, stop, holder))
+        threading.Thread(target=relay_loop, args=(svc.store, 10_000, stop, holder))
         for holder in ("me", "other")
     ]
     for t in threads:
