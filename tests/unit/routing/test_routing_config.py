@@ -1,0 +1,60 @@
+"""Routing configuration from the environment: defaults, overrides, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.routing.config import RoutingConfig
+from services.routing.domain.matching import RelaxationStep, best_skill_fit
+from shared.config import ConfigError, Settings
+
+
+def config(tmp_path: Path, **env: str) -> RoutingConfig:
+    base = {"SB_ENV": "dev", "SB_VAR_DIR": str(tmp_path), "API_KEYS": ""}
+    return RoutingConfig.from_settings(Settings.from_env({**base, **env}, service="routing"))
+
+
+def test_the_defaults_follow_the_contract(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    assert dict(cfg.priority.sla_seconds) == {"basic": 60, "complex": 1800, "urgent": 300}
+    assert cfg.reservation_timeout_s == 20 and cfg.sticky_timeout_s == 20
+    assert cfg.priority.sentiment_threshold == -0.5 and cfg.lead_after_s == 7200
+    assert cfg.strategy_name == "longest_idle" and cfg.relaxation == ()
+
+
+def test_every_knob_reads_from_the_environment(tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path,
+        ROUTING_SLA_BASIC="30",
+        ROUTING_STRATEGY="best_fit",
+        ROUTING_RELAXATION='[{"after": 30, "lower_levels_by": 1}]',
+        ROUTING_TIER_WEIGHTS='{"diamond": 50}',
+        ROUTING_POOL="emea",
+    )
+    assert cfg.priority.sla_seconds["basic"] == 30
+    assert cfg.strategy is best_skill_fit
+    assert cfg.relaxation == (RelaxationStep(30.0, lower_levels_by=1),)
+    assert dict(cfg.priority.tier_weights) == {"diamond": 50.0}
+    assert cfg.pool == "emea"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"ROUTING_STRATEGY": "coin_flip"},
+        {"ROUTING_RELAXATION": "not json"},
+        {"ROUTING_RELAXATION": '{"after": 1}'},
+        {"ROUTING_RELAXATION": '[{"after": -1}]'},
+        {"ROUTING_TIER_WEIGHTS": "[1, 2]"},
+        {"ROUTING_SLA_URGENT": "0"},
+        {"ROUTING_SLA_BASIC": "soon"},
+        {"ROUTING_POOL": "a}b"},
+    ],
+)
+def test_junk_configuration_stops_the_service_with_a_clear_error(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    with pytest.raises(ConfigError):
+        config(tmp_path, **env)
