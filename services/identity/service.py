@@ -580,6 +580,10 @@ class IdentityService:
             "iat": int(now),
             "exp": exp,
             "fingerprint": seen.get("fingerprint", ""),
+            # A session verified on a phone line belongs to that line (see verification_status).
+            "ani_fp": self._ani_fingerprint(seen["components"]["ani"])
+            if seen.get("components", {}).get("ani")
+            else "",
             "verification_id": vid,
         }
         first = self.store.claim_once(f"approved:{vid}", 3600)
@@ -848,7 +852,10 @@ class IdentityService:
             return not_verified  # a calling number shared by many customers proves nothing
         projected, sessions, policies = self.store.status_snapshot(cid)
         best = None
+        caller = self._ani_fingerprint(ani) if ani else ""
         for session in sessions:
+            if caller and session.get("ani_fp") and session["ani_fp"] != caller:
+                continue  # verified on another phone line: not this caller
             # The CRM's tier when known, else the tier the session was verified under.
             policy = self.policy(projected or session["tier"], policies)
             decision = reuse_decision(

@@ -328,3 +328,22 @@ def test_a_calling_number_shared_by_many_customers_is_not_verified_by_status(api
         query_string={"channel": "web", "ani": PHONE},
     ).json
     assert clean["verified"] is True
+
+
+def test_a_session_verified_on_a_phone_line_counts_only_for_that_line(api: Api) -> None:
+    enrolled(api)
+    api.tier("gold", {**GOLD, "min_factors": 1})
+    vid = api.start("c-1", "voice", tier="gold", device={"ani": PHONE}).json["verification_id"]
+    api.challenge(vid, "voice_otp")
+    assert api.check(vid, "voice_otp", code=api.last_code(PHONE)).json["status"] == "approved"
+
+    def status(ani: str) -> bool:
+        return api.call(
+            "GET",
+            "/v1/customers/c-1/verification-status",
+            "ivr",
+            query_string={"channel": "voice", "ani": ani},
+        ).json["verified"]
+
+    assert status("+86 138 0013 8000") is True
+    assert status("+8613911112222") is False
