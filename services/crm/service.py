@@ -93,6 +93,11 @@ class CrmService:
                     raise
         raise AssertionError("unreachable")
 
+    def _read(self, work: Callable[[Tx], T]) -> T:
+        """Reads only: no transaction (no BEGIN/COMMIT round trips), nothing to retry."""
+        with self.store.reader() as tx:
+            return work(tx)
+
     def _event(self, tx: Tx, type_: str, data: Mapping[str, Any]) -> None:
         tx.emit(Event.new(type_, data, source="crm"))
 
@@ -284,7 +289,7 @@ class CrmService:
         return profile, created
 
     def get_profile(self, profile_id: str) -> dict[str, Any]:
-        return self._run(lambda tx: self._view(tx, self._live(tx, profile_id)))
+        return self._read(lambda tx: self._view(tx, self._live(tx, profile_id)))
 
     def update_profile(self, profile_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         def work(tx: Tx) -> dict[str, Any]:
@@ -357,7 +362,7 @@ class CrmService:
             )
             return [self._view(tx, r) for r in rows]
 
-        return self._run(work)
+        return self._read(work)
 
     # -- merge ----------------------------------------------------------------------
     def merge(self, survivor_id: str, source_id: str, *, dry_run: bool) -> dict[str, Any]:
@@ -557,7 +562,7 @@ class CrmService:
                 for r in tx.candidates(after=after, limit=limit)
             ]
 
-        return self._run(work)
+        return self._read(work)
 
     # -- timeline and interactions --------------------------------------------------
     def timeline(
@@ -567,7 +572,7 @@ class CrmService:
             self._live(tx, profile_id)
             return tx.timeline(profile_id, before=before, limit=limit)
 
-        return self._run(work)
+        return self._read(work)
 
     def add_interaction(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         def work(tx: Tx) -> dict[str, Any]:
@@ -725,7 +730,7 @@ class CrmService:
                 raise CaseNotFound(f"no case {case_id}")
             return self._case_view(case)
 
-        return self._run(work)
+        return self._read(work)
 
     def update_case(self, case_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         def work(tx: Tx) -> dict[str, Any]:
@@ -806,7 +811,7 @@ class CrmService:
                 "updated_at": case["updated_at"],
             }
 
-        return self._run(work)
+        return self._read(work)
 
     # -- data protection ------------------------------------------------------------
     def export(self, profile_id: str) -> dict[str, Any]:

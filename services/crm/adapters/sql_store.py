@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.crm.adapters import sql_tables as t
 from services.crm.domain.identifiers import Identifier
@@ -63,6 +64,17 @@ _HOLDER_OF_ONE = _holders_query(
 )
 
 
+# Built once: the lookups every request makes (statement building is not free).
+_PROFILE_BY_ID = select(t.profiles).where(t.profiles.c.id == bindparam("profile_id"))
+_IDENTIFIERS_OF_ONE = (
+    select(t.identifiers)
+    .where(t.identifiers.c.profile_id == bindparam("profile_id"))
+    .order_by(t.identifiers.c.id)
+)
+_CASE_BY_ID = select(t.cases).where(t.cases.c.id == bindparam("case_id"))
+_CASE_BY_NUMBER = select(t.cases).where(t.cases.c.case_number == bindparam("case_number"))
+
+
 def _row(mapping: Any) -> dict[str, Any]:
     return dict(mapping._mapping)
 
@@ -77,7 +89,7 @@ class SqlTx:
 
     # -- profiles -----------------------------------------------------------------
     def get_profile(self, profile_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(select(t.profiles).where(t.profiles.c.id == profile_id)).first()
+        row = self.conn.execute(_PROFILE_BY_ID, {"profile_id": profile_id}).first()
         return _row(row) if row else None
 
     def insert_profile(self, row: Mapping[str, Any]) -> None:
@@ -106,7 +118,9 @@ class SqlTx:
         query = select(t.profiles).where(t.profiles.c.status == "active")
         matches = []
         if name_prefix:
-            by_name = t.profiles.c.name_key.like(_escape_like(name_prefix) + "%", escape="\\")
+            by_name: ColumnElement[bool] = t.profiles.c.name_key.like(
+                _escape_like(name_prefix) + "%", escape="\\"
+            )
             if self.conn.dialect.name == "sqlite":
                 # SQLite's LIKE ignores case and so no index; the range (exact under
                 # its binary collation) lets the index find the rows, LIKE confirms.
@@ -192,6 +206,9 @@ class SqlTx:
         )
 
     def identifiers_of(self, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if len(profile_ids) == 1:
+            params = {"profile_id": profile_ids[0]}
+            return [_row(r) for r in self.conn.execute(_IDENTIFIERS_OF_ONE, params).all()]
         rows = self.conn.execute(
             select(t.identifiers)
             .where(t.identifiers.c.profile_id.in_(list(profile_ids)))
@@ -279,11 +296,11 @@ class SqlTx:
         self.conn.execute(insert(t.cases).values(**row))
 
     def get_case(self, case_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(select(t.cases).where(t.cases.c.id == case_id)).first()
+        row = self.conn.execute(_CASE_BY_ID, {"case_id": case_id}).first()
         return _row(row) if row else None
 
     def get_case_by_number(self, case_number: str) -> dict[str, Any] | None:
-        row = self.conn.execute(select(t.cases).where(t.cases.c.case_number == case_number)).first()
+        row = self.conn.execute(_CASE_BY_NUMBER, {"case_number": case_number}).first()
         return _row(row) if row else None
 
     def open_cases_of(self, profile_id: str) -> list[dict[str, Any]]:
