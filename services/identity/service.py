@@ -586,22 +586,21 @@ class IdentityService:
             else "",
             "verification_id": vid,
         }
-        first = self.store.claim_once(f"approved:{vid}", 3600)
-        events = []
-        if first:
-            events = [
-                self._event(
-                    "identity.verification.approved",
-                    verification_id=vid,
-                    customer_id=cid,
-                    channel=v["channel"],
-                    tier=v["tier"],
-                    factors=list(decision.counted),
-                    sid=sid,
-                    reused=False,
-                ),
-                self._event("identity.session.issued", sid=sid, customer_id=cid),
-            ]
+        # Concurrent approvals of one verification all store the session; only the first
+        # (decided inside the store's script) publishes the events and counts the KPIs.
+        events = [
+            self._event(
+                "identity.verification.approved",
+                verification_id=vid,
+                customer_id=cid,
+                channel=v["channel"],
+                tier=v["tier"],
+                factors=list(decision.counted),
+                sid=sid,
+                reused=False,
+            ),
+            self._event("identity.session.issued", sid=sid, customer_id=cid),
+        ]
         key = f"{v['tier']}:{v['channel']}"
         self.store.commit_approval(
             session,
@@ -609,8 +608,8 @@ class IdentityService:
             vid,
             {"status": "approved", "expires_at": exp},
             events,
-            {f"approved:{key}": 1, f"started:{key}": 1} if first else {},
-            (now - v["created_at"]) * 1000 if first else None,
+            {f"approved:{key}": 1, f"started:{key}": 1},
+            (now - v["created_at"]) * 1000,
         )
         claims = SessionClaims(
             iss=self.config.issuer,

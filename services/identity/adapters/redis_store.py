@@ -124,6 +124,30 @@ return {tier, sessions, redis.call('HGETALL', KEYS[3])}
 """
 
 
+# KEYS: claim, session, customer's session set, verification hash, stats, durations, stream.
+# ARGV[1]: JSON {session, ttl, fields, counters, duration, events: [[k, v, ...]], maxlen}.
+# Always stores the session and the verification state; the first caller for a
+# verification (the claim) also appends the events and counts the KPIs. One round trip.
+_APPROVE = """
+local a = cjson.decode(ARGV[1])
+local first = redis.call('SET', KEYS[1], '1', 'NX', 'EX', 3600)
+redis.call('SET', KEYS[2], a.session, 'EX', a.ttl)
+redis.call('SADD', KEYS[3], a.sid)
+redis.call('EXPIRE', KEYS[3], 172800)
+for k, v in pairs(a.fields) do redis.call('HSET', KEYS[4], k, v) end
+if not first then return 0 end
+for name, n in pairs(a.counters) do redis.call('HINCRBY', KEYS[5], name, n) end
+redis.call('LPUSH', KEYS[6], a.duration)
+redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[2]) - 1)
+if KEYS[7] ~= '' then
+  for _, fields in ipairs(a.events) do
+    redis.call('XADD', KEYS[7], 'MAXLEN', '~', a.maxlen, '*', unpack(fields))
+  end
+end
+return 1
+"""
+
+
 def _j(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
@@ -138,6 +162,7 @@ class RedisStore:
         self._throttle = redis.register_script(_THROTTLE)
         self._consume_code = redis.register_script(_CONSUME_CODE)
         self._status = redis.register_script(_STATUS)
+        self._approve = redis.register_script(_APPROVE)
 
     # -- events ---------------------------------------------------------------
     def _stage(self, pipe: Any, events: Iterable[Event]) -> None:
@@ -509,18 +534,34 @@ class RedisStore:
         events: Sequence[Event],
         counters: Mapping[str, int],
         duration_ms: float | None,
-    ) -> None:
-        """Session, verification state, events and KPIs in one MULTI/EXEC."""
+    ) -> bool:
+        """Session and verification state, plus - for the first caller only - events and KPIs.
+
+        One script call; returns True for the first caller of this verification.
+        """
         cid, sid = session["customer_id"], session["sid"]
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.set(f"{P}s:{sid}", _j(session), ex=max(1, ttl))
-            pipe.sadd(f"{P}c:{cid}:sessions", sid)
-            pipe.expire(f"{P}c:{cid}:sessions", 86400 * 2)
-            pipe.hset(f"{P}v:{vid}", mapping={k: _j(v) for k, v in fields.items()})
-            for name, n in counters.items():
-                pipe.hincrby(STATS, name, n)
-            if duration_ms is not None:
-                pipe.lpush(DURATIONS, round(duration_ms, 1))
-                pipe.ltrim(DURATIONS, 0, DURATIONS_KEPT - 1)
-            self._stage(pipe, events)
-            pipe.execute()
+        stream = getattr(self.publisher, "stream", "") if self.publisher is not None else ""
+        maxlen = getattr(self.publisher, "maxlen", 1_000_000)
+        payload = {
+            "session": _j(session),
+            "sid": sid,
+            "ttl": max(1, int(ttl)),
+            "fields": {k: _j(v) for k, v in fields.items()},
+            "counters": dict(counters) or {"approved": 0},  # cjson: {} would decode as []
+            "duration": round(duration_ms or 0.0, 1),
+            "events": [[x for kv in e.to_fields().items() for x in kv] for e in events],
+            "maxlen": int(maxlen),
+        }
+        first = self._approve(
+            keys=[
+                f"{P}approved:{vid}",
+                f"{P}s:{sid}",
+                f"{P}c:{cid}:sessions",
+                f"{P}v:{vid}",
+                STATS,
+                DURATIONS,
+                stream,
+            ],
+            args=[json.dumps(payload, separators=(",", ":")), DURATIONS_KEPT],
+        )
+        return bool(first)

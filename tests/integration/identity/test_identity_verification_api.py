@@ -347,3 +347,33 @@ def test_a_session_verified_on_a_phone_line_counts_only_for_that_line(api: Api) 
 
     assert status("+86 138 0013 8000") is True
     assert status("+8613911112222") is False
+
+
+def test_an_approval_publishes_approved_and_issued_once_in_the_envelope(
+    api: Api, redis: Any
+) -> None:
+    first = approved_token(api)
+    entries = [f for _, f in redis.xrange("sb:events:identity")]
+    approved = [f for f in entries if f["type"] == "identity.verification.approved"]
+    issued = [f for f in entries if f["type"] == "identity.session.issued"]
+    assert len(approved) == 1 and len(issued) == 1
+    assert set(approved[0]) == {
+        "id",
+        "type",
+        "version",
+        "occurred_at",
+        "source",
+        "correlation_id",
+        "data",
+    }
+    data = json.loads(approved[0]["data"])
+    assert data == {
+        "verification_id": first["verification_id"],
+        "customer_id": "c-1",
+        "channel": "chat",
+        "tier": "gold",
+        "factors": ["totp", "kba"],
+        "sid": first["sid"],
+        "reused": False,
+    }
+    assert json.loads(issued[0]["data"]) == {"sid": first["sid"], "customer_id": "c-1"}
