@@ -508,9 +508,8 @@ class IdentityService:
             "reused": True,
             "expires_at": session["exp"],
         }
-        self.store.create_verification(vid, fields, session["amr"], [started, approved])
-        self.store.record_outcome("reused", None)
-        self.store.count(**{f"approved:{tier}:{channel}": 1, f"started:{tier}:{channel}": 1})
+        counters = {"reused": 1, f"approved:{tier}:{channel}": 1, f"started:{tier}:{channel}": 1}
+        self.store.create_verification(vid, fields, session["amr"], [started, approved], counters)
         return Result(
             {
                 "verification_id": vid,
