@@ -1,8 +1,9 @@
 """Stream consumer process of the crm service: `python -m services.crm.consumer`.
 
-Two loops: the outbox relay (SQL outbox -> sb:events:crm, in order) and the
+Three loops: the outbox relay (SQL outbox -> sb:events:crm, in order), the
 projection of identity/routing events onto customers' timelines (exactly once:
-the event id is recorded in crm_inbox in the same SQL transaction).
+the event id is recorded in crm_inbox in the same SQL transaction), and the
+trimming of sb:events:crm past what every consumer group has acknowledged.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from services.crm import bootstrap
 from services.crm.adapters import sql_tables
 from services.crm.domain.timeline import PROJECTED_TYPES
-from shared.bus import Consumer, Delivery
+from shared.bus import Consumer, Delivery, trim_loop
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
 from shared.events import STREAMS, Event
@@ -57,7 +58,9 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
             if not moved:
                 stop.wait(idle)
 
-    return [consumer.run, relay]
+    # The producer trims its own stream once every consumer group has acknowledged:
+    # relayed events (a case subject among them) do not outlive their delivery.
+    return [consumer.run, relay, trim_loop(redis, [STREAMS["crm"]])]
 
 
 if __name__ == "__main__":
