@@ -41,7 +41,16 @@ class RoutingCollector:
         available = GaugeMetricFamily(
             "sb_routing_agents_available", "Available agents with free capacity", labels=["channel"]
         )
+        agents = GaugeMetricFamily("sb_routing_agents", "Agents per status", labels=["status"])
+        busy = GaugeMetricFamily(
+            "sb_routing_busy_slots", "Offers and tasks in hand per channel", labels=["channel"]
+        )
         try:
+            totals = self.service.agent_totals()
+            for status, n in totals["by_status"].items():
+                agents.add_metric([status], n)
+            for channel, n in totals["busy_slots"].items():
+                busy.add_metric([channel], n)
             seen: set[str] = set()
             for row in self.service.queue_stats()["items"]:
                 key = [row["category"], row["channel"]]
@@ -55,7 +64,7 @@ class RoutingCollector:
                     available.add_metric([row["channel"]], row["agents_available"])
         except Exception:  # noqa: BLE001 - a scrape must not fail on Redis trouble
             pass
-        yield from (waiting, longest, level, asa, available)
+        yield from (waiting, longest, level, asa, available, agents, busy)
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

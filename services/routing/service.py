@@ -23,6 +23,7 @@ from services.routing.domain.matching import (
     effective_requirements,
 )
 from services.routing.domain.model import (
+    AGENT_STATUSES,
     CATEGORIES,
     Agent,
     InvalidTransition,
@@ -317,6 +318,14 @@ class RoutingService:
                     }
                 )
         return {"window_seconds": 3600, "generated_at": iso(now), "items": items}
+
+    def agent_totals(self) -> dict[str, Any]:
+        """Agents per status and busy slots per channel, without reading any agent."""
+        by_status, busy = self.store.agent_totals()
+        return {
+            "by_status": {s: by_status.get(s, 0) for s in AGENT_STATUSES},
+            "busy_slots": busy,
+        }
 
     def agent_stats(self, after: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         rows = self.store.agents_after(after, limit + 1)

@@ -78,7 +78,8 @@ local function release(aid, ch)
   local akey = P .. 'agent:' .. aid
   if redis.call('EXISTS', akey) == 0 then return end
   local load = redis.call('HINCRBY', akey, 'load:' .. ch, -1)
-  if load < 0 then redis.call('HSET', akey, 'load:' .. ch, 0) end
+  if load < 0 then redis.call('HSET', akey, 'load:' .. ch, 0)
+  else redis.call('HINCRBY', P .. 'busy_slots', ch, -1) end
   reindex(aid, hgetall(akey))
 end
 
@@ -86,6 +87,8 @@ local function set_status(aid, a, status, reason)
   local prev = a.status
   if prev == status then return end
   redis.call('HSET', P .. 'agent:' .. aid, 'status', status)
+  redis.call('HINCRBY', P .. 'agent_counts', prev, -1)
+  redis.call('HINCRBY', P .. 'agent_counts', status, 1)
   a.status = status
   if status == 'available' then
     redis.call('HSET', P .. 'agent:' .. aid, 'idle_since', NOW, 'missed', 0)
@@ -151,6 +154,7 @@ redis.call('HSET', akey, 'name', text(p.name), 'team', text(p.team),
 redis.call('HINCRBY', akey, 'version', 1)
 if created then
   redis.call('HSET', akey, 'status', 'offline', 'idle_since', NOW, 'missed', 0, 'created', NOW)
+  redis.call('HINCRBY', P .. 'agent_counts', 'offline', 1)
   redis.call('ZADD', P .. 'agents', 0, aid)
 end
 local a = hgetall(akey)
@@ -234,6 +238,7 @@ local cap = cjson.decode(a.channels)[t.channel] or 0
 local load = tonumber(a['load:' .. t.channel] or '0')
 if load >= cap then return 'agent_full' end
 redis.call('HSET', akey, 'load:' .. t.channel, load + 1, 'idle_since', NOW)
+redis.call('HINCRBY', P .. 'busy_slots', t.channel, 1)
 reindex(aid, hgetall(akey))
 dequeue(tid, t)
 redis.call('HSET', tkey, 'status', 'reserved', 'agent', aid, 'reservation', rid)

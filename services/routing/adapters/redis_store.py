@@ -164,6 +164,14 @@ class RedisRoutingStore:
             out.append((agent_from_hash(flat[i], h), h.get("version", "")))
         return out
 
+    def agent_totals(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Agents per status and busy slots per channel, kept incrementally by the scripts."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.key("agent_counts"))
+        pipe.hgetall(self.key("busy_slots"))
+        counts, busy = pipe.execute()
+        return {k: int(v) for k, v in counts.items()}, {k: int(v) for k, v in busy.items()}
+
     def available_counts(self, channels: Iterable[str]) -> dict[str, int]:
         channels = list(channels)
         pipe = self.redis.pipeline(transaction=False)

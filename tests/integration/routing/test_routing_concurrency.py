@@ -143,4 +143,5 @@ def test_four_routers_never_double_assign_nor_exceed_capacity(redis: Any, redis_
     assert set(final) <= {"completed", "assigned", "queued", "reserved"}
     assert final["completed"] == len(created), final
     assert sum(1 for e in events if e["type"] == "routing.reservation.rejected") > 50
+    assert setup.agent_totals()["busy_slots"].get("chat", 0) == sum(load.values()) == 0
     assert len(offers) == AGENTS  # the work spread over every agent

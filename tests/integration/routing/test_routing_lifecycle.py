@@ -344,3 +344,18 @@ def test_least_loaded_through_the_store(make_service, clock: Clock) -> None:
     first = task(service, customer_id="x1")
     second = task(service, customer_id="x2")
     assert {first["agent_id"], second["agent_id"]} == {"busy", "calm"}
+
+
+def test_agent_totals_are_kept_without_reading_agents(service: RoutingService) -> None:
+    agent(service, "a1")
+    agent(service, "a2", status="away")
+    agent(service, "a3", status="offline")
+    t = task(service)
+    task(service, customer_id="c-2")
+    service.set_agent_status("a2", "offline")
+    totals = service.agent_totals()
+    assert totals["by_status"] == {"available": 1, "away": 0, "offline": 2}
+    assert totals["busy_slots"] == {"chat": 2}
+    service.accept(t["reservation_id"])
+    service.complete_task(t["task_id"])
+    assert service.agent_totals()["busy_slots"] == {"chat": 1}
