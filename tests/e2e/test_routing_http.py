@@ -211,3 +211,42 @@ def test_the_consumer_forgets_an_erased_customer(
     assert export["tasks"] == [] and export["last_agent_id"] is None
     canceled = wait_for(lambda: public_events(redis, "routing.task.canceled"))
     assert canceled[0]["reason"] == "erased"
+
+
+def test_a_desktop_long_polls_for_its_next_offer(
+    routing: GunicornService, headers: Callable[[str], dict[str, str]]
+) -> None:
+    import threading
+
+    url = routing.url
+    httpx.put(
+        f"{url}/v1/agents/li", json={**AGENT, "status": "available"}, headers=headers("admin")
+    )
+    got: dict[str, Any] = {}
+
+    def poll() -> None:
+        started = time.monotonic()
+        r = httpx.get(
+            f"{url}/v1/agents/li/reservations?wait=10", headers=headers("agent"), timeout=15
+        )
+        got.update(body=r.json(), seconds=time.monotonic() - started)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.5)
+    task = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel")).json()
+    poller.join(15)
+    assert [i["task_id"] for i in got["body"]["items"]] == [task["task_id"]]
+    assert 0.4 < got["seconds"] < 5
+
+
+def test_a_repeated_task_creation_with_the_same_idempotency_key_creates_one_task(
+    routing: GunicornService, headers: Callable[[str], dict[str, str]]
+) -> None:
+    h = {**headers("channel"), "Idempotency-Key": "k-42"}
+    first = httpx.post(f"{routing.url}/v1/tasks", json=TASK, headers=h)
+    again = httpx.post(f"{routing.url}/v1/tasks", json=TASK, headers=h)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["task_id"] == again.json()["task_id"]
+    other = httpx.post(f"{routing.url}/v1/tasks", json={**TASK, "category": "urgent"}, headers=h)
+    assert other.status_code == 409
