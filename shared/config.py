@@ -180,11 +180,15 @@ class Settings:
             return path.read_text().strip()
         path.parent.mkdir(parents=True, exist_ok=True)
         generated = "DEV-" + secrets.token_urlsafe(32)  # marked: never valid-looking in prod
-        # O_EXCL so concurrent workers agree on one value.
+        # Written whole to a temporary file, then linked into place: a concurrent
+        # worker either wins the link or reads the complete winner, never a half file.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        tmp.write_text(generated)
+        tmp.chmod(0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(tmp, path)
         except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as fh:
-            fh.write(generated)
+            generated = path.read_text().strip()
+        finally:
+            tmp.unlink()
         return generated

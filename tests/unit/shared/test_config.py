@@ -79,3 +79,24 @@ def test_consumer_options_come_from_the_environment() -> None:
         Settings.from_env(
             {"SB_ENV": "dev", "SB_CONSUMER_BATCH": "0"}, service="crm"
         ).consumer_options()
+
+
+def test_concurrent_workers_agree_on_one_complete_dev_secret(tmp_path: Path) -> None:
+    import threading
+
+    env = {"SB_ENV": "dev", "SB_VAR_DIR": str(tmp_path)}
+    results: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        settings = Settings.from_env(env, service="identity")
+        barrier.wait()
+        results.append(settings.secret("RACE_KEY"))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1 and results[0].startswith("DEV-") and len(results[0]) > 20
+    assert [p.name for p in (tmp_path / "secrets").iterdir()] == ["race_key"]
