@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -103,15 +102,7 @@ def build_documents(settings: Settings) -> Any:
 
 
 def secret(settings: Settings, name: str) -> bytes:
-    """``settings.secret``, waiting out a dev secret another worker is still writing."""
-    deadline = time.monotonic() + 5
-    value = settings.secret(name)
-    while not value and time.monotonic() < deadline:
-        time.sleep(0.02)
-        value = settings.secret(name)
-    if not value:
-        raise ConfigError(f"{name} is empty")
-    return value.encode()
+    return settings.secret(name).encode()
 
 
 def build_config(settings: Settings) -> IdentityConfig:
