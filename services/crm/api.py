@@ -143,7 +143,8 @@ def _jsonable(value: Any) -> Any:
 def create_profile(body: dict[str, Any]) -> Any:
     """Create a profile (explicit: also for identifiers erased recently)."""
     identifiers = body.pop("identifiers")
-    return crm().create_profile(identifiers, body)
+    profile = crm().create_profile(identifiers, body)
+    return profile, 201, {"Location": f"{blp.url_prefix}/profiles/{profile['id']}"}
 
 
 @blp.route("/profiles/resolve", methods=["POST"])
@@ -156,7 +157,9 @@ def resolve_profile(body: dict[str, Any]) -> Any:
     identifiers = body.pop("identifiers")
     create = body.pop("create")
     profile, created = crm().resolve(identifiers, create=create, fields=body)
-    return profile, (201 if created else 200)
+    if created:
+        return profile, 201, {"Location": f"{blp.url_prefix}/profiles/{profile['id']}"}
+    return profile
 
 
 @blp.route("/profiles", methods=["GET"])
@@ -282,7 +285,7 @@ def create_interaction(body: dict[str, Any]) -> Any:
 def create_case(body: dict[str, Any]) -> Any:
     """Open a case, classified and prioritised; a similar open case takes the contact."""
     case, merged = crm().create_case(body)
-    return case, (200 if merged else 201)
+    return case, (200 if merged else 201), {"Location": f"{blp.url_prefix}/cases/{case['id']}"}
 
 
 @blp.route("/cases/lookup", methods=["GET"])

@@ -38,6 +38,9 @@ def test_resolve_creates_then_finds_with_200(client: FlaskClient, headers: Heade
     )
     assert created.status_code == 201 and found.status_code == 200
     assert found.json["id"] == created.json["id"]
+    assert created.headers["Location"] == f"/v1/profiles/{created.json['id']}"
+    again = client.get(created.headers["Location"], headers=headers("channel"))
+    assert again.status_code == 200
 
 
 def test_junk_and_unknown_fields_are_400_problems(client: FlaskClient, headers: Headers) -> None:
