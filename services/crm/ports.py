@@ -2,6 +2,7 @@
 
 ``Store.transaction()`` yields a ``Tx``: every read and write of one use case
 goes through it and commits (with the use case's outbox events) at once.
+``Store.reader()`` yields one for reads only, outside any transaction.
 """
 
 from __future__ import annotations
@@ -94,10 +95,6 @@ class RateLimiter(Protocol):
     def hit(self, key: str) -> int | None:
         """None when allowed; otherwise seconds until the caller may retry."""
         ...
-
-
-class Clock(Protocol):
-    def __call__(self) -> datetime: ...
 
 
 class Contention(Exception):
