@@ -115,15 +115,28 @@ class RoutingService:
         for n, step in enumerate(cfg.relaxation):
             timers.append((f"relax|{tid}|{n}", now + round(step.after_seconds * 1000)))
         sticky_ms = round(cfg.sticky_timeout_s * 1000)
-        created, sticky = self.store.create_task(tid, fields, timers, escalated, now, sticky_ms)
+        h = {k: str(v) for k, v in fields.items()}
+        route, offer = None, None
+        if cfg.strategy_name == "longest_idle":
+            # The first eligible agent in idle order is the decision: the create step
+            # takes it itself, on the requirements the domain computes for now.
+            route = effective_requirements(task_from_hash(tid, h), cfg.relaxation, now)
+            rid = "r_" + uuid.uuid4().hex
+            offer = (rid, now + round(cfg.reservation_timeout_s * 1000))
+        created, sticky, agent = self.store.create_task(
+            tid, fields, timers, escalated, now, sticky_ms, route=route, offer=offer
+        )
         if not created:
             return self.task_view(tid)
-        h = {k: str(v) for k, v in fields.items()}
+        if agent and offer:
+            h.update(status="reserved", reservation=offer[0], agent=agent)
+            return _task_view(tid, h)
         if sticky:
             h.update(sticky_agent=sticky, sticky_until=str(now + sticky_ms))
-        got = self.match_task(tid, task_from_hash(tid, h))
-        if got:
-            h.update(status="reserved", reservation=got[0], agent=got[1])
+        if route is None or sticky:  # the domain decides (strategy, sticky agent)
+            got = self.match_task(tid, task_from_hash(tid, h))
+            if got:
+                h.update(status="reserved", reservation=got[0], agent=got[1])
         return _task_view(tid, h)
 
     def get_task(self, tid: str) -> tuple[Task, dict[str, str]]:

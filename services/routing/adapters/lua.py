@@ -134,6 +134,73 @@ local function end_reservation(rid, outcome, cooloff_ms, away_after)
   return r
 end
 
+-- Reserves agent ``aid`` for queued task ``tid`` (both checked by the caller).
+local function do_reserve(tid, t, aid, a, rid, expires, expires_iso)
+  local akey = P .. 'agent:' .. aid
+  local tkey = P .. 'task:' .. tid
+  local load = tonumber(a['load:' .. t.channel] or '0')
+  redis.call('HSET', akey, 'load:' .. t.channel, load + 1, 'idle_since', NOW)
+  redis.call('HINCRBY', P .. 'busy_slots', t.channel, 1)
+  reindex(aid, hgetall(akey))
+  dequeue(tid, t)
+  redis.call('HSET', tkey, 'status', 'reserved', 'agent', aid, 'reservation', rid)
+  local offered = redis.call('HGET', tkey, 'offered')
+  redis.call('HSET', tkey, 'offered',
+    (offered and offered ~= '') and (offered .. ',' .. rid) or rid)
+  redis.call('HINCRBY', tkey, 'offers', 1)
+  redis.call('HSET', P .. 'res:' .. rid, 'task', tid, 'agent', aid, 'status', 'pending',
+    'channel', t.channel, 'created', NOW, 'expires', expires, 'expires_at', expires_iso)
+  redis.call('SADD', P .. 'agent_res:' .. aid, rid)
+  redis.call('ZADD', P .. 'timers', expires, 'res|' .. rid)
+  emit('routing.task.reserved', {task_id = tid, customer_id = t.customer_id, agent_id = aid,
+    channel = t.channel, category = t.category, reservation_id = rid})
+  emit('routing.reservation.created', {reservation_id = rid, task_id = tid, agent_id = aid,
+    customer_id = t.customer_id, channel = t.channel, category = t.category,
+    expires_at = expires_iso, verified = t.verified == '1'})
+end
+
+-- The server-side twin of ``domain.matching.is_eligible``: walks the smallest index
+-- covering the requirements (longest idle first) and returns up to ``want`` eligible
+-- agents as {id, HGETALL}; at most ``max_scan`` index entries are read.
+local function scan_candidates(ch, lang, req, team, declined, want, max_scan, skip)
+  local best, bestn = P .. 'idx:' .. ch .. ':' .. lang .. ':*', nil
+  for s, _ in pairs(req) do
+    local k = P .. 'idx:' .. ch .. ':' .. lang .. ':' .. s
+    local n = redis.call('ZCARD', k)
+    if bestn == nil or n < bestn then best, bestn = k, n end
+  end
+  local out = {}
+  local scanned, page = 0, 32
+  while scanned < max_scan and #out < want do
+    local ids = redis.call('ZRANGE', best, scanned, scanned + page - 1)
+    if #ids == 0 then break end
+    for _, aid in ipairs(ids) do
+      local flat = redis.call('HGETALL', P .. 'agent:' .. aid)
+      local a = {}
+      for i = 1, #flat, 2 do a[flat[i]] = flat[i + 1] end
+      local ok = (not skip[aid]) and a.status == 'available'
+        and (team == '' or a.team == team)
+        and not (declined[aid] and declined[aid] > NOW)
+      if ok then
+        local cap = cjson.decode(a.channels)[ch] or 0
+        ok = tonumber(a['load:' .. ch] or '0') < cap
+      end
+      if ok then
+        local sk = cjson.decode(a.skills)
+        for s, lvl in pairs(req) do
+          if (sk[s] or 0) < lvl then ok = false; break end
+        end
+      end
+      if ok then
+        out[#out + 1] = {aid, flat, a}
+        if #out >= want then break end
+      end
+    end
+    scanned = scanned + #ids
+  end
+  return out
+end
+
 local function drop_task_timers(tid)
   redis.call('ZREM', P .. 'timers', 'sla|' .. tid, 'lead|' .. tid, 'sticky|' .. tid)
 end
@@ -185,11 +252,13 @@ return requeued
 """
 
 # ARGV[6] task id, [7] task JSON (all hash fields), [8] timers JSON [[member, due], ...],
-# [9] escalated ('1'/'0'), [10] sla_due_at iso, [11] sticky timeout (ms)
+# [9] escalated ('1'/'0'), [10] sla_due_at iso, [11] sticky timeout (ms),
+# [12] route now ('1'/'0'), [13] language or '*', [14] required skills JSON, [15] team or '',
+# [16] reservation id, [17] expires (ms), [18] expires iso
 TASK_CREATE = r"""
 local tid = ARGV[6]
 local tkey = P .. 'task:' .. tid
-if redis.call('EXISTS', tkey) == 1 then return {0, ''} end
+if redis.call('EXISTS', tkey) == 1 then return {0, '', ''} end
 local t = cjson.decode(ARGV[7])
 local flat = {}
 for k, v in pairs(t) do flat[#flat + 1] = k; flat[#flat + 1] = tostring(v) end
@@ -220,7 +289,19 @@ if ARGV[9] == '1' then
     channel = t.channel, category = t.category, reason = 'negative_sentiment',
     team = t.team})
 end
-return {1, sticky}
+-- Default strategy and no sticky agent: the first eligible agent in idle order is the
+-- decision, taken here - one round trip from request to offer.
+if ARGV[12] == '1' and sticky == '' then
+  local found = scan_candidates(t.channel, ARGV[13], cjson.decode(ARGV[14]), ARGV[15], {},
+    1, 1024, {})
+  if #found > 0 then
+    local aid = found[1][1]
+    do_reserve(tid, t, aid, found[1][3], ARGV[16], ARGV[17], ARGV[18])
+    return {1, '', aid}
+  end
+  return {1, '', ''}
+end
+return {1, sticky, ''}
 """
 
 # ARGV[6] task id, [7] agent id, [8] reservation id, [9] expires (ms), [10] expires iso,
@@ -237,23 +318,7 @@ if a.version ~= ARGV[11] then return 'agent_changed' end
 local cap = cjson.decode(a.channels)[t.channel] or 0
 local load = tonumber(a['load:' .. t.channel] or '0')
 if load >= cap then return 'agent_full' end
-redis.call('HSET', akey, 'load:' .. t.channel, load + 1, 'idle_since', NOW)
-redis.call('HINCRBY', P .. 'busy_slots', t.channel, 1)
-reindex(aid, hgetall(akey))
-dequeue(tid, t)
-redis.call('HSET', tkey, 'status', 'reserved', 'agent', aid, 'reservation', rid)
-local offered = redis.call('HGET', tkey, 'offered')
-redis.call('HSET', tkey, 'offered', (offered and offered ~= '') and (offered .. ',' .. rid) or rid)
-redis.call('HINCRBY', tkey, 'offers', 1)
-redis.call('HSET', P .. 'res:' .. rid, 'task', tid, 'agent', aid, 'status', 'pending',
-  'channel', t.channel, 'created', NOW, 'expires', ARGV[9], 'expires_at', ARGV[10])
-redis.call('SADD', P .. 'agent_res:' .. aid, rid)
-redis.call('ZADD', P .. 'timers', ARGV[9], 'res|' .. rid)
-emit('routing.task.reserved', {task_id = tid, customer_id = t.customer_id, agent_id = aid,
-  channel = t.channel, category = t.category, reservation_id = rid})
-emit('routing.reservation.created', {reservation_id = rid, task_id = tid, agent_id = aid,
-  customer_id = t.customer_id, channel = t.channel, category = t.category,
-  expires_at = ARGV[10], verified = t.verified == '1'})
+do_reserve(tid, t, aid, a, rid, ARGV[9], ARGV[10])
 return 'ok'
 """
 
@@ -425,57 +490,17 @@ end
 return out
 """
 
-# Read-only pre-filter, the server-side twin of ``domain.matching.is_eligible``: walks
-# the smallest index covering the requirements (longest idle first) and returns up to
-# ``want`` eligible agents as [id, HGETALL, ...]; the domain re-checks and chooses.
-# ARGV: [1] prefix, [2] channel, [3] language or '*', [4] skills JSON, [5] team or '',
-# [6] declined JSON {agent: until}, [7] now, [8] want, [9] max entries scanned,
-# [10] agents to leave out (JSON list)
+# Read-only: eligible agents for the domain to choose from (non-default strategies,
+# retries). ARGV[6] channel, [7] language or '*', [8] skills JSON, [9] team or '',
+# [10] declined JSON {agent: until}, [11] want, [12] max entries scanned,
+# [13] agents to leave out (JSON list). Returns [id, HGETALL, ...].
 CANDIDATES = r"""
-local P, ch, lang = ARGV[1], ARGV[2], ARGV[3]
-local req = cjson.decode(ARGV[4])
-local team = ARGV[5]
-local declined = cjson.decode(ARGV[6])
-local now, want, max_scan = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local skip = {}
-for _, aid in ipairs(cjson.decode(ARGV[10])) do skip[aid] = true end
-local best, bestn = P .. 'idx:' .. ch .. ':' .. lang .. ':*', nil
-for s, _ in pairs(req) do
-  local k = P .. 'idx:' .. ch .. ':' .. lang .. ':' .. s
-  local n = redis.call('ZCARD', k)
-  if bestn == nil or n < bestn then best, bestn = k, n end
-end
+for _, aid in ipairs(cjson.decode(ARGV[13])) do skip[aid] = true end
+local found = scan_candidates(ARGV[6], ARGV[7], cjson.decode(ARGV[8]), ARGV[9],
+  cjson.decode(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), skip)
 local out = {}
-local found, scanned, page = 0, 0, 32
-while scanned < max_scan and found < want do
-  local ids = redis.call('ZRANGE', best, scanned, scanned + page - 1)
-  if #ids == 0 then break end
-  for _, aid in ipairs(ids) do
-    local flat = redis.call('HGETALL', P .. 'agent:' .. aid)
-    local a = {}
-    for i = 1, #flat, 2 do a[flat[i]] = flat[i + 1] end
-    local ok = (not skip[aid]) and a.status == 'available'
-      and (team == '' or a.team == team)
-      and not (declined[aid] and declined[aid] > now)
-    if ok then
-      local cap = cjson.decode(a.channels)[ch] or 0
-      ok = tonumber(a['load:' .. ch] or '0') < cap
-    end
-    if ok then
-      local sk = cjson.decode(a.skills)
-      for s, lvl in pairs(req) do
-        if (sk[s] or 0) < lvl then ok = false; break end
-      end
-    end
-    if ok then
-      out[#out + 1] = aid
-      out[#out + 1] = flat
-      found = found + 1
-      if found >= want then break end
-    end
-  end
-  scanned = scanned + #ids
-end
+for _, c in ipairs(found) do out[#out + 1] = c[1]; out[#out + 1] = c[2] end
 return out
 """
 

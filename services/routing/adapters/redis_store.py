@@ -62,9 +62,9 @@ class RedisRoutingStore:
                 "erase": lua.ERASE,
                 "verified": lua.VERIFIED,
                 "tick": lua.TICK,
+                "candidates": lua.CANDIDATES,
             }.items()
         }
-        self._candidates = redis.register_script(lua.CANDIDATES)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -142,20 +142,17 @@ class RedisRoutingStore:
         The server-side scan walks the smallest (channel, language, skill) index, so a
         decision reads a few agents, not all of them.
         """
-        flat = self._candidates(
-            keys=[self.outbox],
-            args=[
-                self.prefix,
-                req.channel,
-                req.language or "*",
-                json.dumps(dict(req.skills)) if req.skills else "{}",
-                req.team or "",
-                json.dumps(dict(declined)) if declined else "{}",
-                now_ms,
-                want,
-                max_scan,
-                json.dumps(sorted(exclude)) if exclude else "[]",
-            ],
+        flat = self._run(
+            "candidates",
+            now_ms,
+            req.channel,
+            req.language or "*",
+            json.dumps(dict(req.skills)) if req.skills else "{}",
+            req.team or "",
+            json.dumps(dict(declined)) if declined else "{}",
+            want,
+            max_scan,
+            json.dumps(sorted(exclude)) if exclude else "[]",
         )
         out = []
         for i in range(0, len(flat), 2):
@@ -188,9 +185,17 @@ class RedisRoutingStore:
         escalated: bool,
         now_ms: int,
         sticky_timeout_ms: int = 20_000,
-    ) -> tuple[bool, str | None]:
-        """Store and queue a task; (created, the sticky agent it is held for or None)."""
-        created, sticky = self._run(
+        route: Requirements | None = None,
+        offer: tuple[str, int] | None = None,
+    ) -> tuple[bool, str | None, str | None]:
+        """Store and queue a task: (created, sticky agent it waits for, agent reserved).
+
+        With ``route`` (requirements now) and ``offer`` (reservation id, expiry) the
+        script also offers it to the longest-idle eligible agent, unless the customer
+        has a sticky agent - the default strategy decided in the same atomic step.
+        """
+        rid, expires = offer or ("", 0)
+        created, sticky, agent = self._run(
             "task_create",
             now_ms,
             tid,
@@ -199,8 +204,15 @@ class RedisRoutingStore:
             "1" if escalated else "0",
             iso(int(fields["due"])),
             sticky_timeout_ms,
+            "1" if route is not None else "0",
+            (route.language if route else None) or "*",
+            json.dumps(dict(route.skills)) if route and route.skills else "{}",
+            (route.team if route else None) or "",
+            rid,
+            expires,
+            iso(expires) if expires else "",
         )
-        return bool(created), sticky or None
+        return bool(created), sticky or None, agent or None
 
     def task_hash(self, tid: str) -> dict[str, str]:
         return self.redis.hgetall(self.key("task", tid))
