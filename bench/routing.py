@@ -3,10 +3,12 @@ Redis round trip measured in the same run.
 
 - agents: random skills (50 skills, 3-6 each, levels 1-5), 5 languages (1-2 each),
   chat capacity 1-4 and voice 0-1; tasks need 1-2 skills at level 1-3 and a language.
-- decision latency = task created -> reservation created (``create_task`` in process:
-  the task's Lua step, the candidate read, the domain's choice, the reserving Lua step),
-  at fixed offered rates, open loop (latency counted from the scheduled arrival).
-- sustained tasks/s routed end to end = create + reserve + accept + complete, 4 threads.
+- decision latency = task created -> reservation created (``create_task`` in a router
+  process: requirements from the domain, then one Lua step that stores the task, scans
+  the smallest idle index and reserves), at fixed offered rates, open loop from 2 router
+  processes (latency counted from each task's scheduled arrival).
+- sustained tasks/s routed end to end = create + reserve + accept + complete, 3 router
+  processes, closed loop.
 - HTTP: POST /v1/tasks under gunicorn (2 workers x 4 threads) with wrk, 10k agents.
 
 Targets: p99 <= 10 ms at 500 tasks/s with 10k agents; >= 1,000 tasks/s sustained;
