@@ -66,6 +66,7 @@ def build_service(env: dict[str, str], redis: redis_lib.Redis):  # noqa: ANN201
 
 def enroll_many(service, n: int) -> list[tuple[str, pyotp.TOTP]]:  # noqa: ANN001
     """Active TOTP factors written straight through the store (setup, not measured)."""
+    from services.identity.adapters.redis_store import ckey
     from services.identity.domain.otp import new_base32_secret
 
     out = []
@@ -74,14 +75,14 @@ def enroll_many(service, n: int) -> list[tuple[str, pyotp.TOTP]]:  # noqa: ANN00
     for i in range(n):
         cid, secret = f"bench-{i}", new_base32_secret()
         record = {
-            "factor_id": f"f-bench-{i}",
+            "factor_id": service.store.new_id("f", cid),
             "type": "totp",
             "status": "active",
             "created_at": now,
             "data": {"secret": secret},
             "public": {},
         }
-        pipe.hset(f"idn:c:{cid}:factors", record["factor_id"], json.dumps(record))
+        pipe.hset(ckey(cid, "factors"), record["factor_id"], json.dumps(record))
         out.append((cid, pyotp.TOTP(secret)))
         if i % 500 == 499:
             pipe.execute()

@@ -2,14 +2,23 @@
 
 Keeps the local projection of CRM profiles (the customer's tier) and erases
 everything identity holds on a customer when the CRM erases the profile.
-Projection writes go through ``delivery.atomic()`` (exactly once); erasure is
-naturally idempotent.
+Projection writes go through ``delivery.atomic()`` (exactly once) on a standalone
+Redis and are plain idempotent writes on a cluster; erasure is naturally
+idempotent. On a cluster it also relays the shards' outboxes to
+``sb:events:identity`` (see ``adapters/redis_store.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
+
+import redis as redis_lib
 
 from services.identity.adapters.redis_store import RedisStore
 from shared.bus import Consumer, Delivery, Handler, trim_loop
@@ -17,20 +26,35 @@ from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
 from shared.events import STREAMS, Event
 
+log = logging.getLogger("sb.identity.consumer")
+
 
 def handlers(store: RedisStore) -> Mapping[str, Handler]:
+    @contextmanager
+    def effect(delivery: Delivery) -> Iterator[Any]:
+        """Standalone: exactly once with ``delivery.atomic()``. On a cluster the
+        processed-id keys are in the group's slot, not the customer's, so the writes go
+        alone; setting the same projected fields again changes nothing."""
+        if not store.cluster:
+            with delivery.atomic() as pipe:
+                yield pipe
+            return
+        with store.r.pipeline(transaction=False) as pipe:
+            yield pipe
+            pipe.execute()
+
     def profile(event: Event, delivery: Delivery) -> None:
         data = event.data
         cid = str(data.get("profile_id") or "")
         fields = {k: str(data[k]) for k in ("tier", "language") if data.get(k)}
         if cid and fields:
-            with delivery.atomic() as pipe:
+            with effect(delivery) as pipe:
                 store.stage_profile(pipe, cid, fields)
 
     def merged(event: Event, delivery: Delivery) -> None:
         survivor, tier = str(event.data.get("survivor_id") or ""), event.data.get("tier")
         source = str(event.data.get("source_id") or "")
-        with delivery.atomic() as pipe:
+        with effect(delivery) as pipe:
             if survivor and tier:
                 store.stage_profile(pipe, survivor, {"tier": str(tier)})
             if source:
@@ -39,8 +63,8 @@ def handlers(store: RedisStore) -> Mapping[str, Handler]:
     def unmerged(event: Event, delivery: Delivery) -> None:
         source = str(event.data.get("source_id") or "")
         if source:
-            with delivery.atomic() as pipe:
-                pipe.hdel(f"idn:c:{source}:profile", "merged_into")
+            with effect(delivery) as pipe:
+                store.stage_unmerge(pipe, source)
 
     def erased(event: Event, delivery: Delivery) -> None:
         cid = str(event.data.get("profile_id") or "")
@@ -62,12 +86,38 @@ def build_consumer(redis: Any, name: str | None = None, **options: Any) -> Consu
     )
 
 
+RELAY_LEASE_MS = 5000
+RELAY_IDLE_SECONDS = (0.005, 0.05)  # wait after a busy / an empty pass
+
+
+def relay_loop(
+    store: RedisStore, maxlen: int, stop: threading.Event, holder: str | None = None
+) -> None:
+    """Cluster only: the shards' outboxes to sb:events:identity, one relay at a time."""
+    me = holder or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
+    while not stop.is_set():
+        try:
+            if not store.acquire_lease(me, RELAY_LEASE_MS):
+                stop.wait(1.0)
+                continue
+            moved = store.relay(STREAMS["identity"], maxlen)
+        except redis_lib.ConnectionError as exc:
+            log.warning("redis unavailable, retrying", extra={"error": str(exc)})
+            stop.wait(1.0)
+            continue
+        stop.wait(RELAY_IDLE_SECONDS[0] if moved else RELAY_IDLE_SECONDS[1])
+
+
 def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
     # The producer trims its own stream once every consumer group has acknowledged.
-    return [
+    runnables: list[Runnable] = [
         build_consumer(redis, consumer_name("identity")).run,
         trim_loop(redis, [STREAMS["identity"]]),
     ]
+    store = RedisStore(redis)
+    if store.cluster:
+        runnables.append(lambda stop: relay_loop(store, settings.stream_maxlen, stop))
+    return runnables
 
 
 if __name__ == "__main__":

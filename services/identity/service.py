@@ -250,7 +250,7 @@ class IdentityService:
             )
         enrollment = plugin.enroll(self.env, cid, params)
         record = {
-            "factor_id": new_id("f"),
+            "factor_id": self.store.new_id("f", cid),
             "type": factor_type,
             "status": enrollment.status,
             "created_at": self.clock(),
@@ -431,7 +431,7 @@ class IdentityService:
         session, carried, had_session = self._reusable(
             cid, policy, channel, cmd.get("session_token"), trusted, snap["sids"]
         )
-        vid = new_id("v")
+        vid = self.store.new_id("v", cid)
         started = self._event(
             "identity.verification.started",
             verification_id=vid,
@@ -449,7 +449,7 @@ class IdentityService:
             "tier": tier,
             "status": "pending",
             "created_at": now,
-            "sid": new_id("s"),
+            "sid": self.store.new_id("s", cid),
             "device": seen,
             "trusted_device": trusted,
             "challenges": {},

@@ -1,41 +1,112 @@
 """Everything identity keeps, in Redis. Atomic parts are Lua scripts.
 
-Key layout (``idn:`` prefix; ``{c}`` a customer id, ``{v}`` a verification id):
+Every key that changes together with others shares one hash tag, so each
+script and MULTI/EXEC stays in one slot and runs unchanged on Redis Cluster.
+A customer lives in one of ``SHARDS`` shards (``crc32(customer id) % 16``);
+the ids of their factors, verifications and sessions begin with that shard
+(``v-07...``), so a key is found from the id alone.
 
-    idn:policies                 hash tier -> policy JSON
-    idn:audit                    stream of policy changes (who, when, before, after)
-    idn:c:{c}:profile            hash tier, language (projection of crm.profile.*)
-    idn:c:{c}:factors            hash factor_id -> factor JSON (hashes/secrets, never codes)
-    idn:c:{c}:devices            hash device_id -> trusted device JSON
-    idn:c:{c}:sessions           set of sids          idn:s:{sid}  session JSON (TTL)
-    idn:c:{c}:vers               set of verification ids
-    idn:c:{c}:fps                set of fingerprints seen for the customer
-    idn:c:{c}:fail / :lock       consecutive failures / lockout marker (TTL)
-    idn:v:{v}                    hash: the verification     idn:v:{v}:sat  set of factors
-    idn:v:{v}:att                attempts reserved          idn:v:{v}:code:{factor}  OTP hash
-    idn:totp:{factor_id}         last accepted TOTP step
-    idn:thr:{destination hmac}   zset of send times (throttle)
-    idn:fp:{fingerprint}         zset customer -> last seen (risk)
-    idn:stats                    hash of KPI counters     idn:stats:dur  recent durations
+Key layout (``{T}`` the shard's hash tag ``{idn-NN}``; ``{c}`` a customer id,
+``{v}`` a verification id):
+
+    idn:{idn-pol}:policies            hash tier -> policy JSON
+    idn:{idn-pol}:audit               stream of policy changes (who, when, before, after)
+    idn:{T}:c:{c}:profile             hash tier, language (projection of crm.profile.*)
+    idn:{T}:c:{c}:factors             hash factor_id -> factor JSON (hashes/secrets, never codes)
+    idn:{T}:c:{c}:devices             hash device_id -> trusted device JSON
+    idn:{T}:c:{c}:sessions            set of sids       idn:{T}:s:{sid}  session JSON (TTL)
+    idn:{T}:c:{c}:vers                set of verification ids
+    idn:{T}:c:{c}:fps                 set of fingerprints seen for the customer
+    idn:{T}:c:{c}:fail / :lock        consecutive failures / lockout marker (TTL)
+    idn:{T}:v:{v}                     hash: the verification
+    idn:{T}:v:{v}:sat / :att          satisfied factors / attempts reserved
+    idn:{T}:v:{v}:code:{factor}       OTP hash (TTL)
+    idn:{T}:approved:{v}              first-approval claim
+    idn:{T}:totp:{factor_id}          last accepted TOTP step
+    idn:{T}:stats / :stats:dur        KPI counters / recent durations of the shard
+    idn:{T}:outbox                    cluster only: the shard's events, relayed in order
+    idn:{idn-pol}:outbox              cluster only: policy and device events
+    idn:thr:{destination hmac}        zset of send times (throttle)
+    idn:fp:{fingerprint}              zset customer -> last seen (risk)
+    idn:flag:{fingerprint}, idn:locked:{v}, idn:ref:...   single-key markers
+
+Events: on a standalone Redis they are appended to ``sb:events:identity`` inside
+the transaction or script that changes the state. On a cluster that stream is in
+another slot, so they go to the shard's outbox instead, and the consumer process
+relays every outbox to ``sb:events:identity`` (XADD, then XDEL; a crash between
+the two repeats event ids, which consumers deduplicate). One customer, one
+outbox: their events keep their order.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
+import uuid
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from redis.cluster import RedisCluster
 
 from shared.events import Event
 
 P = "idn:"
-AUDIT = P + "audit"
-POLICIES = P + "policies"
-STATS = P + "stats"
-DURATIONS = P + "stats:dur"
-DURATIONS_KEPT = 10_000
+SHARDS = 16  # fixed for the life of the data: a customer's shard is part of their ids
+POLICY_TAG = P + "{idn-pol}:"
+AUDIT = POLICY_TAG + "audit"
+POLICIES = POLICY_TAG + "policies"
+DURATIONS_KEPT = 10_000 // SHARDS  # per shard: about the last 10,000 overall
 VERIFICATION_TTL = 3600
 FAILURE_MEMORY = 86400  # consecutive failures are forgotten a day after the last one
+RELAY_LEASE = P + "relay:lease"
+
+
+def shard_of(cid: str) -> int:
+    return zlib.crc32(cid.encode()) % SHARDS
+
+
+def shard_of_id(oid: str) -> int:
+    """The shard an id was made in (``v-07...``); ids from elsewhere hash to one."""
+    _, _, rest = oid.partition("-")
+    try:
+        return int(rest[:2], 16) % SHARDS
+    except ValueError:
+        return shard_of(oid)
+
+
+def tag(shard: int) -> str:
+    return f"{P}{{idn-{shard:02d}}}:"
+
+
+def outbox(shard: int | None) -> str:
+    """The outbox of a shard; ``None`` is the one of policy and device events."""
+    return (POLICY_TAG if shard is None else tag(shard)) + "outbox"
+
+
+OUTBOXES = [outbox(k) for k in range(SHARDS)] + [outbox(None)]
+
+
+def ckey(cid: str, name: str) -> str:
+    return f"{tag(shard_of(cid))}c:{cid}:{name}"
+
+
+def vkey(vid: str) -> str:
+    return f"{tag(shard_of_id(vid))}v:{vid}"
+
+
+def skey(sid: str) -> str:
+    return f"{tag(shard_of_id(sid))}s:{sid}"
+
+
+def totp_key(fid: str) -> str:
+    return f"{tag(shard_of_id(fid))}totp:{fid}"
+
+
+def stats_keys(shard: int) -> tuple[str, str]:
+    return tag(shard) + "stats", tag(shard) + "stats:dur"
+
 
 # KEYS: attempts, failures, lock. ARGV: max_attempts, attempts_ttl, failures_ttl
 # -> {granted (1/0), remaining, retry_after}
@@ -111,8 +182,9 @@ return 1
 """
 
 
-# KEYS: profile, session set, policies. ARGV: session key prefix.
+# KEYS: profile, session set[, policies]. ARGV: session key prefix (same slot).
 # -> {projected tier or '', [session JSON...], [tier, policy, ...]}: one round trip.
+# On a cluster the policies are in another slot and read beside the script.
 _STATUS = """
 local tier = redis.call('HGET', KEYS[1], 'tier') or ''
 local sessions = {}
@@ -120,11 +192,25 @@ for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local v = redis.call('GET', ARGV[1] .. sid)
   if v then sessions[#sessions + 1] = v end
 end
-return {tier, sessions, redis.call('HGETALL', KEYS[3])}
+local policies = {}
+if KEYS[3] then policies = redis.call('HGETALL', KEYS[3]) end
+return {tier, sessions, policies}
 """
 
+# KEYS: attempts, failures, lock, satisfied set. ARGV: max_attempts, factor, ttl.
+# A successful attempt: refund it, clear the failures, record the factor.
+# -> {remaining, [satisfied...]}
+_SETTLE_SUCCESS = """
+local limit = math.min(tonumber(ARGV[1]), 100)
+local a = tonumber(redis.call('GET', KEYS[1]) or '0')
+if a > 0 then redis.call('DECR', KEYS[1]) end
+redis.call('DEL', KEYS[2])
+redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('EXPIRE', KEYS[4], ARGV[3])
+return {limit - math.max(a - 1, 0), redis.call('SMEMBERS', KEYS[4])}
+"""
 
-# KEYS: claim, session, customer's session set, verification hash, stats, durations, stream.
+# KEYS: claim, session, customer's session set, verification hash, stats, durations[, stream].
 # ARGV[1]: JSON {session, ttl, fields, counters, duration, events: [[k, v, ...]], maxlen}.
 # Always stores the session and the verification state; the first caller for a
 # verification (the claim) also appends the events and counts the KPIs. One round trip.
@@ -139,7 +225,7 @@ if not first then return 0 end
 for name, n in pairs(a.counters) do redis.call('HINCRBY', KEYS[5], name, n) end
 redis.call('LPUSH', KEYS[6], a.duration)
 redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[2]) - 1)
-if KEYS[7] ~= '' then
+if KEYS[7] then
   for _, fields in ipairs(a.events) do
     redis.call('XADD', KEYS[7], 'MAXLEN', '~', a.maxlen, '*', unpack(fields))
   end
@@ -156,23 +242,76 @@ class RedisStore:
     def __init__(self, redis: Any, publisher: Any = None) -> None:
         self.r = redis
         self.publisher = publisher
+        # On a cluster sb:events:identity is in another slot than the state it goes with.
+        self.cluster = isinstance(redis, RedisCluster)
         self._reserve = redis.register_script(_RESERVE)
         self._settle = redis.register_script(_SETTLE)
+        self._settle_success = redis.register_script(_SETTLE_SUCCESS)
         self._accept_step = redis.register_script(_ACCEPT_STEP)
         self._throttle = redis.register_script(_THROTTLE)
         self._consume_code = redis.register_script(_CONSUME_CODE)
         self._status = redis.register_script(_STATUS)
         self._approve = redis.register_script(_APPROVE)
 
+    def new_id(self, prefix: str, cid: str) -> str:
+        """An opaque id whose keys live in the shard of customer ``cid``."""
+        return f"{prefix}-{shard_of(cid):02x}{uuid.uuid4().hex[2:]}"
+
     # -- events ---------------------------------------------------------------
-    def _stage(self, pipe: Any, events: Iterable[Event]) -> None:
-        if self.publisher is not None:
+    def _event_stream(self, shard: int | None) -> str:
+        """Where events written with state of ``shard`` go: the stream, or the outbox."""
+        if self.publisher is None:
+            return ""
+        return outbox(shard) if self.cluster else self.publisher.stream
+
+    def _stage(self, pipe: Any, events: Iterable[Event], shard: int | None) -> None:
+        stream = self._event_stream(shard)
+        if stream:
+            maxlen = self.publisher.maxlen
             for event in events:
-                self.publisher.stage(pipe, event)
+                pipe.xadd(stream, event.to_fields(), maxlen=maxlen, approximate=True)
 
     def publish(self, events: Sequence[Event]) -> None:
-        if events and self.publisher is not None:
+        """Events written without state; on a cluster through the customer's outbox."""
+        if not events or self.publisher is None:
+            return
+        if not self.cluster:
             self.publisher.publish_many(events)
+            return
+        with self.r.pipeline(transaction=False) as pipe:
+            for event in events:
+                cid = event.data.get("customer_id")
+                self._stage(pipe, [event], shard_of(str(cid)) if cid else None)
+            pipe.execute()
+
+    def relay(self, target: str, maxlen: int, batch: int = 500) -> int:
+        """Cluster: move every outbox to ``target``, oldest first; XADD before XDEL."""
+        with self.r.pipeline(transaction=False) as pipe:
+            for box in OUTBOXES:
+                pipe.xrange(box, count=batch)
+            found = pipe.execute()
+        moves = [(box, entries) for box, entries in zip(OUTBOXES, found, strict=True) if entries]
+        if not moves:
+            return 0
+        with self.r.pipeline(transaction=False) as pipe:
+            for _, entries in moves:
+                for _, fields in entries:
+                    pipe.xadd(target, fields, maxlen=maxlen, approximate=True)
+            pipe.execute()
+        with self.r.pipeline(transaction=False) as pipe:
+            for box, entries in moves:
+                pipe.xdel(box, *[eid for eid, _ in entries])
+            pipe.execute()
+        return sum(len(entries) for _, entries in moves)
+
+    def acquire_lease(self, holder: str, ttl_ms: int) -> bool:
+        """A renewable lease: one relay at a time keeps each outbox in order."""
+        if self.r.set(RELAY_LEASE, holder, nx=True, px=ttl_ms):
+            return True
+        if self.r.get(RELAY_LEASE) == holder:
+            self.r.pexpire(RELAY_LEASE, ttl_ms)
+            return True
+        return False
 
     # -- policies and audit ---------------------------------------------------
     def get_policy(self, tier: str) -> dict[str, Any] | None:
@@ -191,7 +330,7 @@ class RedisStore:
             else:
                 pipe.hset(POLICIES, tier, _j(policy))
             pipe.xadd(AUDIT, {"entry": _j(audit)}, maxlen=100_000, approximate=True)
-            self._stage(pipe, events)
+            self._stage(pipe, events, None)
             pipe.execute()
 
     def audit(self, limit: int, before: str | None) -> tuple[list[dict[str, Any]], str | None]:
@@ -202,36 +341,42 @@ class RedisStore:
 
     # -- CRM projection -------------------------------------------------------
     def profile(self, cid: str) -> dict[str, str]:
-        return self.r.hgetall(f"{P}c:{cid}:profile")
+        return self.r.hgetall(ckey(cid, "profile"))
 
     def stage_profile(self, pipe: Any, cid: str, fields: Mapping[str, str]) -> None:
-        pipe.hset(f"{P}c:{cid}:profile", mapping=dict(fields))
+        pipe.hset(ckey(cid, "profile"), mapping=dict(fields))
+
+    def stage_unmerge(self, pipe: Any, cid: str) -> None:
+        pipe.hdel(ckey(cid, "profile"), "merged_into")
 
     # -- factors --------------------------------------------------------------
     def factors(self, cid: str) -> list[dict[str, Any]]:
-        rows = [json.loads(v) for v in self.r.hvals(f"{P}c:{cid}:factors")]
+        rows = [json.loads(v) for v in self.r.hvals(ckey(cid, "factors"))]
         return sorted(rows, key=lambda f: (f["created_at"], f["factor_id"]))
 
     def factor(self, cid: str, fid: str) -> dict[str, Any] | None:
-        raw = self.r.hget(f"{P}c:{cid}:factors", fid)
+        raw = self.r.hget(ckey(cid, "factors"), fid)
         return json.loads(raw) if raw else None
 
     def save_factor(self, cid: str, record: dict[str, Any], events: list[Event]) -> None:
         with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(f"{P}c:{cid}:factors", record["factor_id"], _j(record))
-            self._stage(pipe, events)
+            pipe.hset(ckey(cid, "factors"), record["factor_id"], _j(record))
+            self._stage(pipe, events, shard_of(cid))
             pipe.execute()
 
     def delete_factor(self, cid: str, fid: str, events: list[Event]) -> bool:
         with self.r.pipeline(transaction=True) as pipe:
-            pipe.hdel(f"{P}c:{cid}:factors", fid)
-            pipe.delete(f"{P}totp:{fid}")
-            self._stage(pipe, events)
+            pipe.hdel(ckey(cid, "factors"), fid)
+            if shard_of_id(fid) == shard_of(cid):
+                pipe.delete(totp_key(fid))
+            self._stage(pipe, events, shard_of(cid))
             removed = pipe.execute()[0]
+        if shard_of_id(fid) != shard_of(cid):  # an id not made here: its step is elsewhere
+            self.r.delete(totp_key(fid))
         return bool(removed)
 
     def accept_step(self, fid: str, step: int) -> bool:
-        return bool(self._accept_step(keys=[f"{P}totp:{fid}"], args=[step]))
+        return bool(self._accept_step(keys=[totp_key(fid)], args=[step]))
 
     # -- verifications --------------------------------------------------------
     def create_verification(
@@ -242,24 +387,26 @@ class RedisStore:
         events: list[Event],
         counters: Mapping[str, int] | None = None,
     ) -> None:
-        key = f"{P}v:{vid}"
+        key = vkey(vid)
         cid = fields["customer_id"]
+        shard = shard_of(cid)
+        stats, _ = stats_keys(shard)
         with self.r.pipeline(transaction=True) as pipe:
             for name, n in (counters or {}).items():
-                pipe.hincrby(STATS, name, n)
+                pipe.hincrby(stats, name, n)
             pipe.hset(key, mapping={k: _j(v) for k, v in fields.items()})
             pipe.expire(key, VERIFICATION_TTL)
             sat = list(satisfied)
             if sat:
                 pipe.sadd(key + ":sat", *sat)
                 pipe.expire(key + ":sat", VERIFICATION_TTL)
-            pipe.sadd(f"{P}c:{cid}:vers", vid)
-            pipe.expire(f"{P}c:{cid}:vers", VERIFICATION_TTL)
-            self._stage(pipe, events)
+            pipe.sadd(ckey(cid, "vers"), vid)
+            pipe.expire(ckey(cid, "vers"), VERIFICATION_TTL)
+            self._stage(pipe, events, shard)
             pipe.execute()
 
     def verification(self, vid: str) -> dict[str, Any] | None:
-        key = f"{P}v:{vid}"
+        key = vkey(vid)
         with self.r.pipeline(transaction=False) as pipe:
             pipe.hgetall(key)
             pipe.smembers(key + ":sat")
@@ -282,7 +429,7 @@ class RedisStore:
         events: Sequence[Event] = (),
     ) -> list[str]:
         """Set fields and add satisfied factors; returns the satisfied set after."""
-        key = f"{P}v:{vid}"
+        key = vkey(vid)
         with self.r.pipeline(transaction=True) as pipe:
             if fields:
                 pipe.hset(key, mapping={k: _j(v) for k, v in fields.items()})
@@ -291,9 +438,10 @@ class RedisStore:
                 pipe.sadd(key + ":sat", *add)
                 pipe.expire(key + ":sat", VERIFICATION_TTL)
             pipe.smembers(key + ":sat")
-            self._stage(pipe, events)
+            self._stage(pipe, events, shard_of_id(vid))
             results = pipe.execute()
-        return sorted(results[-1 - len(events)] if events else results[-1])
+        staged = len(events) if self._event_stream(0) else 0
+        return sorted(results[-1 - staged] if staged else results[-1])
 
     def claim_once(self, key: str, ttl: int) -> bool:
         """True for the first caller only (approval, flag events...)."""
@@ -301,7 +449,7 @@ class RedisStore:
 
     # -- attempts and lockout -------------------------------------------------
     def _attempt_keys(self, vid: str, cid: str) -> list[str]:
-        return [f"{P}v:{vid}:att", f"{P}c:{cid}:fail", f"{P}c:{cid}:lock"]
+        return [vkey(vid) + ":att", ckey(cid, "fail"), ckey(cid, "lock")]
 
     def reserve_attempt(self, vid: str, cid: str, max_attempts: int) -> tuple[bool, int, int]:
         granted, remaining, retry = self._reserve(
@@ -312,18 +460,11 @@ class RedisStore:
     def settle_success(
         self, vid: str, cid: str, factor: str, max_attempts: int, lockout_seconds: int
     ) -> tuple[int, list[str]]:
-        """Settle a successful attempt and record the factor, in one round trip."""
-        key = f"{P}v:{vid}:sat"
-        with self.r.pipeline(transaction=False) as pipe:
-            self._settle(
-                keys=self._attempt_keys(vid, cid),
-                args=["1", max_attempts, lockout_seconds],
-                client=pipe,
-            )
-            pipe.sadd(key, factor)
-            pipe.expire(key, VERIFICATION_TTL)
-            pipe.smembers(key)
-            (_locked, remaining), _, _, satisfied = pipe.execute()
+        """Settle a successful attempt and record the factor: one script call."""
+        remaining, satisfied = self._settle_success(
+            keys=[*self._attempt_keys(vid, cid), vkey(vid) + ":sat"],
+            args=[max_attempts, factor, VERIFICATION_TTL],
+        )
         return int(remaining), sorted(satisfied)
 
     def settle_attempt(
@@ -336,19 +477,19 @@ class RedisStore:
         return bool(locked), int(remaining)
 
     def lock_remaining(self, cid: str) -> int:
-        ttl = self.r.ttl(f"{P}c:{cid}:lock")
+        ttl = self.r.ttl(ckey(cid, "lock"))
         return int(ttl) if ttl and ttl > 0 else 0
 
     # -- delivered codes and throttling ---------------------------------------
     def store_code(self, vid: str, factor: str, record: dict[str, Any], ttl: int) -> None:
-        self.r.set(f"{P}v:{vid}:code:{factor}", _j(record), ex=max(1, int(ttl)))
+        self.r.set(f"{vkey(vid)}:code:{factor}", _j(record), ex=max(1, int(ttl)))
 
     def peek_code(self, vid: str, factor: str) -> dict[str, Any] | None:
-        raw = self.r.get(f"{P}v:{vid}:code:{factor}")
+        raw = self.r.get(f"{vkey(vid)}:code:{factor}")
         return json.loads(raw) if raw else None
 
     def consume_code(self, vid: str, factor: str, digest: str) -> bool:
-        return bool(self._consume_code(keys=[f"{P}v:{vid}:code:{factor}"], args=[digest]))
+        return bool(self._consume_code(keys=[f"{vkey(vid)}:code:{factor}"], args=[digest]))
 
     def throttle(self, dest_key: str, window: int, max_sends: int, cooldown: int) -> int:
         now_ms = int(time.time() * 1000)
@@ -364,29 +505,22 @@ class RedisStore:
     def save_session(self, session: dict[str, Any], ttl: int, events: Sequence[Event]) -> None:
         cid, sid = session["customer_id"], session["sid"]
         with self.r.pipeline(transaction=True) as pipe:
-            pipe.set(f"{P}s:{sid}", _j(session), ex=max(1, ttl))
-            pipe.sadd(f"{P}c:{cid}:sessions", sid)
-            pipe.expire(f"{P}c:{cid}:sessions", 86400 * 2)
-            self._stage(pipe, events)
+            pipe.set(skey(sid), _j(session), ex=max(1, ttl))
+            pipe.sadd(ckey(cid, "sessions"), sid)
+            pipe.expire(ckey(cid, "sessions"), 86400 * 2)
+            self._stage(pipe, events, shard_of(cid))
             pipe.execute()
 
     def session(self, sid: str) -> dict[str, Any] | None:
-        raw = self.r.get(f"{P}s:{sid}")
+        raw = self.r.get(skey(sid))
         return json.loads(raw) if raw else None
 
     def sessions_of(self, cid: str) -> list[dict[str, Any]]:
-        sids = sorted(self.r.smembers(f"{P}c:{cid}:sessions"))
-        if not sids:
-            return []
-        values = self.r.mget([f"{P}s:{sid}" for sid in sids])
-        gone = [sid for sid, v in zip(sids, values, strict=True) if v is None]
-        if gone:
-            self.r.srem(f"{P}c:{cid}:sessions", *gone)
-        return [json.loads(v) for v in values if v is not None]
+        return self.sessions_by_id(cid, sorted(self.r.smembers(ckey(cid, "sessions"))))
 
     def revoke_session(self, sid: str, events_for: Any) -> dict[str, Any] | None:
         """Delete the session; ``events_for(session)`` gives the events to publish with it."""
-        key = f"{P}s:{sid}"
+        key = skey(sid)
         with self.r.pipeline(transaction=True) as pipe:
             pipe.watch(key)
             raw = pipe.get(key)
@@ -395,26 +529,26 @@ class RedisStore:
             session = json.loads(raw)
             pipe.multi()
             pipe.delete(key)
-            pipe.srem(f"{P}c:{session['customer_id']}:sessions", sid)
-            self._stage(pipe, events_for(session))
+            pipe.srem(ckey(session["customer_id"], "sessions"), sid)
+            self._stage(pipe, events_for(session), shard_of_id(sid))
             pipe.execute()
         return session
 
     # -- devices and risk -----------------------------------------------------
     def devices(self, cid: str) -> list[dict[str, Any]]:
-        rows = [json.loads(v) for v in self.r.hvals(f"{P}c:{cid}:devices")]
+        rows = [json.loads(v) for v in self.r.hvals(ckey(cid, "devices"))]
         return sorted(rows, key=lambda d: (d["trusted_at"], d["device_id"]))
 
     def save_device(self, cid: str, device: dict[str, Any], events: Sequence[Event]) -> None:
         with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(f"{P}c:{cid}:devices", device["device_id"], _j(device))
-            self._stage(pipe, events)
+            pipe.hset(ckey(cid, "devices"), device["device_id"], _j(device))
+            self._stage(pipe, events, shard_of(cid))
             pipe.execute()
 
     def delete_device(self, cid: str, device_id: str, events: Sequence[Event]) -> bool:
         with self.r.pipeline(transaction=True) as pipe:
-            pipe.hdel(f"{P}c:{cid}:devices", device_id)
-            self._stage(pipe, events)
+            pipe.hdel(ckey(cid, "devices"), device_id)
+            self._stage(pipe, events, shard_of(cid))
             return bool(pipe.execute()[0])
 
     def see_fingerprint(self, fp: str, cid: str, now: float, window: int = 86400) -> int:
@@ -425,9 +559,12 @@ class RedisStore:
             pipe.zremrangebyscore(key, "-inf", now - window)
             pipe.zcard(key)
             pipe.expire(key, window)
-            pipe.sadd(f"{P}c:{cid}:fps", fp)
-            pipe.expire(f"{P}c:{cid}:fps", window)
-            return int(pipe.execute()[2])
+            count = int(pipe.execute()[2])
+        with self.r.pipeline(transaction=True) as pipe:  # the customer's slot
+            pipe.sadd(ckey(cid, "fps"), fp)
+            pipe.expire(ckey(cid, "fps"), window)
+            pipe.execute()
+        return count
 
     def flag(self, fp: str, ttl: int = 86400) -> bool:
         return bool(self.r.set(f"{P}flag:{fp}", "1", nx=True, ex=ttl))
@@ -435,54 +572,89 @@ class RedisStore:
     def is_flagged(self, fp: str) -> bool:
         return bool(self.r.exists(f"{P}flag:{fp}"))
 
-    # -- KPIs -----------------------------------------------------------------
+    # -- KPIs (per shard, summed when read) -------------------------------------
     def count(self, **counters: int) -> None:
+        stats, _ = stats_keys(random.randrange(SHARDS))
         with self.r.pipeline(transaction=False) as pipe:
             for name, n in counters.items():
-                pipe.hincrby(STATS, name, n)
+                pipe.hincrby(stats, name, n)
             pipe.execute()
 
     def record_outcome(self, counter: str, duration_ms: float | None) -> None:
+        stats, durations = stats_keys(random.randrange(SHARDS))
         with self.r.pipeline(transaction=False) as pipe:
-            pipe.hincrby(STATS, counter, 1)
+            pipe.hincrby(stats, counter, 1)
             if duration_ms is not None:
-                pipe.lpush(DURATIONS, round(duration_ms, 1))
-                pipe.ltrim(DURATIONS, 0, DURATIONS_KEPT - 1)
+                pipe.lpush(durations, round(duration_ms, 1))
+                pipe.ltrim(durations, 0, DURATIONS_KEPT - 1)
             pipe.execute()
 
     def stats(self) -> tuple[dict[str, int], list[float]]:
         with self.r.pipeline(transaction=False) as pipe:
-            pipe.hgetall(STATS)
-            pipe.lrange(DURATIONS, 0, -1)
-            counters, durations = pipe.execute()
-        return {k: int(v) for k, v in counters.items()}, [float(d) for d in durations]
+            for shard in range(SHARDS):
+                stats, durations = stats_keys(shard)
+                pipe.hgetall(stats)
+                pipe.lrange(durations, 0, -1)
+            found = pipe.execute()
+        counters: dict[str, int] = {}
+        for part in found[::2]:
+            for k, v in part.items():
+                counters[k] = counters.get(k, 0) + int(v)
+        return counters, [float(d) for part in found[1::2] for d in part]
 
     # -- export and erasure ---------------------------------------------------
     def verification_ids(self, cid: str) -> list[str]:
-        return sorted(self.r.smembers(f"{P}c:{cid}:vers"))
+        return sorted(self.r.smembers(ckey(cid, "vers")))
 
     def erase(self, cid: str, pipe: Any | None = None) -> None:
-        """Delete everything held on ``cid`` (idempotent); inside ``pipe`` when given."""
-        factors = list(self.r.hkeys(f"{P}c:{cid}:factors"))
-        sids = list(self.r.smembers(f"{P}c:{cid}:sessions"))
-        vids = list(self.r.smembers(f"{P}c:{cid}:vers"))
-        fps = list(self.r.smembers(f"{P}c:{cid}:fps"))
-        fps += [d["fingerprint"] for d in self.devices(cid)]
+        """Delete everything held on ``cid`` (idempotent); inside ``pipe`` when given.
+
+        The customer's keys go in one command (one slot); the risk sets of the
+        fingerprints they used are elsewhere, so on a cluster they follow.
+        """
+        with self.r.pipeline(transaction=False) as read:
+            read.hkeys(ckey(cid, "factors"))
+            read.smembers(ckey(cid, "sessions"))
+            read.smembers(ckey(cid, "vers"))
+            read.smembers(ckey(cid, "fps"))
+            read.hvals(ckey(cid, "devices"))
+            factors, sids, vids, fps, devices = read.execute()
+        fps = list(fps) + [json.loads(d)["fingerprint"] for d in devices]
+        shard = shard_of(cid)
         keys = [
-            f"{P}c:{cid}:{name}"
+            ckey(cid, name)
             for name in ("profile", "factors", "devices", "sessions", "vers", "fps", "fail", "lock")
         ]
-        keys += [f"{P}totp:{fid}" for fid in factors]
-        keys += [f"{P}s:{sid}" for sid in sids]
+        keys += [totp_key(fid) for fid in factors]
+        keys += [skey(sid) for sid in sids]
         for vid in vids:
-            keys += [f"{P}v:{vid}", f"{P}v:{vid}:sat", f"{P}v:{vid}:att"]
-            keys += [f"{P}v:{vid}:code:{t}" for t in ("sms_otp", "email_otp", "voice_otp")]
+            v = vkey(vid)
+            keys += [v, f"{v}:sat", f"{v}:att"]
+            keys += [f"{v}:code:{t}" for t in ("sms_otp", "email_otp", "voice_otp")]
+        here = [k for k in keys if k.startswith(tag(shard))]
+        elsewhere = [k for k in keys if not k.startswith(tag(shard))]  # ids not made here
+        risk = [f"{P}fp:{fp}" for fp in set(fps)]
+        if self.cluster and pipe is not None:
+            raise ValueError("on a cluster erase() runs alone: its keys span slots")
         own = pipe if pipe is not None else self.r.pipeline(transaction=True)
-        own.delete(*keys)
-        for fp in set(fps):
-            own.zrem(f"{P}fp:{fp}", cid)
+        if self.cluster:  # one MULTI in the customer's slot; its pipeline DELs key by key
+            for k in here:
+                own.delete(k)
+        else:
+            own.delete(*here)
+            for k in elsewhere:
+                own.delete(k)
+            for key in risk:
+                own.zrem(key, cid)
         if pipe is None:
             own.execute()
+        if self.cluster and (elsewhere or risk):
+            with self.r.pipeline(transaction=False) as rest:
+                for k in elsewhere:
+                    rest.delete(k)
+                for key in risk:
+                    rest.zrem(key, cid)
+                rest.execute()
 
     # -- references (document checks) -----------------------------------------
     def put_ref(self, kind: str, key: str, value: str, ttl: int) -> None:
@@ -498,9 +670,9 @@ class RedisStore:
     def snapshot(self, cid: str) -> dict[str, Any]:
         """What starting a verification needs, in one round trip."""
         with self.r.pipeline(transaction=False) as pipe:
-            pipe.hgetall(f"{P}c:{cid}:profile")
-            pipe.smembers(f"{P}c:{cid}:sessions")
-            pipe.hvals(f"{P}c:{cid}:factors")
+            pipe.hgetall(ckey(cid, "profile"))
+            pipe.smembers(ckey(cid, "sessions"))
+            pipe.hvals(ckey(cid, "factors"))
             pipe.hgetall(POLICIES)
             profile, sids, factors, policies = pipe.execute()
         rows = sorted(
@@ -509,20 +681,32 @@ class RedisStore:
         return {"profile": profile, "sids": sorted(sids), "factors": rows, "policies": policies}
 
     def status_snapshot(self, cid: str) -> tuple[str, list[dict[str, Any]], dict[str, str]]:
-        """(projected tier, active sessions, stored policies) in one script call."""
-        tier, sessions, flat = self._status(
-            keys=[f"{P}c:{cid}:profile", f"{P}c:{cid}:sessions", POLICIES], args=[f"{P}s:"]
-        )
-        policies = dict(zip(flat[::2], flat[1::2], strict=True))
+        """(projected tier, active sessions, stored policies): one script call standalone,
+        the script and a read of the policies on a cluster."""
+        keys = [ckey(cid, "profile"), ckey(cid, "sessions")]
+        prefix = tag(shard_of(cid)) + "s:"
+        if self.cluster:
+            tier, sessions, _ = self._status(keys=keys, args=[prefix])
+            policies = self.r.hgetall(POLICIES)
+        else:
+            tier, sessions, flat = self._status(keys=[*keys, POLICIES], args=[prefix])
+            policies = dict(zip(flat[::2], flat[1::2], strict=True))
         return tier, [json.loads(v) for v in sessions], policies
 
     def sessions_by_id(self, cid: str, sids: Sequence[str]) -> list[dict[str, Any]]:
         if not sids:
             return []
-        values = self.r.mget([f"{P}s:{sid}" for sid in sids])
+        keys = [skey(sid) for sid in sids]
+        if self.cluster and len({shard_of_id(sid) for sid in sids}) > 1:
+            with self.r.pipeline(transaction=False) as pipe:  # ids not made here: per slot
+                for key in keys:
+                    pipe.get(key)
+                values = pipe.execute()
+        else:
+            values = self.r.mget(keys)
         gone = [sid for sid, v in zip(sids, values, strict=True) if v is None]
         if gone:
-            self.r.srem(f"{P}c:{cid}:sessions", *gone)
+            self.r.srem(ckey(cid, "sessions"), *gone)
         return [json.loads(v) for v in values if v is not None]
 
     def commit_approval(
@@ -540,7 +724,8 @@ class RedisStore:
         One script call; returns True for the first caller of this verification.
         """
         cid, sid = session["customer_id"], session["sid"]
-        stream = getattr(self.publisher, "stream", "") if self.publisher is not None else ""
+        shard = shard_of(cid)
+        stream = self._event_stream(shard)
         maxlen = getattr(self.publisher, "maxlen", 1_000_000)
         payload = {
             "session": _j(session),
@@ -554,13 +739,12 @@ class RedisStore:
         }
         first = self._approve(
             keys=[
-                f"{P}approved:{vid}",
-                f"{P}s:{sid}",
-                f"{P}c:{cid}:sessions",
-                f"{P}v:{vid}",
-                STATS,
-                DURATIONS,
-                stream,
+                f"{tag(shard_of_id(vid))}approved:{vid}",
+                skey(sid),
+                ckey(cid, "sessions"),
+                vkey(vid),
+                *stats_keys(shard),
+                *([stream] if stream else []),
             ],
             args=[json.dumps(payload, separators=(",", ":")), DURATIONS_KEPT],
         )
