@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, request
 from flask_smorest import Blueprint
 
+from services.crm import kpis
 from services.crm import schemas as s
 from services.crm.domain.errors import (
     ConflictError,
@@ -313,3 +314,12 @@ def get_case(case_id: str) -> Any:
 def patch_case(body: dict[str, Any], case_id: str) -> Any:
     """Move a case through its workflow, or correct priority / category."""
     return crm().update_case(case_id, body)
+
+
+@blp.route("/stats", methods=["GET"])
+@require_scope("admin", "agent")
+@blp.arguments(s.StatsArgs(), location="query")
+@blp.response(200, s.StatsSchema())
+def stats(args: dict[str, Any]) -> dict[str, Any]:
+    """First-contact resolution and repeat-contact rate over a window, from case events."""
+    return kpis.stats(ctx().redis, args["window_seconds"])

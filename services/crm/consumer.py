@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.crm import bootstrap
+from services.crm import bootstrap, kpis
 from services.crm.adapters import sql_tables
 from services.crm.domain.timeline import PROJECTED_TYPES
 from shared.bus import Consumer, Delivery, trim_loop
@@ -60,7 +60,16 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
 
     # The producer trims its own stream once every consumer group has acknowledged:
     # relayed events (a case subject among them) do not outlive their delivery.
-    return [consumer.run, relay, trim_loop(redis, [STREAMS["crm"]])]
+    # The field's indicators (FCR, repeat contacts), folded from our own case events.
+    kpi = Consumer(
+        redis,
+        [STREAMS["crm"]],
+        kpis.GROUP,
+        consumer_name(kpis.GROUP),
+        kpis.handlers(redis),
+        **settings.consumer_options(),
+    )
+    return [consumer.run, kpi.run, relay, trim_loop(redis, [STREAMS["crm"]])]
 
 
 if __name__ == "__main__":

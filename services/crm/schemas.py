@@ -228,3 +228,20 @@ class ExportSchema(Schema):
         required=True,
         metadata={"description": "service name -> customer id -> that service's export"},
     )
+
+
+class StatsArgs(Schema):
+    window_seconds = fields.Integer(
+        load_default=86400, validate=validate.Range(min=300, max=7 * 86400)
+    )
+
+
+class StatsSchema(Schema):
+    window_seconds = fields.Integer(required=True)
+    generated_at = fields.String(required=True)
+    contacts = fields.Integer(required=True)
+    cases_opened = fields.Integer(required=True)
+    repeat_contacts = fields.Integer(required=True)
+    repeat_contact_rate = fields.Float(allow_none=True, required=True)
+    cases_resolved = fields.Integer(required=True)
+    first_contact_resolution = fields.Float(allow_none=True, required=True)
