@@ -225,7 +225,10 @@ def main() -> None:
                 offered(server.url, 200, 1.0, 0)  # warm-up, not reported
                 for rate in RATES if agents == 10_000 else (500,):
                     res = median_run(
-                        server.url, rate, agents + rate, runs=5 if agents == 10_000 else 3
+                        server.url,
+                        rate,
+                        agents + rate,
+                        runs=5 if (agents, rate) == (10_000, 500) else 3,
                     )
                     if agents == 10_000:
                         rate_rows.append(
@@ -267,7 +270,7 @@ def main() -> None:
             print_table(
                 "Decision latency (task created -> reservation created), 10k agents, "
                 f"open loop from 2 router processes, {RATE_SECONDS:.0f} s per run, "
-                "median of 5 runs by p99",
+                "median of 3 runs by p99 (5 at 500/s)",
                 ["offered/s", "achieved/s", "p50 ms", "p99 ms", "reserved at once"],
                 rate_rows,
             )
