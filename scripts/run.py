@@ -7,6 +7,10 @@ under gunicorn and their consumers (and the routing dispatcher), prints the
 URLs and keys, and supervises them. Ctrl-C or SIGTERM stops everything,
 the embedded Redis last; a child that dies takes the whole run down so
 nothing half-works silently.
+
+``SB_INSTANCES=n`` (default 1) starts n gunicorn instances per service, the
+i-th (from 0) on the service's port + 100 * i (identity 8001, 8101, ...), as a
+load balancer would see replicas; still one consumer per service.
 """
 
 from __future__ import annotations
@@ -167,31 +171,33 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
         print("migrating the CRM database ...")
         subprocess.run([python, "-m", "services.crm.migrate"], cwd=ROOT, env=env, check=True)
 
+    instances = int(env.get("SB_INSTANCES", "1"))
     for service, port in ports.items():
         metrics_dir = var / "prometheus" / service
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         service_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-        sup.spawn(
-            service,
-            [
-                gunicorn,
-                "--no-control-socket",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                env.get("SB_WORKERS", "2"),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "4",
-                "--graceful-timeout",
-                "10",
-                f"services.{service}.app:create_app()",
-            ],
-            service_env,
-            log_dir,
-        )
+        for i in range(instances):
+            sup.spawn(
+                service if i == 0 else f"{service}-{i + 1}",
+                [
+                    gunicorn,
+                    "--no-control-socket",
+                    "--bind",
+                    f"127.0.0.1:{port + 100 * i}",
+                    "--workers",
+                    env.get("SB_WORKERS", "2"),
+                    "--worker-class",
+                    "gthread",
+                    "--threads",
+                    "4",
+                    "--graceful-timeout",
+                    "10",
+                    f"services.{service}.app:create_app()",
+                ],
+                service_env,
+                log_dir,
+            )
         sup.spawn(
             f"{service}-consumer",
             [python, "-m", f"services.{service}.consumer"],
@@ -202,12 +208,15 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
         sup.spawn("routing-dispatcher", [python, "-m", "services.routing.dispatcher"], env, log_dir)
 
     for service, port in ports.items():
-        if not wait_ready(f"http://127.0.0.1:{port}"):
-            print(f"{service} did not become ready; see var/log/{service}.log")
-            return 1
+        for i in range(instances):
+            if not wait_ready(f"http://127.0.0.1:{port + 100 * i}"):
+                print(f"{service} did not become ready; see var/log/{service}.log")
+                return 1
     print("\nSwitchboard is running (Ctrl-C stops it):")
     for service, port in ports.items():
         print(f"  {service:<9} http://127.0.0.1:{port}   (OpenAPI: /openapi.json)")
+        for i in range(1, instances):
+            print(f"  {'':<9} http://127.0.0.1:{port + 100 * i}   (instance {i + 1})")
     if keys:
         print("\nDEV API keys (Authorization: Bearer <key>; kept in var/dev-api-keys):")
         for name, secret in keys.items():
