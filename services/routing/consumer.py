@@ -2,6 +2,8 @@
 
 - ``crm.profile.erased``: cancel and forget every task of the customer.
 - ``identity.verification.approved``: mark the customer's waiting tasks verified.
+- ``crm.profile.merged`` / ``.unmerged``: the source's tasks (and sticky agent) follow the
+  survivor, and go back on an unmerge - so export and erasure of the survivor cover them.
 - ``crm.case.created``: when ``ROUTING_TASKS_FROM_CASES`` is on, queue a task for
   the case (task id derived from the case id, so a redelivery creates nothing).
 
@@ -60,8 +62,20 @@ def handlers(service: RoutingService) -> Mapping[str, Handler]:
             task_id=task_id,
         )
 
+    def merged(event: Event, _delivery: Delivery) -> None:
+        survivor, source = event.data.get("survivor_id"), event.data.get("source_id")
+        if isinstance(survivor, str) and isinstance(source, str) and survivor and source:
+            service.merge_customers(survivor, source)
+
+    def unmerged(event: Event, _delivery: Delivery) -> None:
+        survivor, source = event.data.get("survivor_id"), event.data.get("source_id")
+        if isinstance(survivor, str) and isinstance(source, str) and survivor and source:
+            service.unmerge_customers(survivor, source)
+
     table: dict[str, Handler] = {
         "crm.profile.erased": erased,
+        "crm.profile.merged": merged,
+        "crm.profile.unmerged": unmerged,
         "identity.verification.approved": verified,
     }
     if service.config.tasks_from_cases:

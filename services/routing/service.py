@@ -369,6 +369,14 @@ class RoutingService:
             self.match_agent(aid)
         return len(freed)
 
+    def merge_customers(self, survivor_id: str, source_id: str) -> int:
+        """CRM merged ``source`` into ``survivor``: the source's tasks follow it."""
+        return self.store.rekey_customer(source_id, survivor_id, False, self.now())
+
+    def unmerge_customers(self, survivor_id: str, source_id: str) -> int:
+        """An undone merge: the tasks that came from ``source`` go back to it."""
+        return self.store.rekey_customer(survivor_id, source_id, True, self.now())
+
     def mark_verified(self, customer_id: str, verification_id: str) -> int:
         return self.store.mark_verified(customer_id, verification_id, self.now())
 

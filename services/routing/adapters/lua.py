@@ -439,6 +439,37 @@ return freed
 """
 )
 
+# ARGV[6] from customer, [7] to customer, [8] '1' to move only tasks merged from ARGV[7]
+# (an unmerge), '0' to move all (a merge). Re-keys tasks and the sticky memory.
+REKEY = r"""
+local src, dst, unmerge = ARGV[6], ARGV[7], ARGV[8] == '1'
+local moved = 0
+for _, tid in ipairs(redis.call('SMEMBERS', P .. 'cust:' .. src)) do
+  local tkey = P .. 'task:' .. tid
+  local t = hgetall(tkey)
+  if not t.status then
+    redis.call('SREM', P .. 'cust:' .. src, tid)
+  elseif (not unmerge) or t.merged_from == dst then
+    redis.call('HSET', tkey, 'customer_id', dst, 'merged_from', unmerge and '' or src)
+    redis.call('SMOVE', P .. 'cust:' .. src, P .. 'cust:' .. dst, tid)
+    moved = moved + 1
+  end
+end
+if not unmerge then
+  local last = redis.call('GET', P .. 'last_agent:' .. src)
+  if last then
+    local ttl = redis.call('TTL', P .. 'last_agent:' .. src)
+    redis.call('SET', P .. 'last_agent:' .. dst, last, 'NX', 'EX', ttl > 0 and ttl or 2592000)
+    redis.call('DEL', P .. 'last_agent:' .. src)
+  end
+end
+if moved > 0 then
+  emit('routing.customer.rekeyed', {from_customer_id = src, to_customer_id = dst,
+    tasks = moved, reason = unmerge and 'unmerged' or 'merged'})
+end
+return moved
+"""
+
 # ARGV[6] customer id, [7] verification id
 VERIFIED = r"""
 local marked = 0

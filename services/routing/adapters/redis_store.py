@@ -61,6 +61,7 @@ class RedisRoutingStore:
                 "cancel": lua.CANCEL,
                 "erase": lua.ERASE,
                 "verified": lua.VERIFIED,
+                "rekey": lua.REKEY,
                 "tick": lua.TICK,
                 "candidates": lua.CANDIDATES,
             }.items()
@@ -268,6 +269,9 @@ class RedisRoutingStore:
 
     def erase_customer(self, customer_id: str, now_ms: int) -> list[str]:
         return list(self._run("erase", now_ms, customer_id))
+
+    def rekey_customer(self, src: str, dst: str, unmerge: bool, now_ms: int) -> int:
+        return int(self._run("rekey", now_ms, src, dst, "1" if unmerge else "0"))
 
     def mark_verified(self, customer_id: str, verification_id: str, now_ms: int) -> int:
         return int(self._run("verified", now_ms, customer_id, verification_id))

@@ -59,3 +59,22 @@ def test_malformed_event_data_is_ignored(make_service: Any) -> None:
     table["crm.profile.erased"](
         Event.new("crm.profile.erased", {"profile_id": 5}, source="crm"), None
     )  # type: ignore[arg-type]
+
+
+def test_a_merge_moves_the_sources_tasks_to_the_survivor_and_an_unmerge_back(
+    make_service: Any,
+) -> None:
+    service = make_service()
+    table = handlers(service)
+    own = service.create_task({**TASK, "customer_id": "survivor"})
+    moved = service.create_task({**TASK, "customer_id": "source"})
+    data = {"survivor_id": "survivor", "source_id": "source", "merge_id": "m-1", "tier": "gold"}
+    for _ in range(2):  # redelivered: nothing more happens
+        table["crm.profile.merged"](Event.new("crm.profile.merged", data, source="crm"), None)  # type: ignore[arg-type]
+    tasks = {t["task_id"] for t in service.export_customer("survivor")["tasks"]}
+    assert tasks == {own["task_id"], moved["task_id"]}
+    assert service.task_view(moved["task_id"])["customer_id"] == "survivor"
+    undo = {k: data[k] for k in ("survivor_id", "source_id", "merge_id")}
+    table["crm.profile.unmerged"](Event.new("crm.profile.unmerged", undo, source="crm"), None)  # type: ignore[arg-type]
+    assert [t["task_id"] for t in service.export_customer("source")["tasks"]] == [moved["task_id"]]
+    assert [t["task_id"] for t in service.export_customer("survivor")["tasks"]] == [own["task_id"]]
