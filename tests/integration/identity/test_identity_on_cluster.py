@@ -33,7 +33,7 @@ from services.identity.app import create_app
 from services.identity.consumer import build_consumer, relay_loop
 from services.identity.domain.errors import CustomerLocked
 from services.identity.service import IdentityService
-from shared.bus import EventPublisher
+from shared.bus import Consumer, EventPublisher
 from shared.config import Settings
 from shared.events import STREAMS, Event
 from shared.testing import RedisClusterServers
@@ -288,3 +288,35 @@ def test_the_relay_loop_keeps_each_customers_order_and_runs_alone(
             events_of(cluster, c)
             == ["identity.factor.enrolled"] + ["identity.verification.started"] * 3
         )
+
+
+def test_a_relay_that_died_before_deleting_only_repeats_event_ids(
+    api: Api, cluster: RedisCluster, service: IdentityService, cid: str
+) -> None:
+    assert api.enroll(cid, {"type": "kba", "answers": KBA}).status_code == 201
+    assert api.start(cid, "chat").status_code == 201
+    mine = [
+        fields
+        for _, fields in cluster.xrange(outbox(shard_of(cid)))
+        if json.loads(fields["data"]).get("customer_id") == cid
+    ]
+    assert len(mine) == 2
+    for fields in mine:  # the XADD of a relay that crashed before its XDEL
+        cluster.xadd(STREAMS["identity"], fields)
+    relay(service)
+    ids = [
+        f["id"]
+        for _, f in cluster.xrange(STREAMS["identity"])
+        if json.loads(f["data"]).get("customer_id") == cid
+    ]
+    assert len(ids) == 4 and len(set(ids)) == 2
+    handled: list[str] = []
+
+    def handle(event: Event, _delivery: object) -> None:
+        if event.data.get("customer_id") == cid:
+            handled.append(event.id)
+
+    consumer = Consumer(cluster, [STREAMS["identity"]], f"g-{cid}", "c", {"*": handle})
+    while consumer.run_once(block_ms=10):
+        pass
+    assert sorted(handled) == sorted(set(ids))  # each event handled once
