@@ -91,9 +91,7 @@ def test_best_fit_keeps_the_expert_free() -> None:
 def test_least_loaded_prefers_the_emptiest_agent() -> None:
     busy = agent("busy", load={"chat": 2}, idle_since_ms=NOW - 90_000)
     calm = agent("calm", load={"chat": 0}, idle_since_ms=NOW - 1_000)
-    chosen = choose_agent(
-        task(), [busy, calm], now_ms=NOW, strategy=strategy_named("least_loaded")
-    )
+    chosen = choose_agent(task(), [busy, calm], now_ms=NOW, strategy=strategy_named("least_loaded"))
     assert chosen.agent == calm
 
 
