@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from shared.events import STREAMS, dead_stream
@@ -98,11 +99,16 @@ class Metrics:
     def render(self) -> bytes:
         if not self.multiproc_dir:
             return generate_latest(self.registry)
+        # Counters and histograms come summed over every worker from the
+        # multiprocess files; collectors that read shared state (Redis) at
+        # scrape time - ours and the services' own - are rendered as they are.
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path=self.multiproc_dir)
-        out = generate_latest(merged)
-        if self.stream_collector is not None:
-            extra = CollectorRegistry()
-            extra.register(self.stream_collector)
-            out += generate_latest(extra)
-        return out
+        live = CollectorRegistry(auto_describe=True)
+        for collector in self._live_collectors():
+            live.register(collector)
+        return generate_latest(merged) + generate_latest(live)
+
+    def _live_collectors(self) -> list[Any]:
+        collectors = list(self.registry._collector_to_names)  # no public listing exists
+        return [c for c in collectors if not isinstance(c, MetricWrapperBase)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
-from prometheus_client import CollectorRegistry, generate_latest
 
 from shared.app import build_app
 from shared.config import Settings
@@ -33,8 +32,5 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     if settings.dev_mode and dev is not None:
         sb.extras["identity_dev_outbox"] = dev
     # KPIs are read from Redis at scrape time, so every worker reports the same figures.
-    kpis = CollectorRegistry(auto_describe=False)
-    kpis.register(KpiCollector(service))
-    render = sb.metrics.render
-    sb.metrics.render = lambda: render() + generate_latest(kpis)
+    sb.metrics.registry.register(KpiCollector(service))
     return app
