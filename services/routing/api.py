@@ -8,6 +8,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from services.routing import kpis
 from services.routing.schemas import (
     AgentInSchema,
     AgentPageSchema,
@@ -15,10 +16,12 @@ from services.routing.schemas import (
     AgentStatusInSchema,
     CancelInSchema,
     ExportSchema,
+    KpiSchema,
     QueueStatsSchema,
     ReservationListArgs,
     ReservationListSchema,
     ReservationSchema,
+    StatsArgs,
     TaskInSchema,
     TaskSchema,
 )
@@ -164,6 +167,16 @@ def queue_stats() -> dict[str, Any]:
     """Per category and channel: waiting, longest wait, agents available, service level
     and average speed of answer over the last hour."""
     return service().queue_stats()
+
+
+@blp.route("/stats", methods=["GET"])
+@require_scope("admin", "agent")
+@blp.arguments(StatsArgs, location="query")
+@blp.response(200, KpiSchema)
+def kpi_stats(args: dict[str, Any]) -> dict[str, Any]:
+    """First response time per category over a window, from assignment events."""
+    sla = service().config.priority.sla_seconds
+    return kpis.stats(ctx().redis, args["window_seconds"], sla)
 
 
 @blp.route("/stats/agents", methods=["GET"])

@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.routing import kpis
 from services.routing.bootstrap import build_service
 from services.routing.domain.model import CATEGORIES
 from services.routing.service import RoutingService
@@ -91,8 +92,19 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
         "routing",
         consumer_name("routing"),
         handlers(service),
+        **settings.consumer_options(),
     )
-    return [consumer.run]
+    # First response per category, folded from our own assignment events.
+    sla = service.config.priority.sla_seconds
+    kpi = Consumer(
+        redis,
+        [STREAMS["routing"]],
+        kpis.GROUP,
+        consumer_name(kpis.GROUP),
+        kpis.handlers(redis, sla),
+        **settings.consumer_options(),
+    )
+    return [consumer.run, kpi.run]
 
 
 if __name__ == "__main__":

@@ -160,3 +160,27 @@ class ExportSchema(Schema):
     tasks = fields.List(fields.Nested(TaskSchema), required=True)
     reservations = fields.List(fields.Nested(ReservationSchema), required=True)
     last_agent_id = fields.String(allow_none=True, required=True)
+
+
+class StatsArgs(Schema):
+    window_seconds = fields.Integer(
+        load_default=86400, validate=validate.Range(min=300, max=7 * 86400)
+    )
+
+
+class FirstResponseSchema(Schema):
+    category = fields.String(required=True)
+    answered = fields.Integer(required=True)
+    average_seconds = fields.Float(allow_none=True, required=True)
+    p50_seconds_at_most = fields.Float(allow_none=True, required=True)
+    p90_seconds_at_most = fields.Float(allow_none=True, required=True)
+    within_sla = fields.Float(allow_none=True, required=True)
+    sla_target_seconds = fields.Float(allow_none=True, required=True)
+    within_field_benchmark = fields.Float(allow_none=True, required=True)
+
+
+class KpiSchema(Schema):
+    window_seconds = fields.Integer(required=True)
+    generated_at = fields.String(required=True)
+    field_benchmark_seconds = fields.Integer(required=True)
+    first_response = fields.List(fields.Nested(FirstResponseSchema), required=True)
