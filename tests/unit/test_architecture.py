@@ -24,6 +24,16 @@ FORBIDDEN = {
 DOMAIN_MODULES = sorted((ROOT / "services").glob("*/domain/**/*.py"))
 
 
+def imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
 def imported_roots(path: Path) -> set[str]:
     roots: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
@@ -42,6 +52,13 @@ def test_every_service_has_a_domain_package() -> None:
 @pytest.mark.parametrize("module", DOMAIN_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_domain_module_imports_no_framework(module: Path) -> None:
     assert imported_roots(module) & FORBIDDEN == set()
+
+
+@pytest.mark.parametrize("module", DOMAIN_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_domain_module_imports_only_its_own_service(module: Path) -> None:
+    service = module.relative_to(ROOT / "services").parts[0]
+    foreign = {m for m in imported_modules(module) if m.startswith("services.")}
+    assert {m for m in foreign if not m.startswith(f"services.{service}.domain")} == set()
 
 
 def test_the_rule_catches_a_forbidden_import(tmp_path: Path) -> None:
