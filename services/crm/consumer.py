@@ -2,8 +2,10 @@
 
 Three loops: the outbox relay (SQL outbox -> sb:events:crm, in order), the
 projection of identity/routing events onto customers' timelines (exactly once:
-the event id is recorded in crm_inbox in the same SQL transaction), and the
-trimming of sb:events:crm past what every consumer group has acknowledged.
+the event id is recorded in crm_inbox in the same SQL transaction), and the KPI
+projection of our own case events. ``shared.consumer_main`` adds the fourth:
+trimming sb:events:crm past what every consumer group has acknowledged, so
+relayed events (a case subject among them) do not outlive their delivery.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from services.crm import bootstrap, kpis
 from services.crm.adapters import sql_tables
 from services.crm.domain.timeline import PROJECTED_TYPES
-from shared.bus import Consumer, Delivery, trim_loop
+from shared.bus import Consumer, Delivery
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
 from shared.events import STREAMS, Event
@@ -58,8 +60,6 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
             if not moved:
                 stop.wait(idle)
 
-    # The producer trims its own stream once every consumer group has acknowledged:
-    # relayed events (a case subject among them) do not outlive their delivery.
     # The field's indicators (FCR, repeat contacts), folded from our own case events.
     kpi = Consumer(
         redis,
@@ -69,7 +69,7 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
         kpis.handlers(redis),
         **settings.consumer_options(),
     )
-    return [consumer.run, kpi.run, relay, trim_loop(redis, [STREAMS["crm"]])]
+    return [consumer.run, kpi.run, relay]
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 import redis as redis_lib
 
 from services.identity.adapters.redis_store import RedisStore
-from shared.bus import Consumer, Delivery, Handler, trim_loop
+from shared.bus import Consumer, Delivery, Handler
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
 from shared.events import STREAMS, Event
@@ -109,10 +109,9 @@ def relay_loop(
 
 
 def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
-    # The producer trims its own stream once every consumer group has acknowledged.
+    # shared.consumer_main also trims our own stream once every group has acknowledged.
     runnables: list[Runnable] = [
-        build_consumer(redis, consumer_name("identity")).run,
-        trim_loop(redis, [STREAMS["identity"]]),
+        build_consumer(redis, consumer_name("identity"), **settings.consumer_options()).run,
     ]
     store = RedisStore(redis)
     if store.cluster:
