@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from services.identity.domain.kba import MAX_QUESTIONS
+from shared.pagination import page_schema
 
 ID = validate.Length(min=1, max=128)
 FACTOR = validate.Length(min=1, max=40)
@@ -59,9 +60,7 @@ class PolicyOutSchema(PolicySchema):
     tier = fields.String(required=True)
 
 
-class PolicyListSchema(Schema):
-    items = fields.List(fields.Nested(PolicyOutSchema), required=True)
-    next_cursor = fields.String(allow_none=True, required=True)
+PolicyListSchema = page_schema(PolicyOutSchema)
 
 
 class AuditEntrySchema(Schema):
@@ -74,9 +73,7 @@ class AuditEntrySchema(Schema):
     after = fields.Dict(allow_none=True)
 
 
-class AuditPageSchema(Schema):
-    items = fields.List(fields.Nested(AuditEntrySchema), required=True)
-    next_cursor = fields.String(allow_none=True, required=True)
+AuditPageSchema = page_schema(AuditEntrySchema)
 
 
 # -- factors ------------------------------------------------------------------------
@@ -106,9 +103,7 @@ class FactorSchema(Schema):
     qr_png = fields.String(metadata={"description": "base64 PNG of the otpauth URI"})
 
 
-class FactorListSchema(Schema):
-    items = fields.List(fields.Nested(FactorSchema), required=True)
-    next_cursor = fields.String(allow_none=True, required=True)
+FactorListSchema = page_schema(FactorSchema)
 
 
 # -- verifications ------------------------------------------------------------------
@@ -246,9 +241,7 @@ class DeviceOutSchema(Schema):
     flagged = fields.Boolean(required=True)
 
 
-class DeviceListSchema(Schema):
-    items = fields.List(fields.Nested(DeviceOutSchema), required=True)
-    next_cursor = fields.String(allow_none=True, required=True)
+DeviceListSchema = page_schema(DeviceOutSchema)
 
 
 # -- stats, export, dev -----------------------------------------------------------------

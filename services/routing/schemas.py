@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from services.routing.domain.model import AGENT_STATUSES, CATEGORIES, STATUSES
+from shared.pagination import page_schema
 
 NAME = validate.Regexp(r"^[A-Za-z0-9_.\-]{1,40}$", error="1-40 letters, digits, _ . -")
 CHANNEL = validate.Regexp(r"^[a-z][a-z0-9_\-]{0,31}$", error="a lower-case channel name")
@@ -127,9 +128,7 @@ class ReservationListArgs(Schema):
     )
 
 
-class ReservationListSchema(Schema):
-    items = fields.List(fields.Nested(ReservationSchema), required=True)
-    next_cursor = fields.String(allow_none=True, required=True)
+ReservationListSchema = page_schema(ReservationSchema)
 
 
 class QueueStatsItemSchema(Schema):
@@ -150,9 +149,7 @@ class QueueStatsSchema(Schema):
     items = fields.List(fields.Nested(QueueStatsItemSchema), required=True)
 
 
-class AgentPageSchema(Schema):
-    items = fields.List(fields.Nested(AgentSchema), required=True)
-    next_cursor = fields.String(allow_none=True, required=True)
+AgentPageSchema = page_schema(AgentSchema)
 
 
 class ExportSchema(Schema):
@@ -160,12 +157,6 @@ class ExportSchema(Schema):
     tasks = fields.List(fields.Nested(TaskSchema), required=True)
     reservations = fields.List(fields.Nested(ReservationSchema), required=True)
     last_agent_id = fields.String(allow_none=True, required=True)
-
-
-class StatsArgs(Schema):
-    window_seconds = fields.Integer(
-        load_default=86400, validate=validate.Range(min=300, max=7 * 86400)
-    )
 
 
 class FirstResponseSchema(Schema):
