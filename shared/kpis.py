@@ -13,11 +13,21 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from marshmallow import Schema, fields, validate
+
 from shared.bus import Consumer, Delivery, Handler
 from shared.events import Event
 
 BUCKET_SECONDS = 300
 KEEP_SECONDS = 8 * 86400
+
+
+class WindowArgs(Schema):
+    """``?window_seconds=`` of every ``GET /v1/stats``: 5 minutes to 7 days, default a day."""
+
+    window_seconds = fields.Integer(
+        load_default=86400, validate=validate.Range(min=BUCKET_SECONDS, max=KEEP_SECONDS - 86400)
+    )
 
 
 class BucketCounters:
@@ -77,4 +87,4 @@ def projector(
     return Consumer(redis, [stream], group, name, handlers, **options)
 
 
-__all__ = ["BucketCounters", "Delivery", "occurred_epoch", "projector"]
+__all__ = ["BucketCounters", "Delivery", "WindowArgs", "occurred_epoch", "projector"]

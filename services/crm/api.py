@@ -30,6 +30,7 @@ from shared.errors import (
     ServiceUnavailable,
     TooManyRequests,
 )
+from shared.kpis import WindowArgs
 from shared.pagination import decode_cursor, encode_cursor, page_schema
 
 blp = Blueprint("crm", __name__, url_prefix="/v1", description="Switchboard CRM API")
@@ -318,7 +319,7 @@ def patch_case(body: dict[str, Any], case_id: str) -> Any:
 
 @blp.route("/stats", methods=["GET"])
 @require_scope("admin", "agent")
-@blp.arguments(s.StatsArgs(), location="query")
+@blp.arguments(WindowArgs(), location="query")
 @blp.response(200, s.StatsSchema())
 def stats(args: dict[str, Any]) -> dict[str, Any]:
     """First-contact resolution and repeat-contact rate over a window, from case events."""

@@ -230,12 +230,6 @@ class ExportSchema(Schema):
     )
 
 
-class StatsArgs(Schema):
-    window_seconds = fields.Integer(
-        load_default=86400, validate=validate.Range(min=300, max=7 * 86400)
-    )
-
-
 class StatsSchema(Schema):
     window_seconds = fields.Integer(required=True)
     generated_at = fields.String(required=True)

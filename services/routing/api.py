@@ -21,7 +21,6 @@ from services.routing.schemas import (
     ReservationListArgs,
     ReservationListSchema,
     ReservationSchema,
-    StatsArgs,
     TaskInSchema,
     TaskSchema,
 )
@@ -29,6 +28,7 @@ from services.routing.service import RoutingService
 from shared.app import ctx
 from shared.auth import require_scope
 from shared.errors import BadRequest
+from shared.kpis import WindowArgs
 from shared.pagination import PageArgs, decode_cursor, encode_cursor
 
 blp = Blueprint("routing", __name__, url_prefix="/v1", description="Switchboard Routing API")
@@ -171,7 +171,7 @@ def queue_stats() -> dict[str, Any]:
 
 @blp.route("/stats", methods=["GET"])
 @require_scope("admin", "agent")
-@blp.arguments(StatsArgs, location="query")
+@blp.arguments(WindowArgs, location="query")
 @blp.response(200, KpiSchema)
 def kpi_stats(args: dict[str, Any]) -> dict[str, Any]:
     """First response time per category over a window, from assignment events."""
