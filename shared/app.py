@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import flask_smorest
+import orjson
 from flask import Flask, Response, current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest.utils import prepare_response
 from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
@@ -110,6 +112,24 @@ def http_problem(error: HTTPException) -> ProblemError:
         type=PROBLEM_BASE + slug,
         headers=headers,
     )
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    """Flask's JSON in and out through orjson: a few times faster on every request."""
+
+    # Validation messages of list items are keyed by index: {"items": {0: [...]}}.
+    OPTIONS = orjson.OPT_NON_STR_KEYS
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj, default=self.default, option=self.OPTIONS).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        body = orjson.dumps(obj, default=self.default, option=self.OPTIONS)
+        return Response(body, mimetype=self.mimetype)
 
 
 class ProblemSchema(Schema):
@@ -264,7 +284,7 @@ def build_app(
             "security": [{"bearerAuth": []}],
         },
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     client = redis if redis is not None else connect(settings)
     metrics = Metrics(settings.service, client)
     stream = STREAMS.get(settings.service, f"sb:events:{settings.service}")

@@ -257,3 +257,25 @@ def test_readyz_is_503_when_a_dependency_is_down(make_settings, redis) -> None:
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["database"].startswith("unavailable")
+
+
+def test_errors_of_list_items_are_keyed_by_index(make_settings, redis, headers) -> None:
+    class Many(Schema):
+        names = fields.List(fields.String(validate=validate.Length(max=2)), required=True)
+
+    blp = Blueprint("many", __name__, url_prefix="/v1")
+
+    @blp.route("/many", methods=["POST"])
+    @require_scope("channel")
+    @blp.arguments(Many)
+    @blp.response(201, Many)
+    def many(body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    client = build_app(make_settings("crm"), title="t", blueprints=[blp]).test_client()
+    response = client.post(
+        "/v1/many", json={"names": ["ok", "too long"]}, headers=headers("channel")
+    )
+    assert problem(response, 400)["errors"] == {"names": {"1": ["Longer than maximum length 2."]}}
+    ok = client.post("/v1/many", json={"names": ["é", "中"]}, headers=headers("channel"))
+    assert ok.status_code == 201 and ok.get_json() == {"names": ["é", "中"]}
