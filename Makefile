@@ -24,7 +24,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	@set -e; for b in bench/events.py bench/identity.py bench/crm.py bench/routing.py bench/journey.py; do \

@@ -26,7 +26,12 @@ class Store(Protocol):
     def delete_factor(self, cid: str, fid: str, events: list[Event]) -> bool: ...
     def accept_step(self, fid: str, step: int) -> bool: ...
     def create_verification(
-        self, vid: str, fields: Mapping[str, Any], satisfied: Iterable[str], events: list[Event]
+        self,
+        vid: str,
+        fields: Mapping[str, Any],
+        satisfied: Iterable[str],
+        events: list[Event],
+        counters: Mapping[str, int] | None = None,
     ) -> None: ...
     def verification(self, vid: str) -> dict[str, Any] | None: ...
     def update_verification(

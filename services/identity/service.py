@@ -778,7 +778,7 @@ class IdentityService:
             raise InvalidSignature("the callback is stale or malformed")
         vid = self.store.get_ref("doc", reference)
         v = self.store.verification(vid) if vid else None
-        if v is None:
+        if vid is None or v is None:
             raise NotFound("no verification waits for this document")
         state = {**v["challenges"].get("document", {}), "result": result}
         self.store.update_verification(vid, {"challenges": {**v["challenges"], "document": state}})
