@@ -34,6 +34,7 @@ GOLD_POLICY = {
     "max_attempts": 5,
     "lockout_seconds": 900,
 }
+SUBJECT = "I was charged twice on my bill"
 KBA_ANSWERS = {"first_pet": "Mao Mao", "birth_city": "Hangzhou"}
 WEB_DEVICE = {
     "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -158,7 +159,8 @@ class Journey:
             )
         customer = profile["id"]
         self.facts["customer_id"] = customer
-        self.facts["secrets"] = [phone_e164, email.lower(), "Li Wei"]
+        # What the customer told us: none of it may survive their erasure, anywhere.
+        self.facts["secrets"] = [phone_e164, email.lower(), "Li Wei", SUBJECT]
         say(
             f"Web chat: a customer writes in; the chat adapter resolves them to CRM profile "
             f"{customer} (tier gold, phone {phone_e164})."
@@ -235,7 +237,7 @@ class Journey:
                 json={
                     "profile_id": customer,
                     "channel": "chat",
-                    "subject": "I was charged twice on my bill",
+                    "subject": SUBJECT,
                     "description": "My invoice this month shows a double charge, please refund "
                     "the duplicate payment.",
                 },

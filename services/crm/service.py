@@ -716,7 +716,6 @@ class CrmService:
                     "channel": channel,
                     "category": found.category,
                     "priority": priority,
-                    "subject": subject,
                 },
             )
             return self._case_view(row), False
@@ -860,7 +859,6 @@ class CrmService:
             tx.delete_merges_of(ids)
             tx.delete_candidates_of(ids)
             tx.delete_profiles(ids)
-            tx.scrub_outbox(ids)
             for pid in ids:
                 self._event(tx, "crm.profile.erased", {"profile_id": pid})
             return ids

@@ -35,7 +35,7 @@ def test_a_customer_verified_on_chat_is_not_asked_again_on_the_phone(product: Pr
     with httpx.Client(timeout=10) as client:
         Journey(Endpoints(**product.urls, keys=API_KEYS), client, facts=facts).erase()
     customer = facts["customer_id"]
-    personal = facts["secrets"]  # phone, e-mail, name
+    personal = facts["secrets"]  # phone, e-mail, name, the case's subject
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         traces = redis_traces(product.redis.url, [customer, *personal])

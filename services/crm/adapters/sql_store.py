@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -422,27 +421,6 @@ class SqlTx:
     # -- events -------------------------------------------------------------------
     def emit(self, event: Event) -> None:
         add_to_outbox(self.conn, t.outbox, CRM_STREAM, event)
-
-    def scrub_outbox(self, profile_ids: Sequence[str]) -> int:
-        """Blank the free text (case subjects) of not-yet-relayed events of erased profiles."""
-        ids = set(profile_ids)
-        scrubbed = 0
-        rows = self.conn.execute(
-            select(t.outbox.c.id, t.outbox.c.fields).where(t.outbox.c.fields.like("%subject%"))
-        ).all()
-        for row in rows:
-            fields = json.loads(row.fields)
-            data = json.loads(fields.get("data", "{}"))
-            if data.get("profile_id") in ids and data.get("subject"):
-                data["subject"] = ""
-                fields["data"] = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-                self.conn.execute(
-                    update(t.outbox)
-                    .where(t.outbox.c.id == row.id)
-                    .values(fields=json.dumps(fields))
-                )
-                scrubbed += 1
-        return scrubbed
 
     def prune_inbox(self, before: datetime) -> int:
         """Forget consumed event ids older than any redelivery could be."""
