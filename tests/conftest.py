@@ -10,7 +10,7 @@ import pytest
 import redis as redis_lib
 
 from shared.config import Settings
-from shared.testing import RedisServer, auth
+from shared.testing import RedisClusterServers, RedisServer, auth
 
 API_KEYS = {
     "admin": "test-admin-secret",
@@ -37,6 +37,26 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_servers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RedisClusterServers]:
+    """One local 3-master Redis Cluster for the whole run (it takes seconds to form)."""
+    servers = RedisClusterServers(tmp_path_factory.mktemp("cluster"))
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_servers(redis_cluster_servers: RedisClusterServers) -> RedisClusterServers:
+    """The session's cluster, emptied for this test module."""
+    for node in redis_cluster_servers.nodes:
+        client = redis_lib.Redis(host="127.0.0.1", port=node.port)
+        client.flushall()
+        client.close()
+    return redis_cluster_servers
 
 
 @pytest.fixture

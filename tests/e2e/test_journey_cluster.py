@@ -71,10 +71,8 @@ class AlternatingJourney(Journey):
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
-    servers = RedisClusterServers(Path(tmp_path_factory.mktemp("journey-cluster")))
-    yield servers
-    servers.stop()
+def cluster(cluster_servers: RedisClusterServers) -> RedisClusterServers:
+    return cluster_servers
 
 
 @pytest.fixture(scope="module")

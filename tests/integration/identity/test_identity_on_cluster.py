@@ -9,7 +9,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,10 +43,8 @@ KBA = {"first_pet": "Rex", "birth_city": "Oslo"}
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
-    running = RedisClusterServers(Path(tmp_path_factory.mktemp("idn-cluster")))
-    yield running
-    running.stop()
+def servers(cluster_servers: RedisClusterServers) -> RedisClusterServers:
+    return cluster_servers
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,12 +25,10 @@ TASK = {"channel": "chat", "customer_id": "c-1", "category": "basic", "language"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    servers = RedisClusterServers(Path(tmp_path_factory.mktemp("rt-cluster")))
-    client = RedisCluster.from_url(servers.url, decode_responses=True)
+def cluster(cluster_servers: RedisClusterServers) -> Iterator[RedisCluster]:
+    client = RedisCluster.from_url(cluster_servers.url, decode_responses=True)
     yield client
     client.close()
-    servers.stop()
 
 
 def test_two_pools_route_on_different_cluster_nodes(cluster: RedisCluster) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from redis.cluster import RedisCluster
@@ -15,12 +14,10 @@ from shared.testing import RedisClusterServers
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    servers = RedisClusterServers(Path(tmp_path_factory.mktemp("cluster")))
-    client = RedisCluster.from_url(servers.url, decode_responses=True)
+def cluster(cluster_servers: RedisClusterServers) -> Iterator[RedisCluster]:
+    client = RedisCluster.from_url(cluster_servers.url, decode_responses=True)
     yield client
     client.close()
-    servers.stop()
 
 
 def test_a_consumer_of_several_streams_handles_all_and_dead_letters_on_a_cluster(
