@@ -101,6 +101,7 @@ _WRK_SCRIPT = """
 wrk.method = %(method)s
 wrk.body = %(body)s
 %(headers)s
+%(request)s
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
                + summary.errors.status + summary.errors.timeout
@@ -123,8 +124,14 @@ def http_load(
     concurrency: int = 32,
     duration: float = 10.0,
     threads: int = 2,
+    wrk_request: str | None = None,
 ) -> LoadResult:
-    """Offer ``concurrency`` connections to ``url`` for ``duration`` seconds."""
+    """Offer ``concurrency`` connections to ``url`` for ``duration`` seconds.
+
+    ``wrk_request`` is Lua run by wrk before each request (e.g. a random body:
+    ``request = function() ... return wrk.format(...) end``); the Python fallback
+    sends ``body`` every time instead.
+    """
     payload = "" if body is None else (body if isinstance(body, str) else json.dumps(body))
     all_headers = dict(headers or {})
     if payload:
@@ -137,6 +144,7 @@ def http_load(
             "headers": "\n".join(
                 f"wrk.headers[{_lua(k)}] = {_lua(v)}" for k, v in all_headers.items()
             ),
+            "request": wrk_request or "",
         }
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
             fh.write(script)
