@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from shared.bus import Consumer, Delivery, Handler
 from shared.events import Event
 
 BUCKET_SECONDS = 300
@@ -67,24 +67,10 @@ class BucketCounters:
 
 def occurred_epoch(event: Event) -> float:
     """The event's own time, so a replayed or late event lands in its bucket."""
-    from datetime import datetime
-
     try:
         return datetime.fromisoformat(event.occurred_at.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return time.time()
 
 
-def projector(
-    redis: Any,
-    stream: str,
-    group: str,
-    name: str,
-    handlers: Mapping[str, Handler],
-    **options: Any,
-) -> Consumer:
-    """A consumer of ``stream`` in group ``group`` running the KPI ``handlers``."""
-    return Consumer(redis, [stream], group, name, handlers, **options)
-
-
-__all__ = ["BucketCounters", "Delivery", "WindowArgs", "occurred_epoch", "projector"]
+__all__ = ["BucketCounters", "WindowArgs", "occurred_epoch"]
