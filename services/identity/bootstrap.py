@@ -11,11 +11,12 @@ from services.identity.adapters.delivery import DevDelivery, SmtpDelivery, Webho
 from services.identity.adapters.documents import SandboxDocumentVerifier
 from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
 from services.identity.adapters.jwt_tokens import load_pem_keys as _load
-from services.identity.adapters.redis_store import RedisStore
+from services.identity.adapters.redis_store import TRACKED_PREFIXES, RedisStore
 from services.identity.factors import DELIVERY_GROUP, DOCUMENT_GROUP, load_named, load_registry
 from services.identity.ports import DeliveryProvider
 from services.identity.service import IdentityConfig, IdentityService
 from shared.config import ConfigError, Settings
+from shared.tracking import TrackedCache
 
 OTP_CHANNELS = ("sms", "email", "voice")
 
@@ -124,7 +125,9 @@ def build_config(settings: Settings) -> IdentityConfig:
 
 
 def build_service(settings: Settings, redis: Any, publisher: Any) -> IdentityService:
-    store = RedisStore(redis, publisher)
+    keys = settings.int_env("IDENTITY_READ_CACHE_KEYS", 100_000, minimum=0)
+    cache = TrackedCache(redis, TRACKED_PREFIXES, keys) if keys else None
+    store = RedisStore(redis, publisher, cache)
     delivery = build_delivery(settings, redis)
     return IdentityService(
         store,

@@ -51,6 +51,7 @@ from typing import Any
 from redis.cluster import RedisCluster
 
 from shared.events import Event
+from shared.tracking import Read, TrackedCache
 
 P = "idn:"
 SHARDS = 16  # fixed for the life of the data: a customer's shard is part of their ids
@@ -102,6 +103,16 @@ def skey(sid: str) -> str:
 
 def totp_key(fid: str) -> str:
     return f"{tag(shard_of_id(fid))}totp:{fid}"
+
+
+# What the read cache may hold, and so what Redis must tell it about: sessions,
+# the customer keys (profile tier, session set), policies and risk flags.
+TRACKED_PREFIXES = (
+    *(tag(k) + "s:" for k in range(SHARDS)),
+    *(tag(k) + "c:" for k in range(SHARDS)),
+    POLICIES,
+    P + "flag:",
+)
 
 
 def stats_keys(shard: int) -> tuple[str, str]:
@@ -239,9 +250,13 @@ def _j(value: Any) -> str:
 
 
 class RedisStore:
-    def __init__(self, redis: Any, publisher: Any = None) -> None:
+    def __init__(
+        self, redis: Any, publisher: Any = None, cache: TrackedCache | None = None
+    ) -> None:
         self.r = redis
         self.publisher = publisher
+        # Serves the token and status checks without a round trip; see shared/tracking.py.
+        self.cache = cache
         # On a cluster sb:events:identity is in another slot than the state it goes with.
         self.cluster = isinstance(redis, RedisCluster)
         self._reserve = redis.register_script(_RESERVE)
@@ -511,8 +526,18 @@ class RedisStore:
             self._stage(pipe, events, shard_of(cid))
             pipe.execute()
 
+    def _read(self, reads: Sequence[Read]) -> list[Any]:
+        if self.cache is not None:
+            return self.cache.fetch(reads)
+        if len(reads) == 1:
+            return [self.r.execute_command(*reads[0])]
+        with self.r.pipeline(transaction=False) as pipe:
+            for read in reads:
+                pipe.execute_command(*read)
+            return pipe.execute()
+
     def session(self, sid: str) -> dict[str, Any] | None:
-        raw = self.r.get(skey(sid))
+        (raw,) = self._read([("GET", skey(sid))])
         return json.loads(raw) if raw else None
 
     def sessions_of(self, cid: str) -> list[dict[str, Any]]:
@@ -570,7 +595,8 @@ class RedisStore:
         return bool(self.r.set(f"{P}flag:{fp}", "1", nx=True, ex=ttl))
 
     def is_flagged(self, fp: str) -> bool:
-        return bool(self.r.exists(f"{P}flag:{fp}"))
+        (found,) = self._read([("EXISTS", f"{P}flag:{fp}")])
+        return bool(found)
 
     # -- KPIs (per shard, summed when read) -------------------------------------
     def count(self, **counters: int) -> None:
@@ -684,6 +710,15 @@ class RedisStore:
         """(projected tier, active sessions, stored policies): one script call standalone,
         the script and a read of the policies on a cluster."""
         keys = [ckey(cid, "profile"), ckey(cid, "sessions")]
+        if self.cache is not None:  # all hits in the steady state: no round trip
+            tier, sids, policies = self.cache.fetch(
+                [("HGET", keys[0], "tier"), ("SMEMBERS", keys[1]), ("HGETALL", POLICIES)]
+            )
+            raw = self.cache.fetch([("GET", skey(sid)) for sid in sorted(sids)])
+            # A cached copy outlives the key's TTL until Redis expires the key itself.
+            now = time.time()
+            live = [s for s in map(json.loads, filter(None, raw)) if s.get("exp", now + 1) > now]
+            return tier or "", live, policies
         prefix = tag(shard_of(cid)) + "s:"
         if self.cluster:
             tier, sessions, _ = self._status(keys=keys, args=[prefix])

@@ -1,0 +1,264 @@
+"""A process-local read cache over Redis that Redis itself keeps coherent.
+
+Hot reads (a session behind a token, the sessions of a caller an IVR asks
+about) would otherwise cost a network round trip each, and on a small machine
+that round trip is most of a request. This is Redis's server-assisted
+client-side caching (``CLIENT TRACKING``, Redis >= 6) in broadcast mode: one
+connection per primary asks to be told of every write under the given key
+prefixes and receives the notices itself (RESP2: redirected to its own id,
+subscribed to ``__redis__:invalidate``).
+
+Why a stale answer cannot follow a write: Redis queues the notice in the same
+event-loop pass that answers the writer, and every cached read first drains
+its notice connection without blocking. By the time anyone could have learned
+of a write (the writer's reply, then an HTTP answer, then a new request) the
+notice is already in this process's socket. A read concurrent with a write may
+see either value, as without a cache.
+
+Failure: if a notice connection breaks, or the set of primaries changes, the
+cache empties and is bypassed (every read goes to Redis) until the notice
+connections are back. The state stays in Redis; a process only holds copies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from itertools import islice
+from typing import Any
+
+from redis.cluster import RedisCluster
+
+log = logging.getLogger("sb.tracking")
+
+CHANNEL = "__redis__:invalidate"
+CACHEABLE = frozenset({"GET", "HGET", "HGETALL", "SMEMBERS", "EXISTS"})
+_MISSING = object()
+Read = tuple[str, ...]  # (command, key, *args): one cacheable read
+
+
+class _Notices:
+    """One node's notice connection: tracking in broadcast mode, redirected to itself.
+
+    Redirect and subscribe make it work with either protocol: RESP2 hears notices
+    as messages on the channel, RESP3 as pushes.
+    """
+
+    def __init__(self, client: Any, prefixes: Sequence[str]) -> None:
+        pool = client.connection_pool
+        self.conn = pool.connection_class(**pool.connection_kwargs)
+        self.conn.connect()
+        # RESP3 delivers notices as "invalidate" pushes, which redis-py drops unless asked.
+        self.conn._parser.set_invalidation_push_handler(lambda push: push)
+        self.conn.send_command("CLIENT", "ID", check_health=False)
+        own_id = self.conn.read_response()
+        options = [word for prefix in prefixes for word in ("PREFIX", prefix)]
+        self.conn.send_command(
+            "CLIENT", "TRACKING", "ON", "REDIRECT", own_id, "BCAST", *options, check_health=False
+        )
+        self.conn.read_response()
+        self.conn.send_command("SUBSCRIBE", CHANNEL, check_health=False)
+        self.conn.read_response(push_request=True)  # RESP3 answers SUBSCRIBE with a push
+
+    def drain(self) -> list[list[str] | None]:
+        """The notices waiting, without blocking; ``None`` means "forget everything"."""
+        out: list[list[str] | None] = []
+        while self.conn.can_read(timeout=0):
+            message = self.conn.read_response(push_request=True)
+            if not isinstance(message, list) or not message:
+                continue
+            if message[0] == "invalidate" and len(message) == 2:  # RESP3
+                out.append(message[1])
+            elif message[0] == "message" and len(message) == 3:  # RESP2, via the channel
+                out.append(message[2])
+        return out
+
+    def fileno(self) -> int:
+        return self.conn._sock.fileno()  # for select(): waiting needs no lock
+
+    def close(self) -> None:
+        self.conn.disconnect()
+
+
+class TrackedCache:
+    """Read-through cache of ``CACHEABLE`` reads of keys under ``prefixes``.
+
+    Only keys under a tracked prefix may be read through it: a write elsewhere
+    would never be heard of. Holds at most ``max_keys`` Redis keys (oldest first
+    out). Safe across threads; after a fork the child starts empty.
+    """
+
+    def __init__(self, redis: Any, prefixes: Sequence[str], max_keys: int = 100_000) -> None:
+        self.r = redis
+        self.prefixes = tuple(prefixes)
+        self.max_keys = max_keys
+        self.cluster = isinstance(redis, RedisCluster)
+        self.hits = self.misses = 0
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict[Read, Any]] = {}
+        self._generation = 0  # bumped by every notice: a fill that raced one is not kept
+        self._notices: list[_Notices] = []
+        self._primaries: frozenset[str] = frozenset()
+        self._live = False
+        self._retry_at = 0.0
+        self._pid = 0
+        self._closed = False
+        self._checked = 0.0
+
+    # -- reads -------------------------------------------------------------------
+    def fetch(self, reads: Sequence[Read]) -> list[Any]:
+        """The answers to ``reads``, from the cache or in one pipeline to Redis."""
+        for read in reads:
+            if read[0] not in CACHEABLE or not read[1].startswith(self.prefixes):
+                raise ValueError(f"not a tracked read: {read[0]} {read[1]}")
+        results: list[Any] = [_MISSING] * len(reads)
+        with self._lock:
+            live = self._refresh()
+            generation = self._generation
+            if live:
+                for i, read in enumerate(reads):
+                    results[i] = self._entries.get(read[1], {}).get(read, _MISSING)
+            missing = [i for i, value in enumerate(results) if value is _MISSING]
+            self.hits += len(reads) - len(missing)
+            self.misses += len(missing)
+        if missing:
+            values = self._load([reads[i] for i in missing])
+            with self._lock:
+                keep = live and self._refresh() and self._generation == generation
+                for i, value in zip(missing, values, strict=True):
+                    results[i] = value
+                    if keep:
+                        self._entries.setdefault(reads[i][1], {})[reads[i]] = value
+                if keep and len(self._entries) > self.max_keys:
+                    for key in list(islice(self._entries, len(self._entries) - self.max_keys)):
+                        del self._entries[key]
+        return [_copy(value) for value in results]
+
+    def _load(self, reads: Sequence[Read]) -> list[Any]:
+        if len(reads) == 1:
+            return [self.r.execute_command(*reads[0])]
+        with self.r.pipeline(transaction=False) as pipe:
+            for read in reads:
+                pipe.execute_command(*read)
+            return pipe.execute()
+
+    # -- coherence -----------------------------------------------------------------
+    def _refresh(self, reopen: bool = False) -> bool:
+        """Under the lock: apply waiting notices. Live?
+
+        Connections open on first use; after a failure the listener reopens them,
+        so a request never waits on a reconnect."""
+        if self._pid != os.getpid():  # first use in this process, or a forked child
+            self._pid = os.getpid()
+            self._entries.clear()
+            self._notices, self._live, self._retry_at = [], False, 0.0
+            if not self._closed:
+                threading.Thread(
+                    target=_listen, args=(weakref.ref(self),), name="sb-tracking", daemon=True
+                ).start()
+        due = reopen and time.monotonic() >= self._retry_at
+        if not self._live and not self._closed and (due or self._retry_at == 0.0):
+            self._open()
+        if self._live:
+            try:
+                for notices in self._notices:
+                    self._apply(notices.drain())
+            except Exception as exc:  # noqa: BLE001 - any failure: stop trusting copies
+                self._fail(exc)
+        return self._live
+
+    def _open(self) -> None:
+        try:
+            nodes = self.r.get_primaries() if self.cluster else [None]
+            clients = [self.r.get_redis_connection(n) if n else self.r for n in nodes]
+            self._notices = [_Notices(client, self.prefixes) for client in clients]
+            self._primaries = frozenset(n.name for n in nodes if n is not None)
+            self._entries.clear()  # anything kept from before may have missed a notice
+            self._generation += 1
+            self._live = True
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException | None) -> None:
+        if self._live and not self._closed:
+            log.warning("read cache off until Redis notices resume", extra={"error": repr(exc)})
+        for notices in self._notices:
+            try:
+                notices.close()
+            except Exception:  # noqa: BLE001,S110 - closing a broken connection
+                pass
+        self._notices, self._live = [], False
+        self._entries.clear()
+        self._generation += 1
+        self._retry_at = time.monotonic() + 1.0
+
+    def _apply(self, batches: list[list[str] | None]) -> None:
+        for keys in batches:
+            self._generation += 1
+            if keys is None:
+                self._entries.clear()
+            else:
+                for key in keys:
+                    self._entries.pop(key, None)
+
+    def _wait(self) -> bool:
+        """Between reads: wait for notices and apply them, so Redis never holds a
+        backlog for us; reopen after a failure. False once there is nothing to do."""
+        fds = [n.fileno() for n in self._notices] if self._live else []
+        try:
+            if fds:
+                select.select(fds, [], [], 1.0)
+            else:
+                time.sleep(0.2)
+        except (OSError, ValueError):
+            time.sleep(0.05)  # a connection closed under us: the lock holder saw why
+        with self._lock:
+            if self._pid != os.getpid() or self._closed:
+                return False
+            self._refresh(reopen=True)
+            if self.cluster and self._live and time.monotonic() - self._checked > 5:
+                self._checked = time.monotonic()
+                self._check_topology()
+        return True
+
+    def _check_topology(self) -> None:
+        try:
+            names = frozenset(n.name for n in self.r.get_primaries())
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+            return
+        if names != self._primaries:
+            self._fail(None)  # a new primary is not heard from yet: reopen against all
+
+    @property
+    def live(self) -> bool:
+        with self._lock:
+            return self._refresh()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._generation += 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._fail(None)
+
+
+def _listen(ref: weakref.ref[TrackedCache]) -> None:
+    # Holds the cache only while working: a cache nobody uses any more is collected.
+    while (cache := ref()) is not None and cache._wait():
+        del cache
+
+
+def _copy(value: Any) -> Any:
+    # Callers own what they get: a cached set or dict is never handed out itself.
+    if isinstance(value, dict | set | list):
+        return value.copy()
+    return value
