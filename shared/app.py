@@ -10,6 +10,7 @@ its domain errors and its readiness checks.
 from __future__ import annotations
 
 import http
+import json
 import logging
 import re
 import time
@@ -24,6 +25,8 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest.utils import prepare_response
 from marshmallow import INCLUDE, Schema, fields
+from webargs import core as webargs_core
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
 from shared import idempotency
@@ -114,22 +117,60 @@ def http_problem(error: HTTPException) -> ProblemError:
     )
 
 
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
 class OrjsonProvider(DefaultJSONProvider):
-    """Flask's JSON in and out through orjson: a few times faster on every request."""
+    """Flask's JSON in and out through orjson: a few times faster on every request.
+
+    orjson stops at 64-bit integers (it reads larger ones as floats and will not
+    write them); those rare documents go through the standard library instead.
+    """
 
     # Validation messages of list items are keyed by index: {"items": {0: [...]}}.
     OPTIONS = orjson.OPT_NON_STR_KEYS
 
+    def _bytes(self, obj: Any) -> bytes:
+        try:
+            return orjson.dumps(obj, default=self.default, option=self.OPTIONS)
+        except TypeError:
+            return json.dumps(obj, default=self.default, separators=(",", ":")).encode()
+
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        return orjson.dumps(obj, default=self.default, option=self.OPTIONS).decode()
+        return self._bytes(obj).decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return orjson.loads(s)
+        data = s.encode() if isinstance(s, str) else s
+        return json.loads(data) if _LONG_NUMBER.search(data) else orjson.loads(data)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
-        obj = self._prepare_response_obj(args, kwargs)
-        body = orjson.dumps(obj, default=self.default, option=self.OPTIONS)
-        return Response(body, mimetype=self.mimetype)
+        return Response(
+            self._bytes(self._prepare_response_obj(args, kwargs)), mimetype=self.mimetype
+        )
+
+
+class ArgumentsParser(FlaskParser):
+    """webargs reading JSON bodies with orjson: stdlib json was a tenth of a small request."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        if not is_json_request(req):
+            return webargs_core.missing
+        data = req.get_data(cache=True)
+        if not data:
+            return webargs_core.missing
+        if _LONG_NUMBER.search(data):
+            return webargs_core.parse_json(data)  # orjson would turn a huge integer into a float
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:  # never "empty" here: webargs reads that as absent
+            doc = data.decode(errors="replace") or "?"
+            raise json.JSONDecodeError(str(exc), doc=doc, pos=0) from None
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """The services' blueprint: flask-smorest's, with the faster arguments parser."""
+
+    ARGUMENTS_PARSER = ArgumentsParser()
 
 
 class ProblemSchema(Schema):
@@ -176,7 +217,7 @@ class ReadySchema(Schema):
 
 
 def _ops_blueprint() -> flask_smorest.Blueprint:
-    blp = flask_smorest.Blueprint("ops", __name__, description="Health and metrics")
+    blp = Blueprint("ops", __name__, description="Health and metrics")
 
     @blp.route("/healthz")
     @blp.response(200, HealthSchema)

@@ -6,7 +6,6 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import Response, request
-from flask_smorest import Blueprint
 
 from services.crm import kpis
 from services.crm import schemas as s
@@ -20,7 +19,7 @@ from services.crm.domain.errors import (
 )
 from services.crm.ports import PeerUnavailable, StoreUnavailable
 from services.crm.service import CrmService, RateLimited
-from shared.app import ctx, problem_response
+from shared.app import Blueprint, ctx, problem_response
 from shared.auth import current_client, require_scope
 from shared.errors import (
     PROBLEM_BASE,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, request
-from flask_smorest import Blueprint
 
 from services.identity import schemas as s
 from services.identity.domain import errors as e
 from services.identity.service import IdentityService
-from shared.app import ctx, problem_response
+from shared.app import Blueprint, ctx, problem_response
 from shared.auth import current_client, require_scope
 from shared.errors import PROBLEM_BASE, ProblemError
 from shared.pagination import PageArgs, decode_cursor, encode_cursor

@@ -6,8 +6,6 @@ import re
 import time
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from services.routing import kpis
 from services.routing.schemas import (
     AgentInSchema,
@@ -25,7 +23,7 @@ from services.routing.schemas import (
     TaskSchema,
 )
 from services.routing.service import RoutingService
-from shared.app import ctx
+from shared.app import Blueprint, ctx
 from shared.auth import require_scope
 from shared.errors import BadRequest
 from shared.kpis import WindowArgs

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_smorest import Blueprint
+
 from marshmallow import Schema, fields, validate
 
-from shared.app import build_app
+from shared.app import Blueprint, build_app
 from shared.auth import require_scope
 from shared.config import Settings
 from shared.errors import Conflict, TooManyRequests
@@ -123,6 +123,26 @@ def test_malformed_json_is_a_400_problem(client, headers) -> None:
         "/v1/widgets", data="{not json", content_type="application/json", headers=headers("channel")
     )
     assert problem(response, 400)["title"] == "Malformed JSON"
+
+
+def test_a_body_that_is_not_utf8_is_malformed_json(client, headers) -> None:
+    response = client.post(
+        "/v1/widgets",
+        data=b'{"name": "\xff"}',
+        content_type="application/json",
+        headers=headers("channel"),
+    )
+    assert problem(response, 400)["title"] == "Malformed JSON"
+
+
+def test_a_huge_integer_is_read_exactly_not_as_a_float(client, headers) -> None:
+    # 10**30 + 1 is not a float: parsed exactly, it is a valid size and comes back whole.
+    body = '{"name": "big", "size": 1000000000000000000000000000001}'
+    response = client.post(
+        "/v1/widgets", data=body, content_type="application/json", headers=headers("channel")
+    )
+    assert response.status_code == 201, response.json
+    assert response.json["size"] == 10**30 + 1
 
 
 def test_a_body_that_is_not_json_is_415(client, headers) -> None:
