@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import threading
 import time
 import weakref
@@ -39,6 +38,7 @@ log = logging.getLogger("sb.tracking")
 CHANNEL = "__redis__:invalidate"
 CACHEABLE = frozenset({"GET", "HGET", "HGETALL", "SMEMBERS", "EXISTS"})
 _MISSING = object()
+POLL = 0.05
 Read = tuple[str, ...]  # (command, key, *args): one cacheable read
 
 
@@ -77,9 +77,6 @@ class _Notices:
             elif message[0] == "message" and len(message) == 3:  # RESP2, via the channel
                 out.append(message[2])
         return out
-
-    def fileno(self) -> int:
-        return self.conn._sock.fileno()  # for select(): waiting needs no lock
 
     def close(self) -> None:
         self.conn.disconnect()
@@ -207,16 +204,12 @@ class TrackedCache:
                     self._entries.pop(key, None)
 
     def _wait(self) -> bool:
-        """Between reads: wait for notices and apply them, so Redis never holds a
-        backlog for us; reopen after a failure. False once there is nothing to do."""
-        fds = [n.fileno() for n in self._notices] if self._live else []
-        try:
-            if fds:
-                select.select(fds, [], [], 1.0)
-            else:
-                time.sleep(0.2)
-        except (OSError, ValueError):
-            time.sleep(0.05)  # a connection closed under us: the lock holder saw why
+        """Between reads: apply notices every ``POLL`` seconds, so Redis never holds a
+        backlog for us, and reopen after a failure. False once there is nothing to do.
+
+        Polling, not waking on each notice: under a burst of writes one pass takes
+        them all, and a read drains what is pending itself anyway."""
+        time.sleep(POLL)
         with self._lock:
             if self._pid != os.getpid() or self._closed:
                 return False
