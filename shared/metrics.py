@@ -92,9 +92,23 @@ class Metrics:
             ["group", "event_type", "outcome"],
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.stream_collector = StreamCollector(redis, list(STREAMS.values())) if redis else None
         if self.stream_collector is not None:
             self.registry.register(self.stream_collector)
+
+    def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
+        """Count one HTTP request and its latency. The labelled children are kept:
+        prometheus-client validates and looks up labels on every ``labels()`` call."""
+        key = (method, endpoint, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(self.service, method, endpoint, str(status)),
+                self.latency.labels(self.service, method, endpoint),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         if not self.multiproc_dir:
