@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 import weakref
@@ -64,9 +65,20 @@ class _Notices:
         self.conn.read_response()
         self.conn.send_command("SUBSCRIBE", CHANNEL, check_health=False)
         self.conn.read_response(push_request=True)  # RESP3 answers SUBSCRIBE with a push
+        # After a full drain the parser holds no whole message, so "nothing pending"
+        # is one poll() of the socket: redis-py's can_read() costs several times that.
+        self._poll = select.poll()
+        self._poll.register(self.conn._sock, select.POLLIN)
+        self.backlog = self._read_all()
 
     def drain(self) -> list[list[str] | None]:
         """The notices waiting, without blocking; ``None`` means "forget everything"."""
+        backlog, self.backlog = self.backlog, []
+        if not self._poll.poll(0):
+            return backlog
+        return backlog + self._read_all()
+
+    def _read_all(self) -> list[list[str] | None]:
         out: list[list[str] | None] = []
         while self.conn.can_read(timeout=0):
             message = self.conn.read_response(push_request=True)
@@ -110,9 +122,6 @@ class TrackedCache:
     # -- reads -------------------------------------------------------------------
     def fetch(self, reads: Sequence[Read]) -> list[Any]:
         """The answers to ``reads``, from the cache or in one pipeline to Redis."""
-        for read in reads:
-            if read[0] not in CACHEABLE or not read[1].startswith(self.prefixes):
-                raise ValueError(f"not a tracked read: {read[0]} {read[1]}")
         results: list[Any] = [_MISSING] * len(reads)
         with self._lock:
             live = self._refresh()
@@ -124,6 +133,9 @@ class TrackedCache:
             self.hits += len(reads) - len(missing)
             self.misses += len(missing)
         if missing:
+            for i in missing:  # only a checked read is ever cached, so hits need no check
+                if reads[i][0] not in CACHEABLE or not reads[i][1].startswith(self.prefixes):
+                    raise ValueError(f"not a tracked read: {reads[i][0]} {reads[i][1]}")
             values = self._load([reads[i] for i in missing])
             with self._lock:
                 keep = live and self._refresh() and self._generation == generation
@@ -150,8 +162,8 @@ class TrackedCache:
 
         Connections open on first use; after a failure the listener reopens them,
         so a request never waits on a reconnect."""
-        if self._pid != os.getpid():  # first use in this process, or a forked child
-            self._pid = os.getpid()
+        if self._pid != _pid:  # first use in this process, or a forked child
+            self._pid = _pid
             self._entries.clear()
             self._notices, self._live, self._retry_at = [], False, 0.0
             if not self._closed:
@@ -211,7 +223,7 @@ class TrackedCache:
         them all, and a read drains what is pending itself anyway."""
         time.sleep(POLL)
         with self._lock:
-            if self._pid != os.getpid() or self._closed:
+            if self._pid != _pid or self._closed:
                 return False
             self._refresh(reopen=True)
             if self.cluster and self._live and time.monotonic() - self._checked > 5:
@@ -242,6 +254,17 @@ class TrackedCache:
         with self._lock:
             self._closed = True
             self._fail(None)
+
+
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _listen(ref: weakref.ref[TrackedCache]) -> None:
