@@ -82,6 +82,9 @@ class Tx(Protocol):
 class Store(Protocol):
     def transaction(self) -> AbstractContextManager[Tx]: ...
     def reader(self) -> AbstractContextManager[Tx]: ...
+    def holders(self, wanted: Sequence[Identifier]) -> dict[str, dict[str, Any]]:
+        """``Tx.holders`` as one read of its own, outside any transaction."""
+        ...
 
 
 class PeerExports(Protocol):

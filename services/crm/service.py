@@ -138,6 +138,10 @@ class CrmService:
     ) -> dict[str, Any]:
         if held is None:
             held = [Identifier(i["type"], i["value"]) for i in tx.identifiers_of([row["id"]])]
+        return self._view_of(row, held)
+
+    @staticmethod
+    def _view_of(row: Mapping[str, Any], held: Sequence[Identifier]) -> dict[str, Any]:
         return {
             "id": row["id"],
             "name": row["name"],
@@ -236,12 +240,11 @@ class CrmService:
 
         # The common case - every identifier known, all on one profile - is one
         # read without a transaction; anything else takes the transactional path.
-        with self.store.reader() as reader:
-            holders = reader.holders(idents)
-            if len(holders) == 1:
-                [held] = holders.values()
-                if set(idents) <= set(held["identifiers"]):
-                    return self._view(reader, held["row"], held["identifiers"]), False
+        holders = self.store.holders(idents)
+        if len(holders) == 1:
+            [held] = holders.values()
+            if set(idents) <= set(held["identifiers"]):
+                return self._view_of(held["row"], held["identifiers"]), False
 
         def work(tx: Tx) -> tuple[dict[str, Any] | None, bool, tuple[str, ...]]:
             holders = tx.holders(idents)

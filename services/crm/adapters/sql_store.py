@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     Table,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -29,6 +30,9 @@ from services.crm.domain.identifiers import Identifier
 from services.crm.ports import Contention, StoreUnavailable
 from shared.events import STREAMS, Event
 from shared.sql_outbox import add_to_outbox
+
+if TYPE_CHECKING:
+    import psycopg
 
 # Tables that hold rows of one profile, by the name the service uses.
 OWNED: dict[str, Table] = {
@@ -72,6 +76,53 @@ _IDENTIFIERS_OF_ONE = (
 )
 _CASE_BY_ID = select(t.cases).where(t.cases.c.id == bindparam("case_id"))
 _CASE_BY_NUMBER = select(t.cases).where(t.cases.c.case_number == bindparam("case_number"))
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A SELECT compiled once for one dialect, to run on the bare DBAPI connection:
+    its SQL text, its result keys and SQLAlchemy's own result processors, so rows come
+    out exactly as ``Connection.execute`` would give them."""
+
+    sql: str
+    keys: tuple[str, ...]
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]  # (key, processor) where any
+
+    @classmethod
+    def of(cls, statement: Any, dialect: Dialect) -> _Compiled:
+        compiled = statement.compile(dialect=dialect)
+        # Parameters are passed to the driver as given: refuse a statement whose binds
+        # SQLAlchemy would convert first, rather than silently skip the conversion.
+        for bind in compiled.binds.values():
+            if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
+                raise ValueError(f"bind {bind.key!r} needs a bind processor")
+        columns = statement.selected_columns
+        processors = []
+        for key, column in zip(columns.keys(), columns, strict=True):
+            # The driver's type code is not known here; no processor of these column
+            # types uses it on PostgreSQL (the tests compare both paths row for row).
+            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None:
+                processors.append((key, process))
+        return cls(compiled.string, tuple(columns.keys()), tuple(processors))
+
+    def rows(self, values: Iterable[Sequence[Any]]) -> Iterator[dict[str, Any]]:
+        keys, processors = self.keys, self.processors
+        for row in values:
+            mapping = dict(zip(keys, row, strict=True))
+            for key, process in processors:
+                mapping[key] = process(mapping[key])
+            yield mapping
+
+
+def _by_holder(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Rows of ``_holders_query`` -> profile id -> {"row": profile, "identifiers": [...]}."""
+    found: dict[str, dict[str, Any]] = {}
+    for m in rows:
+        kind, value = m.pop("i_type"), m.pop("i_value")
+        entry = found.setdefault(m["id"], {"row": m, "identifiers": []})
+        entry["identifiers"].append(Identifier(kind, value))
+    return found
 
 
 def _row(mapping: Any) -> dict[str, Any]:
@@ -184,13 +235,7 @@ class SqlTx:
             rows = self.conn.execute(
                 _holders_query(tuple_(_HELD.c.type, _HELD.c.value).in_(pairs))
             ).all()
-        found: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            m = dict(r._mapping)
-            kind, value = m.pop("i_type"), m.pop("i_value")
-            entry = found.setdefault(m["id"], {"row": m, "identifiers": []})
-            entry["identifiers"].append(Identifier(kind, value))
-        return found
+        return _by_holder(dict(r._mapping) for r in rows)
 
     def insert_identifiers(self, profile_id: str, wanted: Sequence[Identifier]) -> None:
         if not wanted:
@@ -443,6 +488,10 @@ class SqlStore:
         # SQLite: the same engine (pysqlite never BEGINs for a SELECT). PostgreSQL:
         # an autocommit engine, so a read costs one round trip, not three.
         self.read_engine = read_engine or engine
+        # PostgreSQL: ``holders`` of one identifier runs on the bare psycopg connection
+        # (compiled on first use, when the dialect has met the server).
+        self._raw = self.read_engine.dialect.name == "postgresql"
+        self._holder_of_one: _Compiled | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
@@ -465,6 +514,50 @@ class SqlStore:
                 yield SqlTx(conn)
         except OperationalError as exc:
             raise StoreUnavailable(type(exc.orig).__name__) from exc
+
+    def holders(self, wanted: Sequence[Identifier]) -> dict[str, dict[str, Any]]:
+        """``SqlTx.holders`` as one read outside any transaction (resolve's hot path)."""
+        if len(wanted) != 1 or not self._raw:
+            with self.reader() as tx:
+                return tx.holders(wanted)
+        return _by_holder(self._holder_of_one_raw(wanted[0]))
+
+    def _holder_of_one_raw(self, wanted: Identifier) -> list[dict[str, Any]]:
+        """``_HOLDER_OF_ONE`` straight on psycopg: the hottest query of the service spends
+        more CPU in SQLAlchemy's Connection and result layers than in the driver. Same
+        pool, same AUTOCOMMIT connection, same errors as ``reader()``; rows are built
+        with SQLAlchemy's result processors, so they equal what the Core path returns."""
+        dialect = self.read_engine.dialect
+        dbapi = dialect.loaded_dbapi
+        try:
+            # The pool's own checkout: the driver's exception, not SQLAlchemy's wrapper.
+            pooled = self.read_engine.raw_connection()
+        except dbapi.OperationalError as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+        try:
+            if self._holder_of_one is None:
+                self._holder_of_one = _Compiled.of(_HOLDER_OF_ONE, dialect)
+            query = self._holder_of_one
+            params = {"kind": wanted.type, "value": wanted.value}
+            # prepare=True: parsed and planned once per connection, not per request.
+            driver = cast("psycopg.Connection[tuple[Any, ...]]", pooled.driver_connection)
+            values = driver.execute(query.sql, params, prepare=True).fetchall()
+        except BaseException as exc:
+            # Never hand a connection in an unknown state back to the pool (an
+            # interrupted wait leaves a result pending). On a lost server, drop every
+            # connection as old as this one, as SQLAlchemy's Connection does.
+            if isinstance(exc, dbapi.Error) and dialect.is_disconnect(
+                exc, pooled.dbapi_connection, None
+            ):
+                self.read_engine.pool._invalidate(pooled, exc)  # invalidates this one too
+            else:
+                pooled.invalidate(exc)
+            pooled.close()
+            if isinstance(exc, dbapi.OperationalError):
+                raise StoreUnavailable(type(exc).__name__) from exc
+            raise
+        pooled.close()
+        return list(query.rows(values))
 
     def dispose(self) -> None:
         self.engine.dispose()
