@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -15,9 +16,15 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 MAX_ATTRIBUTES_BYTES = 16 * 1024
 
 
+# C0 control characters but tab, newline and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _printable(value: str) -> None:
     # NUL and other control characters break PostgreSQL text and every log reader.
-    if any(ord(ch) < 32 and ch not in "\n\t\r" for ch in value):
+    # (One regex search: several times cheaper than a per-character loop, and it
+    # runs on every text field of every request.)
+    if _CONTROL.search(value):
         raise ValidationError("must not contain control characters")
 
 

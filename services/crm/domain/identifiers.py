@@ -51,6 +51,7 @@ class IdentifierPolicy:
     extra_types: tuple[str, ...] = ()
     extra_junk: tuple[str, ...] = ()
     _junk: frozenset[str] = field(init=False, repr=False, compare=False)
+    _types: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in self.extra_types:
@@ -58,10 +59,13 @@ class IdentifierPolicy:
                 raise ValueError(f"identifier type {name!r} must match {_TYPE_NAME.pattern}")
         junk = {v.strip().lower() for v in (*DEFAULT_JUNK, *self.extra_junk) if v.strip()}
         object.__setattr__(self, "_junk", frozenset(junk))
+        # Once, not per identifier normalised.
+        types = BUILTIN_TYPES + tuple(t for t in self.extra_types if t not in BUILTIN_TYPES)
+        object.__setattr__(self, "_types", types)
 
     @property
     def types(self) -> tuple[str, ...]:
-        return BUILTIN_TYPES + tuple(t for t in self.extra_types if t not in BUILTIN_TYPES)
+        return self._types
 
     def is_junk(self, raw: str) -> bool:
         value = raw.strip().lower()
@@ -110,6 +114,7 @@ class IdentifierPolicy:
 
 
 _PHONE_CHARS = re.compile(r"^[0-9+()\-.\s/]+$")
+_PHONE_SEPARATORS = re.compile(r"[()\-.\s/]")
 
 
 def normalise_phone(raw: str, region: str) -> str:
@@ -117,7 +122,7 @@ def normalise_phone(raw: str, region: str) -> str:
     text = raw.strip()
     if not _PHONE_CHARS.match(text):
         raise InvalidIdentifier(f"{text!r} is not a phone number")
-    digits_plus = re.sub(r"[()\-.\s/]", "", text)
+    digits_plus = _PHONE_SEPARATORS.sub("", text)
     if digits_plus.startswith("00"):  # international prefix written out (0086...)
         digits_plus = "+" + digits_plus[2:]
     try:
