@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -92,6 +92,12 @@ class Metrics:
             ["group", "event_type", "outcome"],
             registry=self.registry,
         )
+        self.read_cache = Counter(
+            "sb_read_cache",
+            "Reads through a tracked read cache (hit, miss) and its resets",
+            ["service", "result"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.stream_collector = StreamCollector(redis, list(STREAMS.values())) if redis else None
         if self.stream_collector is not None:
@@ -109,6 +115,22 @@ class Metrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def read_cache_observer(self) -> Callable[[int, int, int], None]:
+        """What a ``TrackedCache`` reports its (hits, misses, resets) to."""
+        hit, miss, reset = (
+            self.read_cache.labels(self.service, r) for r in ("hit", "miss", "reset")
+        )
+
+        def observe(hits: int, misses: int, resets: int) -> None:
+            if hits:
+                hit.inc(hits)
+            if misses:
+                miss.inc(misses)
+            if resets:
+                reset.inc(resets)
+
+        return observe
 
     def render(self) -> bytes:
         if not self.multiproc_dir:

@@ -28,7 +28,7 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import Any
 
@@ -107,7 +107,9 @@ class TrackedCache:
         self.prefixes = tuple(prefixes)
         self.max_keys = max_keys
         self.cluster = isinstance(redis, RedisCluster)
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.resets = 0
+        # Told (hits, misses, resets) as they happen, e.g. prometheus counters.
+        self.observer: Callable[[int, int, int], None] | None = None
         self._lock = threading.Lock()
         self._entries: dict[str, dict[Read, Any]] = {}
         self._generation = 0  # bumped by every notice: a fill that raced one is not kept
@@ -132,6 +134,8 @@ class TrackedCache:
             missing = [i for i, value in enumerate(results) if value is _MISSING]
             self.hits += len(reads) - len(missing)
             self.misses += len(missing)
+        if self.observer is not None:
+            self.observer(len(reads) - len(missing), len(missing), 0)
         if missing:
             for i in missing:  # only a checked read is ever cached, so hits need no check
                 if reads[i][0] not in CACHEABLE or not reads[i][1].startswith(self.prefixes):
@@ -195,6 +199,9 @@ class TrackedCache:
 
     def _fail(self, exc: BaseException | None) -> None:
         if self._live and not self._closed:
+            self.resets += 1
+            if self.observer is not None:
+                self.observer(0, 0, 1)
             log.warning("read cache off until Redis notices resume", extra={"error": repr(exc)})
         for notices in self._notices:
             try:

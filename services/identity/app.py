@@ -23,7 +23,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         settings, title="Switchboard Identity", blueprints=[blp, wk], redis=redis, **overrides
     )
     sb = app.extensions["sb"]
-    service = build_service(settings, sb.redis, sb.publisher)
+    service = build_service(
+        settings, sb.redis, sb.publisher, read_cache_observer=sb.metrics.read_cache_observer()
+    )
     sb.extras["identity"] = service
     dev = next(
         (p for p in map(service.delivery, ("sms", "email", "voice")) if isinstance(p, DevDelivery)),

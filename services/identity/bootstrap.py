@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +125,17 @@ def build_config(settings: Settings) -> IdentityConfig:
     )
 
 
-def build_service(settings: Settings, redis: Any, publisher: Any) -> IdentityService:
+def build_service(
+    settings: Settings,
+    redis: Any,
+    publisher: Any,
+    *,
+    read_cache_observer: Callable[[int, int, int], None] | None = None,
+) -> IdentityService:
     keys = settings.int_env("IDENTITY_READ_CACHE_KEYS", 100_000, minimum=0)
     cache = TrackedCache(redis, TRACKED_PREFIXES, keys) if keys else None
+    if cache is not None:
+        cache.observer = read_cache_observer
     store = RedisStore(redis, publisher, cache)
     delivery = build_delivery(settings, redis)
     return IdentityService(

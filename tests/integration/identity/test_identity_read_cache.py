@@ -81,3 +81,17 @@ def test_revoking_every_session_of_a_customer_is_seen_at_once(
 def test_the_cache_can_be_switched_off(make_settings: Callable[..., Settings]) -> None:
     app = create_app(make_settings("identity", IDENTITY_READ_CACHE_KEYS="0"))
     assert app.extensions["sb"].extras["identity"].store.cache is None
+
+
+def test_hits_and_misses_are_on_metrics(replicas: tuple[Api, Api, Flask]) -> None:
+    a, b, b_app = replicas
+    token = approved(a, "c-metrics")["session_token"]
+    for _ in range(3):
+        assert b.introspect(token).json["active"] is True
+    text = b_app.test_client().get("/metrics").get_data(as_text=True)
+    found = {
+        line.split('result="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("sb_read_cache_total{")
+    }
+    assert found["miss"] >= 1 and found["hit"] >= 2
