@@ -153,12 +153,7 @@ class TrackedCache:
         return [_copy(value) for value in results]
 
     def _load(self, reads: Sequence[Read]) -> list[Any]:
-        if len(reads) == 1:
-            return [self.r.execute_command(*reads[0])]
-        with self.r.pipeline(transaction=False) as pipe:
-            for read in reads:
-                pipe.execute_command(*read)
-            return pipe.execute()
+        return read_through(self.r, reads)
 
     # -- coherence -----------------------------------------------------------------
     def _refresh(self, reopen: bool = False) -> bool:
@@ -278,6 +273,16 @@ def _listen(ref: weakref.ref[TrackedCache]) -> None:
     # Holds the cache only while working: a cache nobody uses any more is collected.
     while (cache := ref()) is not None and cache._wait():
         del cache
+
+
+def read_through(redis: Any, reads: Sequence[Read]) -> list[Any]:
+    """``reads`` answered by Redis itself: one command, or one pipeline."""
+    if len(reads) == 1:
+        return [redis.execute_command(*reads[0])]
+    with redis.pipeline(transaction=False) as pipe:
+        for read in reads:
+            pipe.execute_command(*read)
+        return pipe.execute()
 
 
 def _copy(value: Any) -> Any:

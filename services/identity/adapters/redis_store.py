@@ -51,7 +51,7 @@ from typing import Any
 from redis.cluster import RedisCluster
 
 from shared.events import Event
-from shared.tracking import Read, TrackedCache
+from shared.tracking import Read, TrackedCache, read_through
 
 P = "idn:"
 SHARDS = 16  # fixed for the life of the data: a customer's shard is part of their ids
@@ -529,12 +529,7 @@ class RedisStore:
     def _read(self, reads: Sequence[Read]) -> list[Any]:
         if self.cache is not None:
             return self.cache.fetch(reads)
-        if len(reads) == 1:
-            return [self.r.execute_command(*reads[0])]
-        with self.r.pipeline(transaction=False) as pipe:
-            for read in reads:
-                pipe.execute_command(*read)
-            return pipe.execute()
+        return read_through(self.r, reads)
 
     def session(self, sid: str) -> dict[str, Any] | None:
         (raw,) = self._read([("GET", skey(sid))])
