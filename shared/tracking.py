@@ -15,8 +15,9 @@ of a write (the writer's reply, then an HTTP answer, then a new request) the
 notice is already in this process's socket. A read concurrent with a write may
 see either value, as without a cache.
 
-Failure: if a notice connection breaks, or the set of primaries changes, the
-cache empties and is bypassed (every read goes to Redis) until the notice
+Failure: if a notice connection breaks, stops answering its heartbeat for
+three seconds (a host gone without a word), or the set of primaries changes,
+the cache empties and is bypassed (every read goes to Redis) until the notice
 connections are back. The state stays in Redis; a process only holds copies.
 """
 
@@ -40,6 +41,10 @@ CHANNEL = "__redis__:invalidate"
 CACHEABLE = frozenset({"GET", "HGET", "HGETALL", "SMEMBERS", "EXISTS"})
 _MISSING = object()
 POLL = 0.05
+# A half-open connection (a host gone without a word) would never report an error:
+# a heartbeat every HEARTBEAT seconds, unanswered for SILENCE, stops the cache.
+HEARTBEAT = 1.0
+SILENCE = 3.0
 Read = tuple[str, ...]  # (command, key, *args): one cacheable read
 
 
@@ -69,7 +74,18 @@ class _Notices:
         # is one poll() of the socket: redis-py's can_read() costs several times that.
         self._poll = select.poll()
         self._poll.register(self.conn._sock, select.POLLIN)
+        self.pinged = self.answered = time.monotonic()
         self.backlog = self._read_all()
+
+    def ping(self) -> None:
+        """A heartbeat: a connection that stops answering may also miss notices."""
+        self.conn.send_command("PING", check_health=False)
+        if self.pinged <= self.answered:  # the clock runs from the oldest unanswered one
+            self.pinged = time.monotonic()
+
+    def silent_for(self) -> float:
+        """Seconds the oldest unanswered heartbeat has waited (0 when none waits)."""
+        return time.monotonic() - self.pinged if self.pinged > self.answered else 0.0
 
     def drain(self) -> list[list[str] | None]:
         """The notices waiting, without blocking; ``None`` means "forget everything"."""
@@ -82,6 +98,9 @@ class _Notices:
         out: list[list[str] | None] = []
         while self.conn.can_read(timeout=0):
             message = self.conn.read_response(push_request=True)
+            if message == "PONG" or (isinstance(message, list) and message[:1] == ["pong"]):
+                self.answered = time.monotonic()  # RESP3 / RESP2 (subscribed) heartbeat answer
+                continue
             if not isinstance(message, list) or not message:
                 continue
             if message[0] == "invalidate" and len(message) == 2:  # RESP3
@@ -120,6 +139,7 @@ class TrackedCache:
         self._pid = 0
         self._closed = False
         self._checked = 0.0
+        self._pinged = 0.0
 
     # -- reads -------------------------------------------------------------------
     def fetch(self, reads: Sequence[Read]) -> list[Any]:
@@ -176,6 +196,8 @@ class TrackedCache:
             try:
                 for notices in self._notices:
                     self._apply(notices.drain())
+                    if notices.silent_for() > SILENCE:
+                        raise ConnectionError("the notice connection stopped answering")
             except Exception as exc:  # noqa: BLE001 - any failure: stop trusting copies
                 self._fail(exc)
         return self._live
@@ -228,6 +250,13 @@ class TrackedCache:
             if self._pid != _pid or self._closed:
                 return False
             self._refresh(reopen=True)
+            if self._live and time.monotonic() - self._pinged > HEARTBEAT:
+                self._pinged = time.monotonic()
+                try:
+                    for notices in self._notices:
+                        notices.ping()
+                except Exception as exc:  # noqa: BLE001
+                    self._fail(exc)
             if self.cluster and self._live and time.monotonic() - self._checked > 5:
                 self._checked = time.monotonic()
                 self._check_topology()

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-
 from marshmallow import Schema, fields, validate
 
 from shared.app import Blueprint, build_app

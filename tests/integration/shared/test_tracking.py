@@ -129,6 +129,24 @@ def test_a_lost_notice_connection_means_no_cached_answers_until_it_is_back(
     assert cache.fetch([("GET", "t:a")]) == ["3"]
 
 
+def test_a_notice_connection_that_stops_answering_stops_the_cache(
+    cache: TrackedCache, redis: Any
+) -> None:
+    redis.set("t:a", "1")
+    cache.fetch([("GET", "t:a")])
+    time.sleep(3.5)  # several heartbeats, each answered
+    assert cache.live and cache.resets == 0
+    # A host gone silent looks like this: nothing is answered, nothing is reported.
+    redis.execute_command("CLIENT", "PAUSE", 4000, "ALL")
+    try:
+        assert wait_until(lambda: cache.resets == 1, 6)
+    finally:
+        redis.execute_command("CLIENT", "UNPAUSE")
+    assert wait_until(lambda: cache.live)
+    redis.set("t:a", "2")
+    assert cache.fetch([("GET", "t:a")]) == ["2"]
+
+
 def test_a_forked_child_starts_empty_and_hears_its_own_notices(
     cache: TrackedCache, redis: Any, redis_server: RedisServer
 ) -> None:
