@@ -45,6 +45,7 @@ POLL = 0.05
 # a heartbeat every HEARTBEAT seconds, unanswered for SILENCE, stops the cache.
 HEARTBEAT = 1.0
 SILENCE = 3.0
+TOPOLOGY = 5.0  # seconds between asking a cluster for its primaries
 Read = tuple[str, ...]  # (command, key, *args): one cacheable read
 
 
@@ -246,6 +247,7 @@ class TrackedCache:
         Polling, not waking on each notice: under a burst of writes one pass takes
         them all, and a read drains what is pending itself anyway."""
         time.sleep(POLL)
+        primaries = self._current_primaries() if self.cluster else None
         with self._lock:
             if self._pid != _pid or self._closed:
                 return False
@@ -257,19 +259,23 @@ class TrackedCache:
                         notices.ping()
                 except Exception as exc:  # noqa: BLE001
                     self._fail(exc)
-            if self.cluster and self._live and time.monotonic() - self._checked > 5:
-                self._checked = time.monotonic()
-                self._check_topology()
+            if self._live and isinstance(primaries, BaseException):
+                self._fail(primaries)
+            elif self._live and primaries is not None and primaries != self._primaries:
+                self._fail(None)  # a primary we do not hear from: reopen against all
         return True
 
-    def _check_topology(self) -> None:
+    def _current_primaries(self) -> frozenset[str] | BaseException | None:
+        """Every ``TOPOLOGY`` seconds, the cluster's primaries as the cluster says now.
+        The client's own view changes only on a MOVED reply, which a hit never meets."""
+        if time.monotonic() - self._checked < TOPOLOGY:
+            return None
+        self._checked = time.monotonic()
         try:
-            names = frozenset(n.name for n in self.r.get_primaries())
+            self.r.nodes_manager.initialize()
+            return frozenset(n.name for n in self.r.get_primaries())
         except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
-            return
-        if names != self._primaries:
-            self._fail(None)  # a new primary is not heard from yet: reopen against all
+            return exc
 
     @property
     def live(self) -> bool:

@@ -11,6 +11,7 @@ import pytest
 import redis as redis_lib
 from redis.cluster import RedisCluster
 
+from shared import tracking
 from shared.testing import RedisClusterServers, RedisServer
 from shared.tracking import TrackedCache
 
@@ -170,7 +171,10 @@ def test_a_forked_child_starts_empty_and_hears_its_own_notices(
     assert cache.fetch([("GET", "t:a")]) == ["child"]  # the parent heard it too
 
 
-def test_on_a_cluster_every_primary_is_heard(cluster_servers: RedisClusterServers) -> None:
+def test_on_a_cluster_every_primary_is_heard(
+    cluster_servers: RedisClusterServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracking, "TOPOLOGY", 0.2)
     client = RedisCluster.from_url(cluster_servers.url, decode_responses=True)
     writer = RedisCluster.from_url(cluster_servers.url, decode_responses=True)
     cache = TrackedCache(client, ["t:"])
@@ -185,6 +189,14 @@ def test_on_a_cluster_every_primary_is_heard(cluster_servers: RedisClusterServer
         for key in keys:
             writer.set(key, "2")
             assert cache.fetch([("GET", key)]) == ["2"]
+        time.sleep(1.0)  # several topology checks: the same primaries, nothing reset
+        assert cache.live and cache.resets == 0
+        # Primaries other than those it listens to (a failover, a node added): reset.
+        with cache._lock:
+            cache._primaries = frozenset({"127.0.0.1:1"})
+        assert wait_until(lambda: cache.resets == 1)
+        assert wait_until(lambda: cache.live)
+        assert cache.fetch([("GET", keys[0])]) == ["2"]
     finally:
         cache.close()
         client.close()
