@@ -141,6 +141,7 @@ class TrackedCache:
         self._closed = False
         self._checked = 0.0
         self._pinged = 0.0
+        self._failed_opens = 0
 
     # -- reads -------------------------------------------------------------------
     def fetch(self, reads: Sequence[Read]) -> list[Any]:
@@ -212,8 +213,14 @@ class TrackedCache:
             self._entries.clear()  # anything kept from before may have missed a notice
             self._generation += 1
             self._live = True
+            self._failed_opens = 0
         except Exception as exc:  # noqa: BLE001
+            if not self._failed_opens:  # e.g. CLIENT TRACKING refused by an ACL: say it once
+                log.warning("read cache unavailable, reads go to Redis", extra={"error": repr(exc)})
             self._fail(exc)
+            self._failed_opens += 1
+            # Back off to one try every 30 s: a server that refuses stays refusing.
+            self._retry_at = time.monotonic() + min(30.0, 2.0**self._failed_opens)
 
     def _fail(self, exc: BaseException | None) -> None:
         if self._live and not self._closed:

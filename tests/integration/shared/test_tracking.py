@@ -148,6 +148,28 @@ def test_a_notice_connection_that_stops_answering_stops_the_cache(
     assert cache.fetch([("GET", "t:a")]) == ["2"]
 
 
+def test_a_server_that_refuses_tracking_means_plain_reads(
+    redis: Any, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As an ACL (or a managed Redis) that forbids CLIENT would.
+    redis.execute_command("ACL", "SETUSER", "notrack", "on", ">pw", "~*", "+@all", "-client")
+    host_port = redis_server.url.split("//")[1]
+    client = redis_lib.Redis.from_url(f"redis://notrack:pw@{host_port}", decode_responses=True)
+    cache = TrackedCache(client, ["t:"])
+    try:
+        redis.set("t:a", "1")
+        assert cache.fetch([("GET", "t:a")]) == ["1"]
+        redis.set("t:a", "2")
+        assert cache.fetch([("GET", "t:a")]) == ["2"]
+        assert not cache.live and cache.hits == 0
+        warnings = [r for r in caplog.records if "read cache unavailable" in r.getMessage()]
+        assert len(warnings) == 1
+    finally:
+        cache.close()
+        client.close()
+        redis.execute_command("ACL", "DELUSER", "notrack")
+
+
 def test_a_forked_child_starts_empty_and_hears_its_own_notices(
     cache: TrackedCache, redis: Any, redis_server: RedisServer
 ) -> None:
