@@ -289,11 +289,6 @@ class TrackedCache:
         with self._lock:
             return self._refresh()
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._generation += 1
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
