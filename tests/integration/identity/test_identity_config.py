@@ -31,6 +31,17 @@ def production(redis_url: str, tmp_path: Any, **env: str) -> Settings:
     )
 
 
+def complete() -> dict[str, str]:
+    """Everything production needs: secrets, a signing key, a webhook provider."""
+    return {
+        **SECRETS,
+        "IDENTITY_SIGNING_KEYS": generate_pem(),
+        "IDENTITY_DELIVERY": "webhook",
+        "IDENTITY_WEBHOOK_URL": "http://127.0.0.1:9/x",
+        "IDENTITY_WEBHOOK_SECRET": "w",
+    }
+
+
 @pytest.mark.parametrize(
     ("missing", "message"),
     [
@@ -42,13 +53,7 @@ def production(redis_url: str, tmp_path: Any, **env: str) -> Settings:
 def test_a_missing_setting_stops_the_start_with_a_clear_error(
     redis_url: str, tmp_path: Any, missing: str, message: str
 ) -> None:
-    env = {
-        **SECRETS,
-        "IDENTITY_SIGNING_KEYS": generate_pem(),
-        "IDENTITY_DELIVERY": "webhook",
-        "IDENTITY_WEBHOOK_URL": "http://127.0.0.1:9/x",
-        "IDENTITY_WEBHOOK_SECRET": "w",
-    }
+    env = complete()
     env.pop(missing)
     with pytest.raises(ConfigError, match=message):
         create_app(production(redis_url, tmp_path, **env))
@@ -63,13 +68,7 @@ def test_the_dev_provider_is_refused_outside_dev_mode(redis_url: str, tmp_path: 
 def test_a_complete_production_configuration_starts_without_a_dev_outbox(
     redis_url: str, tmp_path: Any
 ) -> None:
-    env = {
-        **SECRETS,
-        "IDENTITY_SIGNING_KEYS": generate_pem(),
-        "IDENTITY_DELIVERY": "webhook",
-        "IDENTITY_WEBHOOK_URL": "http://127.0.0.1:9/x",
-        "IDENTITY_WEBHOOK_SECRET": "w",
-    }
+    env = complete()
     app = create_app(production(redis_url, tmp_path, **env))
     r = app.test_client().get("/v1/dev/messages", headers={"Authorization": "Bearer b"})
     assert r.status_code == 404
