@@ -46,5 +46,8 @@ def make_engine(url: str, *, pool_size: int = 8, autocommit: bool = False) -> En
             cursor.close()
 
         return engine
-    options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    # Autocommit connections never hold a transaction: nothing to roll back on return.
+    options: dict[str, Any] = (
+        {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
+    )
     return create_engine(url, pool_size=pool_size, max_overflow=16, pool_recycle=1800, **options)
