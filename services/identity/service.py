@@ -351,8 +351,13 @@ class IdentityService:
         }
 
     def devices(self, cid: str) -> list[dict[str, Any]]:
-        policy = self.policy(self.tier_of(cid, None))
-        return [self._device_view(d, policy) for d in self.store.devices(cid)]
+        profile = self.store.profile(cid)
+        # The window shown is the one trust_device answered: the tier it was trusted under,
+        # unless the CRM now knows the customer's tier.
+        return [
+            self._device_view(d, self.policy(self.tier_of(cid, d.get("tier"), profile)))
+            for d in self.store.devices(cid)
+        ]
 
     def trust_device(self, cid: str, vid: str) -> dict[str, Any]:
         v = self.store.verification(vid)
@@ -373,6 +378,7 @@ class IdentityService:
             "components": seen["components"],
             "trusted_at": self.clock(),
             "verification_id": vid,
+            "tier": v["tier"],
         }
         event = self._event(
             "identity.device.trusted", customer_id=cid, device_id=device["device_id"]
@@ -381,6 +387,9 @@ class IdentityService:
         return self._device_view(device, self.policy(v["tier"]))
 
     def untrust_device(self, cid: str, device_id: str) -> None:
+        # Checked first so that deleting an unknown device publishes nothing (as remove_factor).
+        if all(d["device_id"] != device_id for d in self.store.devices(cid)):
+            raise NotFound("no such device")
         event = self._event("identity.device.untrusted", customer_id=cid, device_id=device_id)
         if not self.store.delete_device(cid, device_id, [event]):
             raise NotFound("no such device")
