@@ -94,19 +94,26 @@ def test_the_status_workflow_is_enforced_and_reopening_has_a_window(
         crm.update_case(case["id"], {"status": "open"})
 
 
-def test_case_numbers_stay_unique_under_concurrency(db_url: str, profile: dict[str, Any]) -> None:
+def test_case_numbers_stay_unique_under_concurrency(
+    db_url: str, crm: CrmService, clock: Clock, engine: Engine
+) -> None:
+    # One customer each: nothing can fold into a similar case, so 20 cases are made.
+    customers = [
+        crm.create_profile([{"type": "app_user_id", "value": f"u{i}"}], {})["id"] for i in range(20)
+    ]
     engines = [make_engine(db_url, pool_size=2) for _ in range(4)]
-    numbers: list[str] = []
+    results: list[tuple[dict[str, Any], bool]] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(20)
 
     def call(i: int) -> None:
         barrier.wait()
         try:
-            case, _ = CrmService(SqlStore(engines[i % 4])).create_case(
-                {"profile_id": profile["id"], "channel": f"ch{i}", "subject": f"topic {i}"}
+            results.append(
+                CrmService(SqlStore(engines[i % 4]), clock=clock).create_case(
+                    {"profile_id": customers[i], "channel": "chat", "subject": "invoice wrong"}
+                )
             )
-            numbers.append(case["case_number"])
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -118,9 +125,14 @@ def test_case_numbers_stay_unique_under_concurrency(db_url: str, profile: dict[s
     for e in engines:
         e.dispose()
     assert errors == []
-    # "topic N" is "other" for all of them on different channels: similar-case
-    # merging may fold some; whatever was created has its own number.
-    assert len(numbers) == 20 and len(set(numbers)) == len({n for n in numbers})
+    assert [merged for _, merged in results] == [False] * 20
+    assert sorted(case["profile_id"] for case, _ in results) == sorted(customers)
+    numbers = sorted(case["case_number"] for case, _ in results)
+    # The counter bump rolls back with a lost race: no duplicate, and no gap either.
+    assert numbers == [f"C-2026-{n:06d}" for n in range(1, 21)]
+    with engine.connect() as conn:
+        stored = conn.execute(select(t.cases.c.case_number)).scalars().all()
+    assert sorted(stored) == numbers
 
 
 def test_lookup_needs_both_the_case_number_and_the_phone(
