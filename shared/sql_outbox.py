@@ -4,6 +4,12 @@ A use case inserts its events into ``sb_outbox`` in the same transaction as
 the state change; the service's consumer process relays them to the stream.
 A crash between XADD and DELETE publishes a row twice, with the same event
 id, which every consumer deduplicates.
+
+Several relays may run at once (one per consumer process). On PostgreSQL they
+share the work: each locks its batch with ``FOR UPDATE SKIP LOCKED``, so a
+batch is published in id order but batches of different relays interleave. On
+SQLite a relay takes the write lock before reading (``BEGIN IMMEDIATE``): the
+relays take turns, so rows go out in id order, each once.
 """
 
 from __future__ import annotations
@@ -55,8 +61,12 @@ def add_to_outbox(conn: Connection, table: Table, stream: str, event: Event) -> 
 
 
 def relay_outbox(engine: Engine, table: Table, redis: Any, *, maxlen: int, batch: int = 500) -> int:
-    """Publish up to ``batch`` outbox rows in order; returns how many were relayed."""
+    """Publish up to ``batch`` outbox rows in id order; returns how many were relayed."""
     with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            # pysqlite opens no transaction for a SELECT: without the write lock two
+            # relays would read, and publish, the same rows.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         query = select(table.c.id, table.c.stream, table.c.fields).order_by(table.c.id)
         query = query.limit(batch)
         if engine.dialect.name == "postgresql":

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import Engine
 
 from services.crm.adapters import sql_tables as t
@@ -17,7 +17,7 @@ from services.crm.adapters.sql_store import SqlStore
 from services.crm.domain.errors import CaseNotFound, IdentifierSuppressed, InvalidTransition
 from services.crm.service import CrmConfig, CrmService
 from shared.events import Event
-from shared.sql_outbox import relay_outbox
+from shared.sql_outbox import add_to_outbox, relay_outbox
 
 
 class Clock:
@@ -253,6 +253,48 @@ def test_the_outbox_relays_every_event_exactly_once(
     entries = redis.xrange("sb:events:crm")
     assert len(entries) == 30 and len({f["id"] for _, f in entries}) == 30
     assert relay_outbox(engine, t.outbox, redis, maxlen=10000) == 0
+
+
+def test_concurrent_relays_publish_every_event_exactly_once(
+    db_url: str, engine: Engine, redis: Any
+) -> None:
+    with engine.begin() as conn:
+        for i in range(200):
+            add_to_outbox(
+                conn, t.outbox, "sb:events:crm", Event.new("test.relayed", {"n": i}, source="t")
+            )
+    relays = 3
+    engines = [make_engine(db_url, pool_size=1) for _ in range(relays)]
+    relayed = [0] * relays
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(relays)
+
+    def relay(i: int) -> None:
+        barrier.wait()
+        try:
+            # Until it finds nothing: on PostgreSQL the rest is locked by the others.
+            while moved := relay_outbox(engines[i], t.outbox, redis, maxlen=10000, batch=10):
+                relayed[i] += moved
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=relay, args=(i,)) for i in range(relays)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for e in engines:
+        e.dispose()
+    assert errors == []
+    assert sum(relayed) == 200
+    entries = redis.xrange("sb:events:crm")
+    published = [json.loads(f["data"])["n"] for _, f in entries]
+    assert sorted(published) == list(range(200))
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.outbox)).scalar_one() == 0
+    if engine.dialect.name == "sqlite":
+        # SQLite's relays take turns under the write lock: the global order holds.
+        assert published == list(range(200))
 
 
 def test_old_consumed_event_ids_are_pruned(engine: Engine) -> None:
