@@ -480,10 +480,13 @@ class CrmService:
 
     def unmerge(self, survivor_id: str, merge_id: str) -> dict[str, Any]:
         def work(tx: Tx) -> dict[str, Any]:
-            survivor = self._live(tx, survivor_id)
             merge = tx.get_merge(merge_id)
             if merge is None or merge["survivor_id"] != survivor_id:
+                self._live(tx, survivor_id)  # unknown: 404; a tombstone: 308 as elsewhere
                 raise MergeNotFound(f"profile {survivor_id} has no merge {merge_id}")
+            survivor = tx.get_profile(survivor_id)
+            if survivor is None:
+                raise ProfileNotFound(f"no profile {survivor_id}")
             if merge["status"] != "merged":
                 raise MergeRefused(f"merge {merge_id} was already undone", [survivor_id])
             source_id = merge["source_id"]
@@ -491,6 +494,21 @@ class CrmService:
                 tx.lock_profile(pid)
             source = tx.get_profile(source_id)
             survivor = tx.get_profile(survivor_id) or survivor
+            if survivor["status"] == "merged":
+                # Its own merge is named, so redirecting to the later survivor would only
+                # lead to a 404 there: say what to undo first.
+                later = [
+                    m["id"]
+                    for m in tx.merges_of([survivor_id])
+                    if m["source_id"] == survivor_id and m["status"] == "merged"
+                ]
+                into = str(survivor["merged_into"])
+                raise MergeRefused(
+                    f"profile {survivor_id} has since been merged into {into}: unmerge that"
+                    + (f" merge ({later[-1]})" if later else " merge")
+                    + f" on {into} first, then this one",
+                    [survivor_id, into],
+                )
             if source is None or source["merged_into"] != survivor_id:
                 raise MergeRefused(f"profile {source_id} is no longer a tombstone of this merge")
             now = self.clock()

@@ -100,6 +100,42 @@ def test_merge_dry_run_then_merge_then_308_then_unmerge(
     assert client.get(f"/v1/profiles/{source['id']}", headers=headers("agent")).status_code == 200
 
 
+def test_unmerging_a_survivor_merged_again_since_is_409_naming_the_later_merge(
+    client: FlaskClient, headers: Headers
+) -> None:
+    first = make_profile(client, headers, name="A")
+    second = make_profile(client, headers, identifiers=[{"type": "app_user_id", "value": "b"}])
+    third = make_profile(client, headers, identifiers=[{"type": "app_user_id", "value": "c"}])
+
+    def merge(survivor: str, source: str) -> str:
+        response = client.post(
+            f"/v1/profiles/{survivor}/merge", json={"source_id": source}, headers=headers("agent")
+        )
+        assert response.status_code == 200, response.json
+        return str(response.json["merge_id"])
+
+    def unmerge(survivor: str, merge_id: str) -> Any:
+        return client.post(
+            f"/v1/profiles/{survivor}/unmerge",
+            json={"merge_id": merge_id},
+            headers=headers("agent"),
+        )
+
+    earlier = merge(second["id"], first["id"])
+    later = merge(third["id"], second["id"])
+    refused = unmerge(second["id"], earlier)
+    assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
+    assert refused.json["type"].endswith("/merge-refused")
+    assert later in refused.json["detail"] and third["id"] in refused.json["detail"]
+    assert sorted(refused.json["profile_ids"]) == sorted([second["id"], third["id"]])
+    # Nothing moved: the first customer is still a tombstone of the second.
+    assert client.get(f"/v1/profiles/{first['id']}", headers=headers("agent")).status_code == 308
+    # In the order the answer gives, both merges come undone.
+    assert unmerge(third["id"], later).status_code == 200
+    assert unmerge(second["id"], earlier).status_code == 200
+    assert client.get(f"/v1/profiles/{first['id']}", headers=headers("agent")).status_code == 200
+
+
 def test_search_is_paginated_with_a_cursor(client: FlaskClient, headers: Headers) -> None:
     for i in range(5):
         make_profile(
