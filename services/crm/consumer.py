@@ -22,6 +22,7 @@ from typing import Any
 from services.crm import bootstrap, kpis
 from services.crm.adapters import sql_tables
 from services.crm.domain.timeline import PROJECTED_TYPES
+from services.crm.service import CrmService
 from shared.bus import Consumer, Delivery
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
@@ -31,20 +32,28 @@ from shared.sql_outbox import relay_outbox
 log = logging.getLogger("sb.crm.consumer")
 
 
-def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
-    wiring = bootstrap.build(settings, redis)
-    service = wiring.service
+def timeline_consumer(
+    service: CrmService, redis: Any, name: str | None, **options: Any
+) -> Consumer:
+    """Group ``crm`` on the identity and routing streams -> customers' timelines."""
 
     def project(event: Event, _delivery: Delivery) -> None:
         service.project_event(event)
 
-    consumer = Consumer(
+    return Consumer(
         redis,
         [STREAMS["identity"], STREAMS["routing"]],
         "crm",
-        consumer_name("crm"),
+        name,
         {event_type: project for event_type in PROJECTED_TYPES},
-        **settings.consumer_options(),
+        **options,
+    )
+
+
+def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
+    wiring = bootstrap.build(settings, redis)
+    consumer = timeline_consumer(
+        wiring.service, redis, consumer_name("crm"), **settings.consumer_options()
     )
 
     def relay(stop: threading.Event) -> None:

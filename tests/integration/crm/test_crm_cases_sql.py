@@ -14,9 +14,10 @@ from sqlalchemy.engine import Engine
 from services.crm.adapters import sql_tables as t
 from services.crm.adapters.sql_engine import make_engine
 from services.crm.adapters.sql_store import SqlStore
+from services.crm.consumer import timeline_consumer
 from services.crm.domain.errors import CaseNotFound, IdentifierSuppressed, InvalidTransition
 from services.crm.service import CrmConfig, CrmService
-from shared.events import Event
+from shared.events import STREAMS, Event
 from shared.sql_outbox import add_to_outbox, relay_outbox
 
 
@@ -186,6 +187,55 @@ def test_consumed_events_project_onto_the_timeline_exactly_once(
     assert crm.project_event(event) is False
     kinds = [i["kind"] for i in crm.timeline(profile["id"], before=None, limit=10)]
     assert kinds.count("task.assigned") == 1
+
+
+def test_the_consumer_projects_identity_and_routing_events_onto_the_timeline(
+    crm: CrmService, profile: dict[str, Any], redis: Any
+) -> None:
+    locked = Event.new(
+        "identity.verification.locked",
+        {
+            "verification_id": "v9",
+            "customer_id": profile["id"],
+            "channel": "voice",
+            "reason": "too_many_attempts",
+        },
+        source="identity",
+        occurred_at="2026-11-23T09:05:00+00:00",
+    )
+    escalated = Event.new(
+        "routing.task.escalated",
+        {
+            "task_id": "t4",
+            "customer_id": profile["id"],
+            "channel": "chat",
+            "category": "urgent",
+            "reason": "sla",
+        },
+        source="routing",
+        occurred_at="2026-11-23T09:06:00+00:00",
+    )
+    redis.xadd(STREAMS["identity"], locked.to_fields())
+    redis.xadd(STREAMS["identity"], locked.to_fields())  # delivered twice, shown once
+    redis.xadd(STREAMS["routing"], escalated.to_fields())
+    consumer = timeline_consumer(crm, redis, "t")
+    while consumer.run_once(block_ms=10):
+        pass
+    items = crm.timeline(profile["id"], before=None, limit=10)
+    assert [i["kind"] for i in items] == [
+        "task.escalated",
+        "verification.locked",
+        "profile.created",
+    ]
+    task, verification = items[0], items[1]
+    assert (task["channel"], task["summary"]) == ("chat", "conversation escalated: sla")
+    assert task["refs"] == {"task_id": "t4", "event_id": escalated.id}
+    assert task["at"] == datetime(2026, 11, 23, 9, 6, tzinfo=UTC)
+    assert verification["channel"] == "voice"
+    assert verification["summary"] == "identity verification locked: too_many_attempts"
+    assert verification["refs"] == {"verification_id": "v9", "event_id": locked.id}
+    for stream in (STREAMS["identity"], STREAMS["routing"]):
+        assert redis.xpending(stream, "crm")["pending"] == 0
 
 
 @pytest.mark.parametrize("keep_cases", [False, True], ids=["cases-deleted", "cases-kept"])

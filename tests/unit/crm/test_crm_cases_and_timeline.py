@@ -15,7 +15,7 @@ from services.crm.domain.cases import (
     status_on_new_contact,
 )
 from services.crm.domain.errors import InvalidTransition
-from services.crm.domain.timeline import project
+from services.crm.domain.timeline import PROJECTED_TYPES, TimelineItem, project
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 POLICY = CasePolicy()
@@ -111,3 +111,118 @@ def test_verification_and_routing_events_project_onto_the_timeline() -> None:
     )
     assert assigned is not None and "a7" in assigned.summary and assigned.refs["task_id"] == "t1"
     assert project("routing.task.created", {"task_id": "t1"}) is None
+
+
+PROJECTIONS = [
+    (
+        "identity.verification.approved",
+        {"verification_id": "v1", "channel": "app", "reused": True, "sid": "s1"},
+        TimelineItem(
+            "verification.approved",
+            "app",
+            "identity verified (reused an earlier verification)",
+            {"verification_id": "v1", "sid": "s1"},
+        ),
+    ),
+    (
+        "identity.verification.failed",
+        {
+            "verification_id": "v2",
+            "customer_id": "p-1",
+            "channel": "voice",
+            "reason": "check_failed",
+            "factor": "kba",
+            "remaining_attempts": 2,
+        },
+        TimelineItem(
+            "verification.failed",
+            "voice",
+            "identity verification failed: check_failed",
+            {"verification_id": "v2"},
+        ),
+    ),
+    (
+        "identity.verification.locked",
+        {"verification_id": "v3", "customer_id": "p-1", "channel": "chat"},
+        TimelineItem(
+            "verification.locked", "chat", "identity verification locked", {"verification_id": "v3"}
+        ),
+    ),
+    (
+        "identity.device.trusted",
+        {"customer_id": "p-1", "device_id": "d1", "channel": "app"},
+        TimelineItem("device.trusted", None, "device trusted", {"device_id": "d1"}),
+    ),
+    (
+        "routing.task.assigned",
+        {"task_id": "t1", "agent_id": "a7", "channel": "voice", "category": "basic"},
+        TimelineItem(
+            "task.assigned",
+            "voice",
+            "basic conversation assigned to agent a7",
+            {"task_id": "t1", "agent_id": "a7"},
+        ),
+    ),
+    (
+        "routing.task.completed",
+        {
+            "task_id": "t2",
+            "customer_id": "p-1",
+            "agent_id": "a8",
+            "channel": "chat",
+            "category": "complex",
+        },
+        TimelineItem(
+            "task.completed",
+            "chat",
+            "complex conversation completed by agent a8",
+            {"task_id": "t2", "agent_id": "a8"},
+        ),
+    ),
+    (
+        "routing.task.escalated",
+        {
+            "task_id": "t3",
+            "customer_id": "p-1",
+            "channel": "email",
+            "category": "urgent",
+            "reason": "negative_sentiment",
+            "team": "leads",
+        },
+        TimelineItem(
+            "task.escalated",
+            "email",
+            "conversation escalated: negative_sentiment",
+            {"task_id": "t3"},
+        ),
+    ),
+    (
+        "routing.task.escalated",
+        {"task_id": "t4", "customer_id": "p-1"},
+        TimelineItem("task.escalated", None, "conversation escalated", {"task_id": "t4"}),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "expected"),
+    PROJECTIONS,
+    ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(PROJECTIONS)],
+)
+def test_each_consumed_event_type_has_its_timeline_item(
+    event_type: str, data: dict[str, object], expected: TimelineItem
+) -> None:
+    assert project(event_type, data) == expected
+
+
+def test_every_projected_type_is_covered_above() -> None:
+    assert {event_type for event_type, _, _ in PROJECTIONS} == set(PROJECTED_TYPES)
+
+
+def test_no_personal_or_unlisted_field_reaches_the_timeline() -> None:
+    item = project(
+        "identity.verification.failed",
+        {"verification_id": "v2", "customer_id": "p-1", "phone": "+8613800138000"},
+    )
+    assert item is not None and "+8613800138000" not in f"{item.summary} {item.refs}"
+    assert project("identity.session.issued", {"sid": "s1", "customer_id": "p-1"}) is None
