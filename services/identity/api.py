@@ -142,6 +142,15 @@ def audit(args: dict[str, Any]) -> dict[str, Any]:
     return {"items": items, "next_cursor": encode_cursor({"before": last}) if last else None}
 
 
+@blp.route("/customers/<customer_id>/lockout", methods=["DELETE"])
+@blp.response(204)
+@require_scope("admin")
+def unlock_customer(customer_id: str) -> None:
+    """Unlock a customer: clear the lockout, the consecutive failures and their streak
+    (the only way out after 100 consecutive failures). Idempotent."""
+    svc().unlock_customer(_check_id(customer_id), _who())
+
+
 # -- factors (channel) --------------------------------------------------------------------
 @blp.route("/customers/<customer_id>/factors", methods=["POST"])
 @blp.arguments(s.EnrollSchema())

@@ -261,6 +261,7 @@ class ExportSchema(Schema):
     sessions = fields.List(fields.Dict(), required=True)
     verifications = fields.List(fields.Dict(), required=True)
     locked_for_seconds = fields.Integer()
+    locked_until_unlocked = fields.Boolean()  # 100 consecutive failures: an admin must unlock
 
 
 class DevMessagesArgs(Schema):

@@ -647,9 +647,11 @@ class IdentityService:
 
     def _open(self, vid: str, lock_checked_later: bool = False) -> tuple[dict, TierPolicy]:
         v, policy = self._load(vid)
-        retry = 0 if lock_checked_later else self.store.lock_remaining(v["customer_id"])
-        if retry or v["status"] == "locked":
-            raise CustomerLocked(retry or self.store.lock_remaining(v["customer_id"]) or 1)
+        retry, held = (0, False) if lock_checked_later else self.store.lock_state(v["customer_id"])
+        if retry or held or v["status"] == "locked":
+            if not (retry or held):
+                retry, held = self.store.lock_state(v["customer_id"])
+            raise CustomerLocked(retry or 1, held)
         if v["status"] != "pending":
             raise VerificationClosed(f"the verification is {v['status']}")
         return v, policy
@@ -686,10 +688,10 @@ class IdentityService:
         v, policy = self._open(vid, lock_checked_later=True)  # the reservation checks the lock
         cid, factor = v["customer_id"], params["factor"]
         plugin = self._factor_for(v, policy, factor)
-        granted, remaining, retry = self.store.reserve_attempt(vid, cid, policy.max_attempts)
+        granted, remaining, retry, held = self.store.reserve_attempt(vid, cid, policy.max_attempts)
         if not granted:
             self._lock(vid, v, policy)
-            raise CustomerLocked(retry)
+            raise CustomerLocked(retry, held)
         attempt = Attempt(vid, cid, v["channel"], params, v["challenges"].get(factor, {}))
         ok = False
         factors = self.store.factors(cid)
@@ -756,6 +758,15 @@ class IdentityService:
             self.store.update_verification(vid, {"status": "locked"}, events=[event])
             self.store.record_outcome(f"locked:{v['tier']}:{v['channel']}", None)
             self.store.count(**{f"started:{v['tier']}:{v['channel']}": 1})
+
+    def unlock_customer(self, cid: str, who: str) -> None:
+        """An administrator lifts the customer's lock, failure count and streak (idempotent).
+
+        The attempts of each verification stay: a locked verification stays locked, and
+        the customer starts a new one.
+        """
+        event = self._event("identity.customer.unlocked", customer_id=cid, unlocked_by=who)
+        self.store.unlock(cid, [event])
 
     def get_verification(self, vid: str) -> dict[str, Any]:
         v, policy = self._load(vid)
@@ -922,6 +933,7 @@ class IdentityService:
         }
 
     def export(self, cid: str) -> dict[str, Any]:
+        locked_for, held = self.store.lock_state(cid)
         verifications = []
         for vid in self.store.verification_ids(cid):
             v = self.store.verification(vid)
@@ -957,5 +969,6 @@ class IdentityService:
                 for s in self.store.sessions_of(cid)
             ],
             "verifications": verifications,
-            "locked_for_seconds": self.store.lock_remaining(cid),
+            "locked_for_seconds": locked_for,
+            "locked_until_unlocked": held,
         }

@@ -17,7 +17,8 @@ Key layout (``{T}`` the shard's hash tag ``{idn-NN}``; ``{c}`` a customer id,
     idn:{T}:c:{c}:sessions            set of sids       idn:{T}:s:{sid}  session JSON (TTL)
     idn:{T}:c:{c}:vers                set of verification ids
     idn:{T}:c:{c}:fps                 set of fingerprints seen for the customer
-    idn:{T}:c:{c}:fail / :lock        consecutive failures / lockout marker (TTL)
+    idn:{T}:c:{c}:fail / :lock        consecutive failures since the last lockout / lockout (TTL)
+    idn:{T}:c:{c}:streak              consecutive failures across lockouts (held at 100)
     idn:{T}:v:{v}                     hash: the verification
     idn:{T}:v:{v}:sat / :att          satisfied factors / attempts reserved
     idn:{T}:v:{v}:code:{factor}       OTP hash (TTL)
@@ -50,6 +51,7 @@ from typing import Any
 
 from redis.cluster import RedisCluster
 
+from services.identity.domain.lockout import FAILURE_CAP
 from shared.events import Event
 from shared.tracking import Read, TrackedCache, read_through
 
@@ -61,6 +63,10 @@ POLICIES = POLICY_TAG + "policies"
 DURATIONS_KEPT = 10_000 // SHARDS  # per shard: about the last 10,000 overall
 VERIFICATION_TTL = 3600
 FAILURE_MEMORY = 86400  # consecutive failures are forgotten a day after the last one
+# The streak outlives any lockout (at most 86400 s) by far, so pacing guesses one lockout
+# apart never resets it: only a month without a failure does, which bounds a patient
+# attacker to 100 guesses a month. At the cap it is kept until an administrator unlocks.
+STREAK_MEMORY = 30 * 86400
 RELAY_LEASE = P + "relay:lease"
 
 
@@ -119,40 +125,52 @@ def stats_keys(shard: int) -> tuple[str, str]:
     return tag(shard) + "stats", tag(shard) + "stats:dur"
 
 
-# KEYS: attempts, failures, lock. ARGV: max_attempts, attempts_ttl, failures_ttl
-# -> {granted (1/0), remaining, retry_after}
+# The rule of domain/lockout.py (tests/integration/identity/test_identity_lockout_model.py
+# drives both with the same random sequences). ``streak`` counts consecutive failures
+# across lockouts; at the cap (ARGV cap) the customer is held: no attempt is evaluated
+# until an administrator unlocks them, so the streak then loses its TTL.
+# KEYS: attempts, failures, lock, streak.
+# ARGV: max_attempts, attempts_ttl, failures_ttl, cap, streak_ttl
+# -> {granted (1/0), remaining, retry_after, held (1/0)}
 _RESERVE = """
+local cap = tonumber(ARGV[4])
+local s = tonumber(redis.call('GET', KEYS[4]) or '0')
+if s >= cap then return {0, 0, 0, 1} end
 local lock_ttl = redis.call('PTTL', KEYS[3])
-if lock_ttl > 0 then return {0, 0, math.ceil(lock_ttl / 1000)} end
-local limit = math.min(tonumber(ARGV[1]), 100)
+if lock_ttl > 0 then return {0, 0, math.ceil(lock_ttl / 1000), 0} end
+local limit = math.min(tonumber(ARGV[1]), cap)
 local a = tonumber(redis.call('GET', KEYS[1]) or '0')
 local f = tonumber(redis.call('GET', KEYS[2]) or '0')
-if a >= limit or f >= limit then return {0, 0, 1} end
+if a >= limit or f >= limit then return {0, 0, 1, 0} end
 a = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 f = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-return {1, limit - math.max(a, f), 0}
+s = redis.call('INCR', KEYS[4])
+if s >= cap then redis.call('PERSIST', KEYS[4]) else redis.call('EXPIRE', KEYS[4], ARGV[5]) end
+return {1, math.max(0, math.min(limit - math.max(a, f), cap - s)), 0, 0}
 """
 
-# KEYS: attempts, failures, lock. ARGV: success (1/0), max_attempts, lockout_seconds
-# -> {locked (1/0), remaining}
+# KEYS: attempts, failures, lock, streak. ARGV: success (1/0), max_attempts,
+# lockout_seconds, cap -> {locked (1/0), remaining}
 _SETTLE = """
-local limit = math.min(tonumber(ARGV[2]), 100)
+local cap = tonumber(ARGV[4])
+local limit = math.min(tonumber(ARGV[2]), cap)
+local a = tonumber(redis.call('GET', KEYS[1]) or '0')
 if ARGV[1] == '1' then
-  local a = tonumber(redis.call('GET', KEYS[1]) or '0')
   if a > 0 then redis.call('DECR', KEYS[1]) end
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[4])
   return {0, limit - math.max(a - 1, 0)}
 end
-local a = tonumber(redis.call('GET', KEYS[1]) or '0')
 local f = tonumber(redis.call('GET', KEYS[2]) or '0')
+local s = tonumber(redis.call('GET', KEYS[4]) or '0')
+if s >= cap then return {1, 0} end
 if a >= limit or f >= limit then
   redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
   redis.call('DEL', KEYS[2])
   return {1, 0}
 end
-return {0, limit - math.max(a, f)}
+return {0, math.max(0, math.min(limit - math.max(a, f), cap - s))}
 """
 
 # KEYS: last step. ARGV: step, ttl. A step is accepted once, and never one older.
@@ -208,17 +226,17 @@ if KEYS[3] then policies = redis.call('HGETALL', KEYS[3]) end
 return {tier, sessions, policies}
 """
 
-# KEYS: attempts, failures, lock, satisfied set. ARGV: max_attempts, factor, ttl.
-# A successful attempt: refund it, clear the failures, record the factor.
+# KEYS: attempts, failures, lock, streak, satisfied set. ARGV: max_attempts, factor, ttl, cap.
+# A successful attempt: refund it, clear the failures and the streak, record the factor.
 # -> {remaining, [satisfied...]}
 _SETTLE_SUCCESS = """
-local limit = math.min(tonumber(ARGV[1]), 100)
+local limit = math.min(tonumber(ARGV[1]), tonumber(ARGV[4]))
 local a = tonumber(redis.call('GET', KEYS[1]) or '0')
 if a > 0 then redis.call('DECR', KEYS[1]) end
-redis.call('DEL', KEYS[2])
-redis.call('SADD', KEYS[4], ARGV[2])
-redis.call('EXPIRE', KEYS[4], ARGV[3])
-return {limit - math.max(a - 1, 0), redis.call('SMEMBERS', KEYS[4])}
+redis.call('DEL', KEYS[2], KEYS[4])
+redis.call('SADD', KEYS[5], ARGV[2])
+redis.call('EXPIRE', KEYS[5], ARGV[3])
+return {limit - math.max(a - 1, 0), redis.call('SMEMBERS', KEYS[5])}
 """
 
 # KEYS: claim, session, customer's session set, verification hash, stats, durations[, stream].
@@ -464,13 +482,15 @@ class RedisStore:
 
     # -- attempts and lockout -------------------------------------------------
     def _attempt_keys(self, vid: str, cid: str) -> list[str]:
-        return [vkey(vid) + ":att", ckey(cid, "fail"), ckey(cid, "lock")]
+        return [vkey(vid) + ":att", ckey(cid, "fail"), ckey(cid, "lock"), ckey(cid, "streak")]
 
-    def reserve_attempt(self, vid: str, cid: str, max_attempts: int) -> tuple[bool, int, int]:
-        granted, remaining, retry = self._reserve(
-            keys=self._attempt_keys(vid, cid), args=[max_attempts, VERIFICATION_TTL, FAILURE_MEMORY]
+    def reserve_attempt(self, vid: str, cid: str, max_attempts: int) -> tuple[bool, int, int, bool]:
+        """(granted, remaining, retry_after, held): see domain/lockout.py."""
+        granted, remaining, retry, held = self._reserve(
+            keys=self._attempt_keys(vid, cid),
+            args=[max_attempts, VERIFICATION_TTL, FAILURE_MEMORY, FAILURE_CAP, STREAK_MEMORY],
         )
-        return bool(granted), int(remaining), int(retry)
+        return bool(granted), int(remaining), int(retry), bool(held)
 
     def settle_success(
         self, vid: str, cid: str, factor: str, max_attempts: int, lockout_seconds: int
@@ -478,7 +498,7 @@ class RedisStore:
         """Settle a successful attempt and record the factor: one script call."""
         remaining, satisfied = self._settle_success(
             keys=[*self._attempt_keys(vid, cid), vkey(vid) + ":sat"],
-            args=[max_attempts, factor, VERIFICATION_TTL],
+            args=[max_attempts, factor, VERIFICATION_TTL, FAILURE_CAP],
         )
         return int(remaining), sorted(satisfied)
 
@@ -487,13 +507,34 @@ class RedisStore:
     ) -> tuple[bool, int]:
         locked, remaining = self._settle(
             keys=self._attempt_keys(vid, cid),
-            args=["1" if success else "0", max_attempts, lockout_seconds],
+            args=["1" if success else "0", max_attempts, lockout_seconds, FAILURE_CAP],
         )
         return bool(locked), int(remaining)
 
     def lock_remaining(self, cid: str) -> int:
         ttl = self.r.ttl(ckey(cid, "lock"))
         return int(ttl) if ttl and ttl > 0 else 0
+
+    def lock_state(self, cid: str) -> tuple[int, bool]:
+        """(seconds the timed lock has left, held until an administrator unlocks)."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.ttl(ckey(cid, "lock"))
+            pipe.get(ckey(cid, "streak"))
+            ttl, streak = pipe.execute()
+        return (int(ttl) if ttl and ttl > 0 else 0), int(streak or 0) >= FAILURE_CAP
+
+    def unlock(self, cid: str, events: Sequence[Event]) -> bool:
+        """Clear the lock, the failures and the streak; the events only if any was set."""
+        keys = [ckey(cid, "lock"), ckey(cid, "fail"), ckey(cid, "streak")]
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.watch(*keys)
+            if not pipe.exists(*keys):
+                return False
+            pipe.multi()
+            pipe.delete(*keys)
+            self._stage(pipe, events, shard_of(cid))
+            pipe.execute()
+        return True
 
     # -- delivered codes and throttling ---------------------------------------
     def store_code(self, vid: str, factor: str, record: dict[str, Any], ttl: int) -> None:
@@ -644,7 +685,17 @@ class RedisStore:
         shard = shard_of(cid)
         keys = [
             ckey(cid, name)
-            for name in ("profile", "factors", "devices", "sessions", "vers", "fps", "fail", "lock")
+            for name in (
+                "profile",
+                "factors",
+                "devices",
+                "sessions",
+                "vers",
+                "fps",
+                "fail",
+                "lock",
+                "streak",
+            )
         ]
         keys += [totp_key(fid) for fid in factors]
         keys += [skey(sid) for sid in sids]

@@ -59,9 +59,15 @@ class VerificationClosed(IdentityError):
 
 
 class CustomerLocked(IdentityError):
-    def __init__(self, retry_after: int) -> None:
-        self.retry_after = max(1, int(retry_after))
-        super().__init__("too many failed attempts; try again later")
+    def __init__(self, retry_after: int, held: bool = False) -> None:
+        # Held (100 consecutive failures): no Retry-After, since only an administrator lifts it.
+        self.retry_after: int | None = None if held else max(1, int(retry_after))
+        self.held = held
+        super().__init__(
+            "too many consecutive failed attempts; an administrator must unlock this customer"
+            if held
+            else "too many failed attempts; try again later"
+        )
 
 
 class Throttled(IdentityError):

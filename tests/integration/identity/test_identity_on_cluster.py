@@ -105,7 +105,7 @@ def test_the_keys_of_a_customer_share_one_slot_and_the_shards_spread_over_the_no
 ) -> None:
     store = service.store
     vid, sid, fid = (store.new_id(p, cid) for p in ("v", "s", "f"))
-    keys = [ckey(cid, n) for n in ("profile", "factors", "sessions", "fail", "lock")]
+    keys = [ckey(cid, n) for n in ("profile", "factors", "sessions", "fail", "lock", "streak")]
     keys += [vkey(vid), vkey(vid) + ":att", skey(sid), totp_key(fid)]
     keys += [*stats_keys(shard_of(cid)), outbox(shard_of(cid))]
     assert len({cluster.keyslot(k) for k in keys}) == 1

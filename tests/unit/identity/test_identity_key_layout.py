@@ -41,7 +41,9 @@ def test_everything_of_one_customer_is_in_one_slot() -> None:
     store = RedisStore(NoRedis())
     cid = "c-42"
     vid, sid, fid = (store.new_id(p, cid) for p in ("v", "s", "f"))
-    keys = [ckey(cid, n) for n in ("profile", "factors", "sessions", "vers", "fail", "lock")]
+    keys = [
+        ckey(cid, n) for n in ("profile", "factors", "sessions", "vers", "fail", "lock", "streak")
+    ]
     keys += [vkey(vid), vkey(vid) + ":sat", f"{vkey(vid)}:code:sms_otp", skey(sid), totp_key(fid)]
     keys += [*stats_keys(shard_of(cid)), outbox(shard_of(cid))]
     assert len({slot(k) for k in keys}) == 1

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from services.identity.domain.lockout import Counters, reserve, settle
+from dataclasses import replace
+
+from services.identity.domain.lockout import FAILURE_CAP, Counters, reserve, settle, unlock
 from services.identity.domain.policy import parse_policy
 from services.identity.domain.session import SessionClaims, reuse_decision
 
@@ -21,7 +23,7 @@ def test_the_fifth_failure_locks_the_customer_for_the_lockout_period() -> None:
         locked, counters = settle(counters, False, 5, 900, now=0)
     assert locked and counters.locked_until == 900
     reservation, _ = reserve(counters, 5, now=100)
-    assert reservation.locked and reservation.retry_after == 801
+    assert reservation.locked and reservation.retry_after == 800 and not reservation.held
 
 
 def test_a_success_refunds_the_attempt_and_clears_consecutive_failures() -> None:
@@ -34,11 +36,37 @@ def test_a_success_refunds_the_attempt_and_clears_consecutive_failures() -> None
 
 
 def test_no_more_than_a_hundred_consecutive_failures_are_ever_evaluated() -> None:
-    counters, granted = Counters(), 0
-    for _ in range(150):
-        reservation, counters = reserve(counters, 1000, now=0)
-        granted += reservation.granted
-    assert granted == 100
+    # An attacker sits out every lockout and opens a new verification each time.
+    counters, evaluated, now = Counters(), 0, 0.0
+    for _ in range(1000):
+        reservation, counters = reserve(counters, 3, now)
+        if reservation.granted:
+            evaluated += 1
+            _, counters = settle(counters, False, 3, 900, now)
+        elif reservation.held:
+            now += 365 * 86400  # time never lifts this lock
+        else:
+            now, counters = max(now, counters.locked_until), replace(counters, attempts=0)
+    assert evaluated == FAILURE_CAP == 100
+    assert counters.held and reserve(counters, 3, now)[0].retry_after == 0
+
+
+def test_a_lockout_starts_a_new_count_but_not_a_new_streak() -> None:
+    counters = Counters()
+    for _ in range(5):
+        _, counters = reserve(counters, 5, now=0)
+        locked, counters = settle(counters, False, 5, 900, now=0)
+    assert locked and counters.failures == 0 and counters.streak == 5
+
+
+def test_only_a_success_or_an_administrator_resets_the_streak() -> None:
+    held = Counters(attempts=0, failures=2, locked_until=50.0, streak=FAILURE_CAP)
+    assert reserve(held, 5, now=10**9)[0].held
+    assert unlock(held) == Counters()
+    counters = Counters(streak=42)
+    _, counters = reserve(counters, 5, now=0)
+    _, counters = settle(counters, True, 5, 900, now=0)
+    assert counters.streak == 0
 
 
 GOLD = parse_policy(
