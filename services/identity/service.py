@@ -149,8 +149,13 @@ class IdentityService:
         self.store, self.tokens, self.registry, self.config = store, tokens, registry, config
         self.delivery, self.documents, self.qr, self.clock = delivery, documents, qr, clock
         self.env = _Env(self)
-        self.possession = registry.possession_types()
         self._policies: dict[str, TierPolicy] = {}
+
+    @property
+    def possession(self) -> frozenset[str]:
+        """Factor types of category possession, plugins included (read per use: a plugin
+        registered after start-up counts too)."""
+        return self.registry.possession_types()
 
     def _event(self, type_: str, **data: Any) -> Event:
         return Event.new(type_, data, source=SOURCE)
@@ -163,7 +168,9 @@ class IdentityService:
         if policy is None:  # stored policies were validated on PUT; parse each text once
             if len(self._policies) > 1000:
                 self._policies.clear()
-            policy = self._policies[raw] = parse_policy(json.loads(raw), self.registry.types())
+            policy = self._policies[raw] = parse_policy(
+                json.loads(raw), self.registry.types(), self.possession
+            )
         return policy
 
     def policy(self, tier: str, stored: Mapping[str, str] | None = None) -> TierPolicy:
@@ -190,7 +197,7 @@ class IdentityService:
     def put_policy(self, tier: str, data: Mapping[str, Any], who: str) -> Result:
         if not TIER_NAME.match(tier):
             raise PolicyInvalid({"tier": ["tier names are [a-z0-9][a-z0-9_-]{0,39}"]})
-        policy = parse_policy(data, self.registry.types()).to_dict()
+        policy = parse_policy(data, self.registry.types(), self.possession).to_dict()
         before = self.store.get_policy(tier)
         now = self.clock()
         audit = {

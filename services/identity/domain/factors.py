@@ -100,6 +100,7 @@ class FactorPlugin(ABC):
 class FactorRegistry:
     def __init__(self, plugins: Iterable[FactorPlugin] = ()) -> None:
         self._plugins: dict[str, FactorPlugin] = {}
+        self._possession: frozenset[str] = frozenset()
         for plugin in plugins:
             self.register(plugin)
 
@@ -107,6 +108,8 @@ class FactorRegistry:
         if plugin.category not in CATEGORIES:
             raise ValueError(f"{plugin.type}: unknown category {plugin.category!r}")
         self._plugins[plugin.type] = plugin
+        # Kept with the plugins: every policy evaluation reads it.
+        self._possession = frozenset(t for t, p in self._plugins.items() if p.possession)
 
     def get(self, factor_type: str) -> FactorPlugin:
         try:
@@ -121,7 +124,7 @@ class FactorRegistry:
         return tuple(self._plugins)
 
     def possession_types(self) -> frozenset[str]:
-        return frozenset(t for t, p in self._plugins.items() if p.possession)
+        return self._possession
 
     def mapping(self) -> Mapping[str, FactorPlugin]:
         return dict(self._plugins)

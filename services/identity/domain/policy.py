@@ -16,6 +16,7 @@ from typing import Any
 from services.identity.domain.errors import PolicyInvalid
 
 BUILTIN_FACTORS = ("totp", "sms_otp", "email_otp", "voice_otp", "kba", "trusted_device", "document")
+# The built-in possession factors; with plugins, the registry's possession types are passed in.
 POSSESSION = frozenset({"totp", "sms_otp", "email_otp", "voice_otp", "trusted_device"})
 TIER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -118,7 +119,11 @@ def _check_factors(
 
 
 def _check_feasible(
-    req: Requirement, trusted_counts: bool, where: str, errors: dict[str, list[str]]
+    req: Requirement,
+    trusted_counts: bool,
+    possession: frozenset[str],
+    where: str,
+    errors: dict[str, list[str]],
 ) -> None:
     usable = set(req.allowed_factors)
     if not trusted_counts:
@@ -127,17 +132,24 @@ def _check_feasible(
         errors.setdefault(where + "min_factors", []).append(
             f"needs {req.min_factors} factors but only {len(usable)} are allowed"
         )
-    if req.require_possession and not usable & POSSESSION:
+    if req.require_possession and not usable & possession:
         errors.setdefault(where + "require_possession", []).append(
             "no allowed factor is a possession factor"
         )
 
 
 def parse_policy(
-    data: Mapping[str, Any], known_factors: Iterable[str] = BUILTIN_FACTORS
+    data: Mapping[str, Any],
+    known_factors: Iterable[str] = BUILTIN_FACTORS,
+    possession: Iterable[str] = POSSESSION,
 ) -> TierPolicy:
-    """Build a policy from its JSON shape; every problem is reported at once."""
+    """Build a policy from its JSON shape; every problem is reported at once.
+
+    ``known_factors`` and ``possession`` come from the factor registry, so a plugin
+    of category possession satisfies ``require_possession`` like a built-in one.
+    """
     known = frozenset(known_factors)
+    possessed = frozenset(possession)
     errors: dict[str, list[str]] = {}
     merged = {**DEFAULT_POLICY.to_dict(), **dict(data)}
     values: dict[str, Any] = {}
@@ -193,10 +205,14 @@ def parse_policy(
     if errors or allowed is None:
         raise PolicyInvalid(errors)
     policy = TierPolicy(allowed_factors=allowed, channels=channels, **values)
-    _check_feasible(policy.requirement(""), policy.trusted_device_counts, "", errors)
+    _check_feasible(policy.requirement(""), policy.trusted_device_counts, possessed, "", errors)
     for name in channels:
         _check_feasible(
-            policy.requirement(name), policy.trusted_device_counts, f"channels.{name}.", errors
+            policy.requirement(name),
+            policy.trusted_device_counts,
+            possessed,
+            f"channels.{name}.",
+            errors,
         )
     if errors:
         raise PolicyInvalid(errors)

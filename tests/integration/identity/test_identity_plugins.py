@@ -43,6 +43,25 @@ class PinFactor(FactorPlugin):
         return any(hmac.compare_digest(digest, r.data["digest"]) for r in records)
 
 
+class TokenFactor(FactorPlugin):
+    """A hardware token showing a fixed response for its serial: a possession factor."""
+
+    type = "hwtoken"
+    category = "possession"
+
+    def enroll(self, env, customer_id, params):
+        serial = str(params.get("destination", ""))
+        return Enrollment(data={"digest": self._digest(env, serial)}, public={})
+
+    def check(self, env, attempt, records):
+        digest = self._digest(env, str(attempt.params.get("code") or ""))
+        return any(hmac.compare_digest(digest, r.data["digest"]) for r in records)
+
+    @staticmethod
+    def _digest(env, value):
+        return hmac.new(env.secret_key("hwtoken"), value.encode(), hashlib.sha256).hexdigest()
+
+
 class PrintDelivery:
     name = "print"
 
@@ -63,7 +82,8 @@ def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sb-pin-plugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[switchboard.identity.factors]\npin = sb_pin_plugin:PinFactor\n\n"
+        "[switchboard.identity.factors]\npin = sb_pin_plugin:PinFactor\n"
+        "hwtoken = sb_pin_plugin:TokenFactor\n\n"
         "[switchboard.identity.delivery]\nprint = sb_pin_plugin:PrintDelivery\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -93,6 +113,31 @@ def test_a_plugged_factor_takes_part_in_a_verification(
     assert api.check(vid, "totp", code=totp.now()).json["status"] == "approved"
     sms = app.extensions["sb"].extras["identity"].delivery("sms")
     assert type(sms).__name__ == "PrintDelivery"
+
+
+@pytest.mark.usefixtures("third_party")
+def test_a_plugged_possession_factor_satisfies_require_possession(
+    make_settings: Callable[..., Settings], headers: Callable[[str], dict[str, str]]
+) -> None:
+    app = create_app(make_settings("identity"))
+    api = Api(app.test_client(), headers)
+    only_knowledge = {"min_factors": 1, "allowed_factors": ["pin"], "require_possession": True}
+    assert api.tier("silver", only_knowledge).status_code == 400
+    policy = {
+        "min_factors": 1,
+        "allowed_factors": ["pin", "hwtoken"],
+        "require_possession": True,
+        "channels": {"voice": {"allowed_factors": ["hwtoken"]}},
+    }
+    assert api.tier("gold", policy).status_code == 201
+    api.enroll("c-1", {"type": "pin", "answers": {"pin": "4321"}})
+    api.enroll("c-1", {"type": "hwtoken", "destination": "HW-778"})
+    vid = api.start("c-1", "chat", tier="gold").json["verification_id"]
+    knowledge_only = api.check(vid, "pin", code="4321").json
+    assert knowledge_only["status"] == "pending"
+    assert knowledge_only["available_factors"] == ["hwtoken"]
+    approved = api.check(vid, "hwtoken", code="HW-778").json
+    assert approved["status"] == "approved" and approved["satisfied_factors"] == ["pin", "hwtoken"]
 
 
 class Gateway(http.server.BaseHTTPRequestHandler):

@@ -147,3 +147,14 @@ def test_satisfying_one_candidate_never_raises_what_is_needed(
     for candidate in decision.candidates:
         after = evaluate(policy, channel, satisfied | {candidate}, trusted)
         assert after.still_needed == decision.still_needed - 1
+
+
+def test_a_possession_factor_named_by_the_registry_satisfies_require_possession() -> None:
+    data = {"min_factors": 1, "allowed_factors": ["kba", "push"], "require_possession": True}
+    known = (*BUILTIN_FACTORS, "push")
+    with pytest.raises(PolicyInvalid) as refused:
+        parse_policy(data, known)  # push is unknown as possession
+    assert "require_possession" in refused.value.errors
+    policy = parse_policy(data, known, POSSESSION | {"push"})
+    assert evaluate(policy, "chat", ["push"], possession=POSSESSION | {"push"}).approved
+    assert not evaluate(policy, "chat", ["kba"], possession=POSSESSION | {"push"}).approved
