@@ -18,6 +18,7 @@ from services.identity.domain.errors import (
     CustomerLocked,
     DeliveryUnavailable,
     DeviceNotTrustable,
+    DocumentSuperseded,
     EnrollmentInvalid,
     FactorNotAllowed,
     FactorNotChallengeable,
@@ -807,7 +808,12 @@ class IdentityService:
         v = self.store.verification(vid) if vid else None
         if vid is None or v is None:
             raise NotFound("no verification waits for this document")
-        state = {**v["challenges"].get("document", {}), "result": result}
+        current = v["challenges"].get("document", {})
+        if current.get("reference") != reference:
+            # A late result for an earlier submission must not overwrite the newer one;
+            # a 4xx tells the verifier it was not applied and is not worth retrying.
+            raise DocumentSuperseded("this result is for an earlier document submission")
+        state = {**current, "result": result}
         self.store.update_verification(vid, {"challenges": {**v["challenges"], "document": state}})
 
     # == sessions =============================================================

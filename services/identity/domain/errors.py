@@ -14,6 +14,7 @@ IdentityError
  ├── CodeRejected           400  a wrong code when confirming an enrollment
  ├── FactorNotAllowed       400  the factor does not count on this channel
  ├── DeviceNotTrustable     409  voice line, flagged fingerprint, unapproved verification
+ ├── DocumentSuperseded     409  a result for a document that is no longer the current one
  └── DeliveryUnavailable    503  the delivery provider did not take the message
 """
 
@@ -90,6 +91,10 @@ class FactorNotAllowed(IdentityError):
 
 class DeviceNotTrustable(IdentityError):
     """A voice line, a flagged fingerprint, or a verification that was not approved."""
+
+
+class DocumentSuperseded(IdentityError):
+    """A document result whose reference is not the verification's current submission."""
 
 
 class DeliveryUnavailable(IdentityError):

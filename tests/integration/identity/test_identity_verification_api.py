@@ -263,6 +263,27 @@ def test_the_document_result_is_accepted_only_with_a_valid_signature(api: Api, a
     assert api.check(vid, "document").json["satisfied_factors"] == ["document"]
 
 
+def test_a_late_result_for_an_earlier_document_is_refused_and_changes_nothing(
+    api: Api, app: Flask
+) -> None:
+    enrolled(api)
+    vid = api.start("c-1", "chat", tier="gold").json["verification_id"]
+    refs = [
+        api.challenge(
+            vid, "document", document={"type": "passport", "number": number, "images": []}
+        ).json["reference"]
+        for number in ("X1234561", "X1234562")
+    ]
+    service = app.extensions["sb"].extras["identity"]
+    raw, headers = service.documents.signed({"reference": refs[1], "result": "rejected"})
+    assert api.c.post("/v1/documents/callback", data=raw, headers=headers).status_code == 204
+    raw, headers = service.documents.signed({"reference": refs[0], "result": "approved"})
+    late = api.c.post("/v1/documents/callback", data=raw, headers=headers)
+    assert late.status_code == 409 and late.mimetype == "application/problem+json"
+    assert "earlier document" in late.json["detail"]
+    assert api.check(vid, "document").json["satisfied_factors"] == []
+
+
 def test_the_export_holds_everything_masked_and_unknown_customers_are_empty(api: Api) -> None:
     approved_token(api)
     export = api.call("GET", "/v1/customers/c-1/export", "admin").json
