@@ -5,11 +5,14 @@ the state change; the service's consumer process relays them to the stream.
 A crash between XADD and DELETE publishes a row twice, with the same event
 id, which every consumer deduplicates.
 
-Several relays may run at once (one per consumer process). On PostgreSQL they
-share the work: each locks its batch with ``FOR UPDATE SKIP LOCKED``, so a
-batch is published in id order but batches of different relays interleave. On
-SQLite a relay takes the write lock before reading (``BEGIN IMMEDIATE``): the
-relays take turns, so rows go out in id order, each once.
+Several relays may run at once (one per consumer process). They take turns, so
+rows go out in id order, each once: on PostgreSQL a relay locks its batch with
+``FOR UPDATE`` (a second relay waits for the first to commit, then finds the
+rows after it; ``SKIP LOCKED`` would let batches overtake each other, and a
+consumer projecting the latest tier could then apply an older one last), on
+SQLite it takes the write lock before reading (``BEGIN IMMEDIATE``).
+Relaying is one pipelined XADD per batch: taking turns costs no throughput that
+matters next to the writes that fill the outbox.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def relay_outbox(engine: Engine, table: Table, redis: Any, *, maxlen: int, batch
         query = select(table.c.id, table.c.stream, table.c.fields).order_by(table.c.id)
         query = query.limit(batch)
         if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update()  # not SKIP LOCKED: batches must not overtake
         rows = conn.execute(query).all()
         if not rows:
             return 0

@@ -1,8 +1,7 @@
 """Stream consumer process of the crm service: `python -m services.crm.consumer`.
 
-Three loops: the outbox relay (SQL outbox -> sb:events:crm, each row once; in
-outbox order on SQLite or with one consumer process, per batch only when several
-relay on PostgreSQL - see ``shared.sql_outbox``), the
+Three loops: the outbox relay (SQL outbox -> sb:events:crm, each row once, in
+outbox order however many consumer processes relay - see ``shared.sql_outbox``), the
 projection of identity/routing events onto customers' timelines (exactly once:
 the event id is recorded in crm_inbox in the same SQL transaction), and the KPI
 projection of our own case events. ``shared.consumer_main`` adds the fourth:
