@@ -14,8 +14,10 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import redis as redis_lib
@@ -27,6 +29,18 @@ from shared.consumer_main import Runnable, consumer_name, run
 from shared.events import STREAMS, Event
 
 log = logging.getLogger("sb.identity.consumer")
+
+
+def event_ms(event: Event) -> int:
+    """The event's time in ms, which orders a customer's projection (see ``_PROJECT``);
+    an unreadable one is taken as now, so the event still applies."""
+    try:
+        at = datetime.fromisoformat(event.occurred_at.replace("Z", "+00:00"))
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        return int(at.timestamp() * 1000)
+    except (AttributeError, ValueError):
+        return int(time.time() * 1000)
 
 
 def handlers(store: RedisStore) -> Mapping[str, Handler]:
@@ -49,22 +63,23 @@ def handlers(store: RedisStore) -> Mapping[str, Handler]:
         fields = {k: str(data[k]) for k in ("tier", "language") if data.get(k)}
         if cid and fields:
             with effect(delivery) as pipe:
-                store.stage_profile(pipe, cid, fields)
+                store.stage_profile(pipe, cid, fields, event_ms(event))
 
     def merged(event: Event, delivery: Delivery) -> None:
         survivor, tier = str(event.data.get("survivor_id") or ""), event.data.get("tier")
         source = str(event.data.get("source_id") or "")
         with effect(delivery) as pipe:
+            at = event_ms(event)
             if survivor and tier:
-                store.stage_profile(pipe, survivor, {"tier": str(tier)})
+                store.stage_profile(pipe, survivor, {"tier": str(tier)}, at)
             if source:
-                store.stage_profile(pipe, source, {"merged_into": survivor})
+                store.stage_profile(pipe, source, {"merged_into": survivor}, at)
 
     def unmerged(event: Event, delivery: Delivery) -> None:
         source = str(event.data.get("source_id") or "")
         if source:
             with effect(delivery) as pipe:
-                store.stage_unmerge(pipe, source)
+                store.stage_unmerge(pipe, source, event_ms(event))
 
     def erased(event: Event, delivery: Delivery) -> None:
         cid = str(event.data.get("profile_id") or "")

@@ -173,6 +173,21 @@ end
 return {0, math.max(0, math.min(limit - math.max(a, f), cap - s))}
 """
 
+# KEYS: a customer's profile projection. ARGV: the event's time (ms), n, n fields to
+# delete, then field/value pairs to set. -> 1 applied, 0 older than what it holds.
+# Several consumers of one group, or a re-sent batch, may deliver a customer's events
+# out of order: an older tier must never overwrite a newer one.
+_PROJECT = """
+local at = tonumber(ARGV[1])
+if at < tonumber(redis.call('HGET', KEYS[1], 'as_of') or '0') then return 0 end
+local n = tonumber(ARGV[2])
+for i = 3, 2 + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
+local set = {'as_of', ARGV[1]}
+for i = 3 + n, #ARGV do set[#set + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(set))
+return 1
+"""
+
 # KEYS: last step. ARGV: step, ttl. A step is accepted once, and never one older.
 _ACCEPT_STEP = """
 local last = redis.call('GET', KEYS[1])
@@ -374,13 +389,20 @@ class RedisStore:
 
     # -- CRM projection -------------------------------------------------------
     def profile(self, cid: str) -> dict[str, str]:
-        return self.r.hgetall(ckey(cid, "profile"))
+        """The CRM's projected fields (tier, language, merged_into), without its clock."""
+        fields: dict[str, str] = self.r.hgetall(ckey(cid, "profile"))
+        fields.pop("as_of", None)
+        return fields
 
-    def stage_profile(self, pipe: Any, cid: str, fields: Mapping[str, str]) -> None:
-        pipe.hset(ckey(cid, "profile"), mapping=dict(fields))
+    def stage_profile(self, pipe: Any, cid: str, fields: Mapping[str, str], at_ms: int) -> None:
+        """Project ``fields`` as of ``at_ms`` (the event's time), unless newer ones are held."""
+        pairs = [x for kv in fields.items() for x in kv]
+        # EVAL, not EVALSHA: the script text travels in any pipeline, on a cluster too
+        # (whose pipeline refuses .eval(), not the command).
+        pipe.execute_command("EVAL", _PROJECT, 1, ckey(cid, "profile"), at_ms, 0, *pairs)
 
-    def stage_unmerge(self, pipe: Any, cid: str) -> None:
-        pipe.hdel(ckey(cid, "profile"), "merged_into")
+    def stage_unmerge(self, pipe: Any, cid: str, at_ms: int) -> None:
+        pipe.execute_command("EVAL", _PROJECT, 1, ckey(cid, "profile"), at_ms, 1, "merged_into")
 
     # -- factors --------------------------------------------------------------
     def factors(self, cid: str) -> list[dict[str, Any]]:

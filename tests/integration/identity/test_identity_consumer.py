@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.identity.adapters.redis_store import ckey
 from services.identity.consumer import build_consumer
 from shared.bus import EventPublisher
 from shared.events import STREAMS, Event
 from tests.integration.identity.conftest import CHROME, GOLD, Api
 
 
-def publish(redis: Any, type_: str, **data: Any) -> Event:
-    event = Event.new(type_, data, source="crm")
+def publish(redis: Any, type_: str, at: str | None = None, **data: Any) -> Event:
+    event = Event.new(type_, data, source="crm", occurred_at=at)
     EventPublisher(redis, STREAMS["crm"]).publish(event)
     return event
 
@@ -36,6 +37,30 @@ def test_the_crm_tier_decides_the_policy(api: Api, redis: Any) -> None:
         changed=["tier"],
     )
     drain(redis)
+    assert api.start("c-1", "chat", tier="gold").json["tier"] == "silver"
+
+
+def test_an_older_event_delivered_late_never_overwrites_a_newer_one(api: Api, redis: Any) -> None:
+    # Consumers of one group (or a re-sent batch) may deliver a customer's events out of
+    # order: the projection keeps what the newest event said.
+    api.tier("gold", GOLD)
+    newer, older = "2026-11-30T10:00:02.000Z", "2026-11-30T10:00:01.000Z"
+    publish(redis, "crm.profile.updated", at=newer, profile_id="c-1", tier="gold")
+    publish(redis, "crm.profile.updated", at=older, profile_id="c-1", tier="silver")
+    drain(redis)
+    assert api.start("c-1", "chat").json["tier"] == "gold"
+    # A merge's late unmerge is kept apart the same way: the later merge stands.
+    publish(redis, "crm.profile.merged", at=newer, survivor_id="c-9", source_id="c-1", tier="gold")
+    publish(redis, "crm.profile.unmerged", at=older, source_id="c-1", survivor_id="c-9")
+    drain(redis)
+    assert redis.hget(ckey("c-1", "profile"), "merged_into") == "c-9"
+    # The same time again (a re-delivery) applies, and a newer event still does.
+    publish(redis, "crm.profile.unmerged", at=newer, source_id="c-1", survivor_id="c-9")
+    publish(
+        redis, "crm.profile.updated", at="2026-11-30T10:00:03Z", profile_id="c-1", tier="silver"
+    )
+    drain(redis)
+    assert redis.hget(ckey("c-1", "profile"), "merged_into") is None
     assert api.start("c-1", "chat", tier="gold").json["tier"] == "silver"
 
 
