@@ -30,6 +30,7 @@ _ERRORS: dict[type[e.IdentityError], tuple[int, str]] = {
     e.VerificationClosed: (409, "Verification Closed"),
     e.DeviceNotTrustable: (409, "Device Not Trustable"),
     e.DocumentSuperseded: (409, "Document Superseded"),
+    e.FactorNotReady: (409, "Factor Not Ready"),
     e.CustomerLocked: (423, "Locked"),
     e.Throttled: (429, "Too Many Requests"),
     e.DeliveryUnavailable: (503, "Delivery Unavailable"),

@@ -22,6 +22,7 @@ from services.identity.domain.errors import (
     EnrollmentInvalid,
     FactorNotAllowed,
     FactorNotChallengeable,
+    FactorNotReady,
     InvalidSignature,
     NotFound,
     PolicyInvalid,
@@ -696,11 +697,17 @@ class IdentityService:
         v, policy = self._open(vid, lock_checked_later=True)  # the reservation checks the lock
         cid, factor = v["customer_id"], params["factor"]
         plugin = self._factor_for(v, policy, factor)
+        attempt = Attempt(vid, cid, v["channel"], params, v["challenges"].get(factor, {}))
+        waiting = plugin.not_ready(attempt)
+        if waiting:
+            retry, held = self.store.lock_state(cid)  # locked stays 423, whatever the factor
+            if retry or held:
+                raise CustomerLocked(retry or 1, held)
+            raise FactorNotReady(waiting)
         granted, remaining, retry, held = self.store.reserve_attempt(vid, cid, policy.max_attempts)
         if not granted:
             self._lock(vid, v, policy)
             raise CustomerLocked(retry, held)
-        attempt = Attempt(vid, cid, v["channel"], params, v["challenges"].get(factor, {}))
         ok = False
         factors = self.store.factors(cid)
         try:

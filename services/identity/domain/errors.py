@@ -93,6 +93,10 @@ class DeviceNotTrustable(IdentityError):
     """A voice line, a flagged fingerprint, or a verification that was not approved."""
 
 
+class FactorNotReady(IdentityError):
+    """A check asked before its factor can be judged (a document result still awaited)."""
+
+
 class DocumentSuperseded(IdentityError):
     """A document result whose reference is not the verification's current submission."""
 

@@ -96,6 +96,12 @@ class FactorPlugin(ABC):
     def check(self, env: FactorEnv, attempt: Attempt, records: list[FactorRecord]) -> bool:
         """True when the presented proof satisfies the factor."""
 
+    def not_ready(self, attempt: Attempt) -> str | None:
+        """Why a check cannot be judged yet (e.g. a verifier has not answered), or None.
+        Asked before an attempt is reserved: waiting is not a wrong answer, so it costs
+        no attempt and counts towards no lockout."""
+        return None
+
 
 class FactorRegistry:
     def __init__(self, plugins: Iterable[FactorPlugin] = ()) -> None:

@@ -232,3 +232,10 @@ class DocumentFactor(FactorPlugin):
 
     def check(self, env: FactorEnv, attempt: Attempt, records: list[FactorRecord]) -> bool:
         return attempt.challenge.get("result") == "approved"
+
+    def not_ready(self, attempt: Attempt) -> str | None:
+        if not attempt.challenge.get("reference"):
+            return "no document was submitted: POST .../challenges {\"factor\": \"document\"}"
+        if attempt.challenge.get("result") is None:
+            return "the document verifier has not answered yet; check again after its result"
+        return None

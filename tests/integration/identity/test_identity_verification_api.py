@@ -284,6 +284,28 @@ def test_a_late_result_for_an_earlier_document_is_refused_and_changes_nothing(
     assert api.check(vid, "document").json["satisfied_factors"] == []
 
 
+def test_a_document_check_before_its_result_is_409_and_costs_no_attempt(
+    api: Api, redis: Any
+) -> None:
+    # Waiting for the verifier is not a wrong answer: no attempt, no failure, no lockout.
+    enrolled(api)
+    vid = api.start("c-1", "chat", tier="gold").json["verification_id"]
+    early = [api.check(vid, "document") for _ in range(6)]  # more than max_attempts (5)
+    assert {r.status_code for r in early} == {409}
+    assert early[0].mimetype == "application/problem+json"
+    assert "no document was submitted" in early[0].json["detail"]
+    api.challenge(vid, "document", document={"type": "passport", "number": "X1234561"})
+    waiting = api.check(vid, "document")
+    assert waiting.status_code == 409 and "not answered yet" in waiting.json["detail"]
+    types = [f["type"] for _, f in redis.xrange("sb:events:identity")]
+    assert "identity.verification.failed" not in types
+    assert api.check(vid, "totp", code="000000").json["remaining_attempts"] == 4
+    # A locked customer is answered 423 whatever the factor.
+    for _ in range(4):
+        api.check(vid, "totp", code="000000")
+    assert api.check(vid, "document").status_code == 423
+
+
 def test_the_export_holds_everything_masked_and_unknown_customers_are_empty(api: Api) -> None:
     approved_token(api)
     export = api.call("GET", "/v1/customers/c-1/export", "admin").json
