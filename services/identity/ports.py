@@ -41,6 +41,15 @@ class Store(Protocol):
         add_satisfied: Iterable[str] = (),
         events: Sequence[Event] = (),
     ) -> list[str]: ...
+    def set_challenge(
+        self,
+        vid: str,
+        factor: str,
+        state: Mapping[str, Any],
+        *,
+        merge: bool = False,
+        only_if_reference: str | None = None,
+    ) -> bool: ...
     def claim_once(self, key: str, ttl: int) -> bool: ...
     def reserve_attempt(
         self, vid: str, cid: str, max_attempts: int

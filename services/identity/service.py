@@ -688,7 +688,8 @@ class IdentityService:
             raise FactorNotChallengeable(f"no active {factor} factor is enrolled")
         attempt = Attempt(vid, v["customer_id"], v["channel"], params)
         public, state = plugin.challenge(self.env, attempt, records)
-        self.store.update_verification(vid, {"challenges": {**v["challenges"], factor: state}})
+        if not self.store.set_challenge(vid, factor, state):
+            raise NotFound("no such verification")  # expired meanwhile
         if isinstance(public.get("expires_at"), int | float):
             public["expires_at"] = iso(public["expires_at"])
         return public
@@ -820,8 +821,11 @@ class IdentityService:
             # A late result for an earlier submission must not overwrite the newer one;
             # a 4xx tells the verifier it was not applied and is not worth retrying.
             raise DocumentSuperseded("this result is for an earlier document submission")
-        state = {**current, "result": result}
-        self.store.update_verification(vid, {"challenges": {**v["challenges"], "document": state}})
+        # Only onto that submission: a new one made meanwhile is not overwritten.
+        if not self.store.set_challenge(
+            vid, "document", {"result": result}, merge=True, only_if_reference=reference
+        ):
+            raise DocumentSuperseded("this result is for an earlier document submission")
 
     # == sessions =============================================================
     def _active(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:

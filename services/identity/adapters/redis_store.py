@@ -498,6 +498,36 @@ class RedisStore:
         staged = len(events) if self._event_stream(0) else 0
         return sorted(results[-1 - staged] if staged else results[-1])
 
+    def set_challenge(
+        self,
+        vid: str,
+        factor: str,
+        state: Mapping[str, Any],
+        *,
+        merge: bool = False,
+        only_if_reference: str | None = None,
+    ) -> bool:
+        """One factor's challenge state, without losing a concurrent write of another
+        factor's (optimistic: WATCH the verification, retried on a conflict). ``merge``
+        updates the factor's state instead of replacing it; ``only_if_reference`` applies
+        only while that is still the factor's reference. False: not applied."""
+        key = vkey(vid)
+
+        def apply(pipe: Any) -> bool:
+            raw = pipe.hget(key, "challenges")
+            if raw is None:
+                return False  # the verification has expired
+            challenges = json.loads(raw)
+            current = challenges.get(factor) or {}
+            if only_if_reference is not None and current.get("reference") != only_if_reference:
+                return False
+            challenges[factor] = {**current, **state} if merge else dict(state)
+            pipe.multi()
+            pipe.hset(key, "challenges", _j(challenges))
+            return True
+
+        return bool(self.r.transaction(apply, key, value_from_callable=True))
+
     def claim_once(self, key: str, ttl: int) -> bool:
         """True for the first caller only (approval, flag events...)."""
         return bool(self.r.set(P + key, "1", nx=True, ex=ttl))

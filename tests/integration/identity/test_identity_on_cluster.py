@@ -317,3 +317,17 @@ def test_a_relay_that_died_before_deleting_only_repeats_event_ids(
     while consumer.run_once(block_ms=10):
         pass
     assert sorted(handled) == sorted(set(ids))  # each event handled once
+
+
+def test_concurrent_challenge_writes_all_stay_on_a_cluster(
+    api: Api, service: IdentityService, cid: str
+) -> None:
+    from tests.integration.identity.test_identity_challenges_store import (
+        FACTORS,
+        concurrent_writes,
+    )
+
+    vid = api.start(cid, "chat").json["verification_id"]
+    concurrent_writes(service, vid)
+    challenges = service.store.verification(vid)["challenges"]  # type: ignore[index]
+    assert {f: challenges[f] for f in FACTORS} == {f: {"reference": f, "n": 4} for f in FACTORS}
