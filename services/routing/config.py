@@ -35,6 +35,8 @@ class RoutingConfig:
     retention_s: int = 7 * 86400
     scan_limit: int = 64
     tasks_from_cases: bool = False
+    verified_ttl_s: int = 1800  # a verification counts for tasks created this long after
+    long_poll_slots: int | None = None  # None: half the gunicorn worker's threads
 
     @property
     def strategy(self) -> Strategy:
@@ -84,6 +86,12 @@ class RoutingConfig:
                 lead_after_s=settings.float_env("ROUTING_TEAM_LEAD_AFTER", 7200.0),
                 lead_team=settings.str_env("ROUTING_TEAM_LEAD_TEAM", "team-lead"),
                 tasks_from_cases=settings.bool_env("ROUTING_TASKS_FROM_CASES", False),
+                verified_ttl_s=settings.int_env("ROUTING_VERIFIED_TTL", 1800, minimum=1),
+                long_poll_slots=(
+                    settings.int_env("ROUTING_LONG_POLL_SLOTS", 0, minimum=0)
+                    if env.get("ROUTING_LONG_POLL_SLOTS")
+                    else None
+                ),
             )
             config.strategy  # noqa: B018 - fail at start on an unknown strategy
         except (ValueError, InvalidRequest) as exc:

@@ -57,7 +57,12 @@ class RoutingService:
 
     # -- agents ------------------------------------------------------------------
     def put_agent(self, aid: str, profile: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-        created = self.store.put_agent(aid, profile, self.now())
+        profile = dict(profile)
+        if "languages" in profile:
+            profile["languages"] = sorted({_lang(x) for x in profile["languages"] or ()})
+        created, requeued = self.store.put_agent(aid, profile, self.now())
+        for tid in requeued:  # offers ended by going offline go to the next agent
+            self.match_task(tid)
         if profile.get("status") == "available":
             self.match_agent(aid)
         return self.agent_view(aid), created
@@ -88,7 +93,7 @@ class RoutingService:
             "channel": cmd["channel"],
             "category": category,
             "skills": _json(cmd.get("skills") or {}),
-            "language": cmd.get("language") or "",
+            "language": _lang(cmd.get("language") or ""),
             "tier": tier or "",
             "sentiment": "" if sentiment is None else sentiment,
             "attributes": _json(cmd.get("attributes") or {}),
@@ -123,11 +128,21 @@ class RoutingService:
             route = effective_requirements(task_from_hash(tid, h), cfg.relaxation, now)
             rid = "r_" + uuid.uuid4().hex
             offer = (rid, now + round(cfg.reservation_timeout_s * 1000))
-        created, sticky, agent = self.store.create_task(
-            tid, fields, timers, escalated, now, sticky_ms, route=route, offer=offer
+        created, sticky, agent, verified_by = self.store.create_task(
+            tid,
+            fields,
+            timers,
+            escalated,
+            now,
+            sticky_ms,
+            route=route,
+            offer=offer,
+            retention_s=cfg.retention_s,
         )
         if not created:
             return self.task_view(tid)
+        if verified_by:
+            h.update(verified="1", verification_id=verified_by)
         if agent and offer:
             h.update(status="reserved", reservation=offer[0], agent=agent)
             return _task_view(tid, h)
@@ -167,8 +182,37 @@ class RoutingService:
         self.store.get_agent(aid)  # 404 for an unknown agent
         return [_reservation_view(r, h) for r, h in self.store.pending_reservations(aid)]
 
+    def wait_for_offers(self, aid: str, timeout_s: float) -> list[dict[str, Any]]:
+        """The agent's pending offers, waiting up to ``timeout_s`` for one to be made.
+
+        Blocks on the agent's offer notifications in Redis, not a sleep loop; the
+        cursor is read before the offers so an offer made in between still wakes it.
+        """
+        deadline = time.monotonic() + timeout_s
+        cursor = self.store.offer_cursor(aid)
+        items = self.reservations_of(aid)
+        while not items:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            # In slices: the Redis client's socket timeout is 10 s.
+            cursor = self.store.wait_offer(aid, cursor, max(1, round(min(left, 5.0) * 1000)))
+            items = self.reservations_of(aid)
+        return items
+
     def accept(self, rid: str) -> dict[str, Any]:
-        outcome, res = self.store.accept(rid, self.config.sticky_memory_s, self.now())
+        cfg = self.config
+        outcome, res = self.store.accept(
+            rid,
+            cfg.sticky_memory_s,
+            self.now(),
+            round(cfg.decline_cooloff_s * 1000),
+            cfg.away_after_missed,
+        )
+        if outcome == "expired":  # ended as a timeout: offer the task to the next agent
+            self.match_task(res["task"])
+            self.match_agent(res["agent"])
+            outcome = "res_timeout"
         self._raise_for(outcome, "reservation", rid)
         return _reservation_view(rid, res)
 
@@ -333,11 +377,21 @@ class RoutingService:
         return {"window_seconds": 3600, "generated_at": iso(now), "items": items}
 
     def agent_totals(self) -> dict[str, Any]:
-        """Agents per status and busy slots per channel, without reading any agent."""
-        by_status, busy = self.store.agent_totals()
+        """Agents per status; busy slots, capacity of the agents not offline and their
+        occupancy (busy / capacity, as /v1/stats/agents per agent) per channel; without
+        reading any agent."""
+        by_status, busy, capacity = self.store.agent_totals()
+        channels = sorted(set(busy) | set(capacity))
         return {
             "by_status": {s: by_status.get(s, 0) for s in AGENT_STATUSES},
             "busy_slots": busy,
+            "capacity_slots": {ch: max(0, capacity.get(ch, 0)) for ch in channels},
+            "occupancy": {
+                ch: round(min(1.0, busy.get(ch, 0) / capacity[ch]), 4)
+                if capacity.get(ch, 0) > 0
+                else 0.0
+                for ch in channels
+            },
         }
 
     def agent_stats(self, after: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
@@ -378,7 +432,15 @@ class RoutingService:
         return self.store.rekey_customer(survivor_id, source_id, True, self.now())
 
     def mark_verified(self, customer_id: str, verification_id: str) -> int:
-        return self.store.mark_verified(customer_id, verification_id, self.now())
+        """Marks the open tasks, and remembers it for tasks created within the TTL."""
+        return self.store.mark_verified(
+            customer_id, verification_id, self.now(), self.config.verified_ttl_s
+        )
+
+
+def _lang(tag: str) -> str:
+    # Tags compare case-insensitively (RFC 5646): stored lower-case on the way in.
+    return tag.lower()
 
 
 # -- views ----------------------------------------------------------------------------

@@ -83,9 +83,19 @@ local function release(aid, ch)
   reindex(aid, hgetall(akey))
 end
 
+-- Capacity per channel of the agents not offline: the denominator of occupancy.
+local function count_capacity(channels, sign)
+  for ch, cap in pairs(cjson.decode(channels)) do
+    redis.call('HINCRBY', P .. 'capacity_slots', ch, sign * cap)
+  end
+end
+
 local function set_status(aid, a, status, reason)
   local prev = a.status
   if prev == status then return end
+  if (prev == 'offline') ~= (status == 'offline') then
+    count_capacity(a.channels, status == 'offline' and -1 or 1)
+  end
   redis.call('HSET', P .. 'agent:' .. aid, 'status', status)
   redis.call('HINCRBY', P .. 'agent_counts', prev, -1)
   redis.call('HINCRBY', P .. 'agent_counts', status, 1)
@@ -204,9 +214,17 @@ end
 local function drop_task_timers(tid)
   redis.call('ZREM', P .. 'timers', 'sla|' .. tid, 'lead|' .. tid, 'sticky|' .. tid)
 end
+
+-- Wakes the agent's long-polls (XREAD on a tiny per-agent stream; every reader sees it).
+local function notify_offer(aid, rid)
+  local k = P .. 'offers:' .. aid
+  redis.call('XADD', k, 'MAXLEN', '8', '*', 'reservation', rid)
+  redis.call('PEXPIRE', k, 120000)
+end
 """
 
 # ARGV[6] agent id, [7] profile JSON {name, team, skills, languages, channels, status?}
+# Returns {created 1/0, task requeued, ...}.
 AGENT_PUT = r"""
 local aid = ARGV[6]
 local p = cjson.decode(ARGV[7])
@@ -214,6 +232,7 @@ local akey = P .. 'agent:' .. aid
 local old = hgetall(akey)
 local created = old.status == nil
 if not created then reindex(aid, old, true) end
+if not created and old.status ~= 'offline' then count_capacity(old.channels, -1) end
 local function text(v) if type(v) == 'string' then return v end return '' end
 redis.call('HSET', akey, 'name', text(p.name), 'team', text(p.team),
   'skills', cjson.encode(p.skills), 'languages', cjson.encode(p.languages),
@@ -225,11 +244,21 @@ if created then
   redis.call('ZADD', P .. 'agents', 0, aid)
 end
 local a = hgetall(akey)
+if a.status ~= 'offline' then count_capacity(a.channels, 1) end
+local out = {created and 1 or 0}
 if type(p.status) == 'string' and p.status ~= a.status then
+  -- As the status endpoint: going offline ends the pending offers, tasks requeued.
+  if p.status == 'offline' then
+    for _, rid in ipairs(redis.call('SMEMBERS', P .. 'agent_res:' .. aid)) do
+      local r = end_reservation(rid, 'canceled', 0, 1000000)
+      if r then out[#out + 1] = r.task end
+    end
+    a = hgetall(akey)
+  end
   set_status(aid, a, p.status, 'admin')
 end
 reindex(aid, hgetall(akey))
-return created and 1 or 0
+return out
 """
 
 # ARGV[6] agent id, [7] status, [8] reason
@@ -254,18 +283,27 @@ return requeued
 # ARGV[6] task id, [7] task JSON (all hash fields), [8] timers JSON [[member, due], ...],
 # [9] escalated ('1'/'0'), [10] sla_due_at iso, [11] sticky timeout (ms),
 # [12] route now ('1'/'0'), [13] language or '*', [14] required skills JSON, [15] team or '',
-# [16] reservation id, [17] expires (ms), [18] expires iso
+# [16] reservation id, [17] expires (ms), [18] expires iso, [19] retention (s)
+# Returns {created, sticky agent, agent reserved, verification id applied}.
 TASK_CREATE = r"""
 local tid = ARGV[6]
 local tkey = P .. 'task:' .. tid
-if redis.call('EXISTS', tkey) == 1 then return {0, '', ''} end
+if redis.call('EXISTS', tkey) == 1 then return {0, '', '', ''} end
 local t = cjson.decode(ARGV[7])
 local flat = {}
 for k, v in pairs(t) do flat[#flat + 1] = k; flat[#flat + 1] = tostring(v) end
 redis.call('HSET', tkey, unpack(flat))
 t = hgetall(tkey)
+-- A verification that arrived before the task (kept a while by VERIFIED).
+local vid = redis.call('GET', P .. 'verified:' .. t.customer_id)
+if vid and t.verified ~= '1' then
+  redis.call('HSET', tkey, 'verified', '1', 'verification_id', vid)
+  t.verified, t.verification_id = '1', vid
+end
 enqueue(tid, t)
 redis.call('SADD', P .. 'cust:' .. t.customer_id, tid)
+-- Outlives the task hashes (they expire `retention` after they end; refreshed then too).
+redis.call('EXPIRE', P .. 'cust:' .. t.customer_id, ARGV[19])
 redis.call('SADD', P .. 'channels', t.channel)
 for _, pair in ipairs(cjson.decode(ARGV[8])) do
   redis.call('ZADD', P .. 'timers', pair[2], pair[1])
@@ -289,6 +327,10 @@ if ARGV[9] == '1' then
     channel = t.channel, category = t.category, reason = 'negative_sentiment',
     team = t.team})
 end
+if vid then
+  emit('routing.task.verified', {task_id = tid, customer_id = t.customer_id,
+    verification_id = vid})
+end
 -- Default strategy and no sticky agent: the first eligible agent in idle order is the
 -- decision, taken here - one round trip from request to offer.
 if ARGV[12] == '1' and sticky == '' then
@@ -297,11 +339,12 @@ if ARGV[12] == '1' and sticky == '' then
   if #found > 0 then
     local aid = found[1][1]
     do_reserve(tid, t, aid, found[1][3], ARGV[16], ARGV[17], ARGV[18])
-    return {1, '', aid}
+    notify_offer(aid, ARGV[16])
+    return {1, '', aid, vid or ''}
   end
-  return {1, '', ''}
+  return {1, '', '', vid or ''}
 end
-return {1, sticky, ''}
+return {1, sticky, '', vid or ''}
 """
 
 # ARGV[6] task id, [7] agent id, [8] reservation id, [9] expires (ms), [10] expires iso,
@@ -319,16 +362,23 @@ local cap = cjson.decode(a.channels)[t.channel] or 0
 local load = tonumber(a['load:' .. t.channel] or '0')
 if load >= cap then return 'agent_full' end
 do_reserve(tid, t, aid, a, rid, ARGV[9], ARGV[10])
+notify_offer(aid, rid)
 return 'ok'
 """
 
-# ARGV[6] reservation id, [7] minute bucket key suffix, [8] sticky memory (s)
+# ARGV[6] reservation id, [7] minute bucket key suffix, [8] sticky memory (s),
+# [9] cool-off (ms), [10] missed offers before away
 ACCEPT = r"""
 local rid = ARGV[6]
 local rkey = P .. 'res:' .. rid
 local r = hgetall(rkey)
 if not r.status then return 'missing' end
 if r.status ~= 'pending' then return 'res_' .. r.status end
+if NOW >= tonumber(r.expires) then
+  -- Expired, the dispatcher just has not ticked yet: end it as its timer would.
+  end_reservation(rid, 'timeout', tonumber(ARGV[9]), tonumber(ARGV[10]))
+  return {'expired', redis.call('HGETALL', rkey)}
+end
 local tkey = P .. 'task:' .. r.task
 local t = hgetall(tkey)
 redis.call('HSET', rkey, 'status', 'accepted', 'ended', NOW)
@@ -371,6 +421,7 @@ if not t.status then return {'missing'} end
 if t.status ~= 'assigned' then return {'task_' .. t.status} end
 redis.call('HSET', tkey, 'status', 'completed', 'ended', NOW)
 redis.call('EXPIRE', tkey, ARGV[7])
+redis.call('EXPIRE', P .. 'cust:' .. t.customer_id, ARGV[7])
 release(t.agent, t.channel)
 emit('routing.task.completed', {task_id = tid, customer_id = t.customer_id, agent_id = t.agent,
   channel = t.channel, category = t.category})
@@ -413,7 +464,11 @@ CANCEL = (
     CANCEL_FN
     + r"""
 local freed, outcome = cancel_task(ARGV[6], ARGV[7])
-if outcome == 'ok' then redis.call('EXPIRE', P .. 'task:' .. ARGV[6], ARGV[8]) end
+if outcome == 'ok' then
+  redis.call('EXPIRE', P .. 'task:' .. ARGV[6], ARGV[8])
+  local cust = redis.call('HGET', P .. 'task:' .. ARGV[6], 'customer_id')
+  if cust then redis.call('EXPIRE', P .. 'cust:' .. cust, ARGV[8]) end
+end
 return {outcome, freed or ''}
 """
 )
@@ -434,7 +489,7 @@ for _, tid in ipairs(redis.call('SMEMBERS', ckey)) do
   for rid in string.gmatch(res or '', '[^,]+') do redis.call('DEL', P .. 'res:' .. rid) end
   n = n + 1
 end
-redis.call('DEL', ckey, P .. 'last_agent:' .. cust)
+redis.call('DEL', ckey, P .. 'last_agent:' .. cust, P .. 'verified:' .. cust)
 return freed
 """
 )
@@ -444,6 +499,7 @@ return freed
 REKEY = r"""
 local src, dst, unmerge = ARGV[6], ARGV[7], ARGV[8] == '1'
 local moved = 0
+local src_ttl = redis.call('TTL', P .. 'cust:' .. src)
 for _, tid in ipairs(redis.call('SMEMBERS', P .. 'cust:' .. src)) do
   local tkey = P .. 'task:' .. tid
   local t = hgetall(tkey)
@@ -463,6 +519,9 @@ if not unmerge then
     redis.call('DEL', P .. 'last_agent:' .. src)
   end
 end
+if moved > 0 and src_ttl > redis.call('TTL', P .. 'cust:' .. dst) then
+  redis.call('EXPIRE', P .. 'cust:' .. dst, src_ttl)  -- as long as the tasks it received
+end
 if moved > 0 then
   emit('routing.customer.rekeyed', {from_customer_id = src, to_customer_id = dst,
     tasks = moved, reason = unmerge and 'unmerged' or 'merged'})
@@ -470,8 +529,10 @@ end
 return moved
 """
 
-# ARGV[6] customer id, [7] verification id
+# ARGV[6] customer id, [7] verification id, [8] how long a later task still counts (s)
 VERIFIED = r"""
+-- Remembered for tasks created after the event (the customer verifies, then is queued).
+redis.call('SET', P .. 'verified:' .. ARGV[6], ARGV[7], 'EX', ARGV[8])
 local marked = 0
 for _, tid in ipairs(redis.call('SMEMBERS', P .. 'cust:' .. ARGV[6])) do
   local tkey = P .. 'task:' .. tid

@@ -10,7 +10,10 @@ Keys (all under ``sb:rt:{pool}:`` - one hash tag, one cluster slot per pool):
     queue:<ch>            zset task -> order key (lower first), queued tasks only
     waiting:<cat>:<ch>    zset task -> created ms (waiting count, longest wait)
     res:<id>              hash of a reservation; agent_res:<agent> set of pending ones
-    cust:<customer>       set of task ids; last_agent:<customer> the sticky agent
+    cust:<customer>       set of task ids (TTL refreshed with its tasks'); last_agent:<customer>
+                          the sticky agent; verified:<customer> a recent verification id (TTL)
+    offers:<agent>        tiny stream, one entry per offer made: wakes long-polls
+    capacity_slots        hash channel -> capacity of the agents not offline
     timers                zset "<kind>|<id>" -> due ms (res, sla, lead, sticky, relax)
     stats:m:<minute>      hash "<cat>|<ch>|answered|within|wait_ms" counters, 2 h TTL
     outbox                stream of events, relayed to sb:events:routing
@@ -81,8 +84,12 @@ class RedisRoutingStore:
         return self._scripts[name](keys=[self.outbox], args=common + list(args))
 
     # -- agents ------------------------------------------------------------------
-    def put_agent(self, aid: str, profile: Mapping[str, Any], now_ms: int) -> bool:
-        return bool(self._run("agent_put", now_ms, aid, json.dumps(profile)))
+    def put_agent(
+        self, aid: str, profile: Mapping[str, Any], now_ms: int
+    ) -> tuple[bool, list[str]]:
+        """(created, tasks requeued because the agent went offline)."""
+        result = self._run("agent_put", now_ms, aid, json.dumps(profile))
+        return bool(result[0]), [str(t) for t in result[1:]]
 
     def put_agents(self, profiles: Mapping[str, Mapping[str, Any]], now_ms: int) -> None:
         """Seed many agents in pipelined batches (imports, benchmarks); one script each."""
@@ -162,13 +169,19 @@ class RedisRoutingStore:
             out.append((agent_from_hash(flat[i], h), h.get("version", "")))
         return out
 
-    def agent_totals(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Agents per status and busy slots per channel, kept incrementally by the scripts."""
+    def agent_totals(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        """Agents per status, busy slots and capacity of agents not offline per channel,
+        kept incrementally by the scripts."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.key("agent_counts"))
         pipe.hgetall(self.key("busy_slots"))
-        counts, busy = pipe.execute()
-        return {k: int(v) for k, v in counts.items()}, {k: int(v) for k, v in busy.items()}
+        pipe.hgetall(self.key("capacity_slots"))
+        counts, busy, capacity = pipe.execute()
+        return (
+            {k: int(v) for k, v in counts.items()},
+            {k: int(v) for k, v in busy.items()},
+            {k: int(v) for k, v in capacity.items()},
+        )
 
     def available_counts(self, channels: Iterable[str]) -> dict[str, int]:
         channels = list(channels)
@@ -188,15 +201,17 @@ class RedisRoutingStore:
         sticky_timeout_ms: int = 20_000,
         route: Requirements | None = None,
         offer: tuple[str, int] | None = None,
-    ) -> tuple[bool, str | None, str | None]:
-        """Store and queue a task: (created, sticky agent it waits for, agent reserved).
+        retention_s: int = 7 * 86400,
+    ) -> tuple[bool, str | None, str | None, str | None]:
+        """Store and queue a task: (created, sticky agent it waits for, agent reserved,
+        the verification id of a verification that came before it).
 
         With ``route`` (requirements now) and ``offer`` (reservation id, expiry) the
         script also offers it to the longest-idle eligible agent, unless the customer
         has a sticky agent - the default strategy decided in the same atomic step.
         """
         rid, expires = offer or ("", 0)
-        created, sticky, agent = self._run(
+        created, sticky, agent, verified = self._run(
             "task_create",
             now_ms,
             tid,
@@ -212,8 +227,9 @@ class RedisRoutingStore:
             rid,
             expires,
             iso(expires) if expires else "",
+            retention_s,
         )
-        return bool(created), sticky or None, agent or None
+        return bool(created), sticky or None, agent or None, verified or None
 
     def task_hash(self, tid: str) -> dict[str, str]:
         return self.redis.hgetall(self.key("task", tid))
@@ -245,9 +261,19 @@ class RedisRoutingStore:
     ) -> str:
         return self._run("reserve", now_ms, tid, aid, rid, expires_ms, iso(expires_ms), version)
 
-    def accept(self, rid: str, sticky_memory_s: int, now_ms: int) -> tuple[str, dict[str, str]]:
-        """(outcome, the reservation after the step)."""
-        result = self._run("accept", now_ms, rid, str(now_ms // 60_000), sticky_memory_s)
+    def accept(
+        self,
+        rid: str,
+        sticky_memory_s: int,
+        now_ms: int,
+        cooloff_ms: int = 30_000,
+        away_after: int = 3,
+    ) -> tuple[str, dict[str, str]]:
+        """(outcome, the reservation after the step); ``expired``: past its expires_at,
+        ended as a timeout in the same step."""
+        result = self._run(
+            "accept", now_ms, rid, str(now_ms // 60_000), sticky_memory_s, cooloff_ms, away_after
+        )
         return _outcome(result)
 
     def reject(self, rid: str, cooloff_ms: int, now_ms: int) -> tuple[str, dict[str, str]]:
@@ -273,8 +299,10 @@ class RedisRoutingStore:
     def rekey_customer(self, src: str, dst: str, unmerge: bool, now_ms: int) -> int:
         return int(self._run("rekey", now_ms, src, dst, "1" if unmerge else "0"))
 
-    def mark_verified(self, customer_id: str, verification_id: str, now_ms: int) -> int:
-        return int(self._run("verified", now_ms, customer_id, verification_id))
+    def mark_verified(
+        self, customer_id: str, verification_id: str, now_ms: int, remember_s: int = 1800
+    ) -> int:
+        return int(self._run("verified", now_ms, customer_id, verification_id, remember_s))
 
     def tick(
         self, limit: int, cooloff_ms: int, away_after: int, lead_team: str, now_ms: int
@@ -297,6 +325,17 @@ class RedisRoutingStore:
         for rid in ids:
             pipe.hgetall(self.key("res", rid))
         return [(r, h) for r, h in zip(ids, pipe.execute(), strict=True) if h]
+
+    def offer_cursor(self, aid: str) -> str:
+        """The id of the agent's latest offer notification ("0-0" when none)."""
+        last = self.redis.xrevrange(self.key("offers", aid), count=1)
+        return last[0][0] if last else "0-0"
+
+    def wait_offer(self, aid: str, after: str, block_ms: int) -> str:
+        """Block until an offer notification newer than ``after`` (or the timeout);
+        returns the newest id seen. Every waiter of the agent is woken."""
+        got = self.redis.xread({self.key("offers", aid): after}, count=8, block=block_ms)
+        return got[0][1][-1][0] if got and got[0][1] else after
 
     # -- statistics ----------------------------------------------------------------------
     def waiting(

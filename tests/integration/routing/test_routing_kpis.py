@@ -34,7 +34,7 @@ def answered_after(service: RoutingService, clock: Clock, category: str, seconds
 
 def test_stats_report_first_response_per_category_within_sla(redis: Any) -> None:
     clock = Clock(start=int(time.time() * 1000) - 1_800_000)  # events half an hour ago
-    config = RoutingConfig()
+    config = RoutingConfig(reservation_timeout_s=300)  # offers outlive the 90 s answer
     store = RedisRoutingStore(redis, config.pool)
     service = RoutingService(store, config, clock=clock)
     service.put_agent("a1", {"name": "a1", **AGENT, "status": "available"})

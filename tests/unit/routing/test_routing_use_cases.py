@@ -32,6 +32,7 @@ class RecordingStore:
         sticky_timeout_ms=20_000,
         route=None,
         offer=None,
+        retention_s=7 * 86400,
     ):  # type: ignore[no-untyped-def]
         self.created = {
             "tid": tid,
@@ -41,7 +42,7 @@ class RecordingStore:
             "route": route,
             "offer": offer,
         }
-        return True, None, None
+        return True, None, None, None
 
     def candidates(self, req, want, *, declined, exclude=(), now_ms, max_scan=1024):  # type: ignore[no-untyped-def]
         self.candidate_reads += 1
