@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
+import threading
 from typing import Any
 
 from services.routing import kpis
@@ -87,22 +87,32 @@ def put_agent_status(body: dict[str, Any], agent_id: str) -> dict[str, Any]:
 @require_scope("agent")
 @blp.arguments(ReservationListArgs, location="query")
 @blp.response(200, ReservationListSchema)
-def list_reservations(args: dict[str, Any], agent_id: str) -> dict[str, Any]:
-    """The agent's pending offers. With ``wait`` > 0 this long-polls until one arrives."""
+def list_reservations(
+    args: dict[str, Any], agent_id: str
+) -> dict[str, Any] | tuple[dict[str, Any], dict[str, str]]:
+    """The agent's pending offers. With ``wait`` > 0 this long-polls until one arrives;
+    when every long-poll slot of the process is taken it answers at once (as ``wait=0``,
+    with ``Retry-After: 1``) so waiting desktops never occupy all request threads."""
     svc = service()
     aid = _agent_id(agent_id)
-    deadline = time.monotonic() + args["wait"]
-    while True:
+    headers: dict[str, str] = {}
+    slots: threading.BoundedSemaphore = ctx()["long_polls"]
+    if args["wait"] > 0 and slots.acquire(blocking=False):
+        try:
+            items = svc.wait_for_offers(aid, args["wait"])
+        finally:
+            slots.release()
+    else:
         items = svc.reservations_of(aid)
-        if items or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
+        if args["wait"] > 0 and not items:
+            headers["Retry-After"] = "1"  # a refused long-poll: do not re-poll in a tight loop
     for item in items:
         try:
             item["task"] = svc.task_view(item["task_id"])
         except Exception:  # noqa: BLE001 - the task may be erased meanwhile
             pass
-    return {"items": items, "next_cursor": None}
+    body = {"items": items, "next_cursor": None}
+    return (body, headers) if headers else body
 
 
 @blp.route("/reservations/<reservation_id>/accept", methods=["POST"])

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import argparse
+import os
+import shlex
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -67,6 +73,28 @@ class RoutingCollector:
         yield from (waiting, longest, level, asa, available, agents, busy)
 
 
+def gunicorn_threads(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
+    """The ``--threads`` of the gunicorn running this process (1 when not given);
+    0 when not under gunicorn."""
+    argv = list(sys.argv if argv is None else argv)
+    env = dict(os.environ if env is None else env)
+    # The gunicorn script, or `python -m gunicorn` (.../gunicorn/__main__.py).
+    if not argv or not any(p.startswith("gunicorn") for p in Path(argv[0]).parts[-2:]):
+        return 0
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--threads", type=int, default=1)
+    args, _ = parser.parse_known_args(shlex.split(env.get("GUNICORN_CMD_ARGS", "")) + argv[1:])
+    return max(1, args.threads)
+
+
+def long_poll_slots(configured: int | None, threads: int) -> int:
+    """Concurrent long-polls per process: the configured number, else half the gunicorn
+    worker's threads (a sync worker's single thread: none), else 4 outside gunicorn."""
+    if configured is not None:
+        return configured
+    return threads // 2 if threads else 4
+
+
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = settings or Settings.from_env(service="routing")
     from services.routing.api import blp
@@ -74,7 +102,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     redis = overrides.pop("redis", None) or connect(settings)
     routing = build_service(settings, redis)
-    extensions = {"routing": routing, **overrides.pop("extensions", {})}
+    slots = long_poll_slots(routing.config.long_poll_slots, gunicorn_threads())
+    extensions = {
+        "routing": routing,
+        "long_polls": threading.BoundedSemaphore(slots),
+        **overrides.pop("extensions", {}),
+    }
     app = build_app(
         settings,
         title="Switchboard Routing",

@@ -250,3 +250,41 @@ def test_a_repeated_task_creation_with_the_same_idempotency_key_creates_one_task
     assert first.json()["task_id"] == again.json()["task_id"]
     other = httpx.post(f"{routing.url}/v1/tasks", json={**TASK, "category": "urgent"}, headers=h)
     assert other.status_code == 409
+
+
+def test_long_polls_beyond_the_per_process_bound_answer_at_once_and_never_stall_tasks(
+    routing_env: dict[str, str], headers: Callable[[str], dict[str, str]]
+) -> None:
+    import threading
+
+    # One worker of 4 threads: long-polls may hold 2 of them (half, from --threads).
+    with GunicornService("services.routing.app:create_app()", routing_env, workers=1) as svc:
+        url = svc.url
+        for aid in ("d1", "d2", "d3", "d4"):  # offline: never offered anything
+            httpx.put(f"{url}/v1/agents/{aid}", json=AGENT, headers=headers("admin"))
+        answers: list[tuple[float, int, str | None]] = []
+
+        def poll(aid: str) -> None:
+            started = time.monotonic()
+            r = httpx.get(
+                f"{url}/v1/agents/{aid}/reservations?wait=4", headers=headers("agent"), timeout=15
+            )
+            answers.append(
+                (time.monotonic() - started, r.status_code, r.headers.get("retry-after"))
+            )
+
+        pollers = [threading.Thread(target=poll, args=(a,)) for a in ("d1", "d2", "d3", "d4")]
+        for p in pollers:
+            p.start()
+        time.sleep(0.8)
+        started = time.monotonic()
+        r = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel"), timeout=15)
+        created_in = time.monotonic() - started
+        for p in pollers:
+            p.join(15)
+    assert r.status_code == 201 and created_in < 1.5
+    answers.sort()
+    assert [code for _, code, _ in answers] == [200] * 4
+    quick, held = answers[:2], answers[2:]
+    assert all(s < 1.5 and retry == "1" for s, _, retry in quick)
+    assert all(s > 3.5 and retry is None for s, _, retry in held)

@@ -235,7 +235,7 @@ class DocumentFactor(FactorPlugin):
 
     def not_ready(self, attempt: Attempt) -> str | None:
         if not attempt.challenge.get("reference"):
-            return "no document was submitted: POST .../challenges {\"factor\": \"document\"}"
+            return 'no document was submitted: POST .../challenges {"factor": "document"}'
         if attempt.challenge.get("result") is None:
             return "the document verifier has not answered yet; check again after its result"
         return None

@@ -58,3 +58,15 @@ def test_junk_configuration_stops_the_service_with_a_clear_error(
 ) -> None:
     with pytest.raises(ConfigError):
         config(tmp_path, **env)
+
+
+def test_long_poll_slots_default_to_half_the_gunicorn_threads() -> None:
+    from services.routing.app import gunicorn_threads, long_poll_slots
+
+    gunicorn = "/srv/.venv/bin/gunicorn"
+    assert gunicorn_threads([gunicorn, "--threads", "8", "app:create_app()"], {}) == 8
+    assert gunicorn_threads([gunicorn, "app"], {"GUNICORN_CMD_ARGS": "--threads=6"}) == 6
+    assert gunicorn_threads([gunicorn, "app"], {}) == 1  # a sync worker
+    assert gunicorn_threads(["/usr/bin/pytest"], {}) == 0
+    assert long_poll_slots(None, 8) == 4 and long_poll_slots(None, 1) == 0
+    assert long_poll_slots(3, 8) == 3 and long_poll_slots(None, 0) == 4
