@@ -51,12 +51,26 @@ class RoutingCollector:
         busy = GaugeMetricFamily(
             "sb_routing_busy_slots", "Offers and tasks in hand per channel", labels=["channel"]
         )
+        capacity = GaugeMetricFamily(
+            "sb_routing_capacity_slots",
+            "Capacity of the agents not offline per channel",
+            labels=["channel"],
+        )
+        occupancy = GaugeMetricFamily(
+            "sb_routing_occupancy",
+            "Busy slots / capacity of the agents not offline (0..1), per channel",
+            labels=["channel"],
+        )
         try:
             totals = self.service.agent_totals()
             for status, n in totals["by_status"].items():
                 agents.add_metric([status], n)
             for channel, n in totals["busy_slots"].items():
                 busy.add_metric([channel], n)
+            for channel, n in totals["capacity_slots"].items():
+                capacity.add_metric([channel], n)
+            for channel, share in totals["occupancy"].items():
+                occupancy.add_metric([channel], share)
             seen: set[str] = set()
             for row in self.service.queue_stats()["items"]:
                 key = [row["category"], row["channel"]]
@@ -70,7 +84,7 @@ class RoutingCollector:
                     available.add_metric([row["channel"]], row["agents_available"])
         except Exception:  # noqa: BLE001 - a scrape must not fail on Redis trouble
             pass
-        yield from (waiting, longest, level, asa, available, agents, busy)
+        yield from (waiting, longest, level, asa, available, agents, busy, capacity, occupancy)
 
 
 def gunicorn_threads(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
