@@ -5,8 +5,9 @@ Two loops, each safe with several dispatchers running:
 - timers: fires due deadlines (reservation timeouts, SLA breaches, the
   team-lead escalation, sticky and relaxation steps) - each is claimed and
   acted on inside one Lua script, so it fires exactly once - then matches
-  what they released; every couple of seconds it also sweeps the head of
-  every queue, in case a router died between queuing a task and matching it.
+  what they released; every couple of seconds it also sweeps every queue:
+  its head (a router may have died between queuing a task and matching it)
+  and the next window of the rest, from a cursor shared by all dispatchers.
 - relay: moves the pool's outbox to ``sb:events:routing``, under a lease so
   one relay at a time keeps the event order.
 """

@@ -337,11 +337,24 @@ class RoutingService:
         return len(out)
 
     def sweep(self, per_channel: int = 50) -> int:
-        """Safety net: try the head of every queue (a router may have died mid-way)."""
+        """Safety net: retry every queued task within a bounded time.
+
+        Each pass tries the head of every queue (a router may have died mid-way) and
+        the next window of the rest, from a cursor the dispatchers share: a task
+        behind many that nobody can serve is still retried when an agent frees up,
+        however deep it sits (head-of-line blocking). At most 2 x ``per_channel``
+        tasks per channel per pass; channels without an available agent are skipped.
+        """
         made = 0
-        for channel in self.store.channels():
-            for task in self.store.queue_head(channel, per_channel):
-                if self.match_task(task.id):
+        channels = self.store.channels()
+        available = self.store.available_counts(channels)
+        for channel in channels:
+            if not available.get(channel):
+                continue
+            head = self.store.queue_head(channel, per_channel)
+            rest = self.store.queue_window(channel, per_channel, after=per_channel)
+            for tid in dict.fromkeys(t.id for t in [*head, *rest]):
+                if self.match_task(tid):
                     made += 1
         return made
 

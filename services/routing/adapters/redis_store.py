@@ -8,6 +8,7 @@ Keys (all under ``sb:rt:{pool}:`` - one hash tag, one cluster slot per pool):
                           Holds exactly the available agents with free capacity on <ch>.
     task:<id>             hash of the task
     queue:<ch>            zset task -> order key (lower first), queued tasks only
+    sweep_at:<ch>         the sweep's rotating cursor (a rank past the head of queue:<ch>)
     waiting:<cat>:<ch>    zset task -> created ms (waiting count, longest wait)
     res:<id>              hash of a reservation; agent_res:<agent> set of pending ones
     cust:<customer>       set of task ids (TTL refreshed with its tasks'); last_agent:<customer>
@@ -245,6 +246,22 @@ class RedisRoutingStore:
     def queue_head(self, channel: str, limit: int, offset: int = 0) -> list[Task]:
         ids = self.redis.zrange(self.key("queue", channel), offset, offset + limit - 1)
         return [task_from_hash(t, h) for t, h in self.tasks(ids)]
+
+    def queue_window(self, channel: str, limit: int, after: int = 0) -> list[Task]:
+        """The next ``limit`` queued tasks past rank ``after``, from a cursor in Redis.
+
+        The cursor (``sweep_at:<ch>``) is shared by every dispatcher, so together they
+        walk the whole queue, one window each, and wrap at its end: every queued task
+        is looked at within about ``len(queue) / limit`` sweeps, however deep it sits.
+        Ranks shift as tasks leave, so a task may be skipped once, but only by moving
+        towards the head, which every sweep reads.
+        """
+        cursor = self.key("sweep_at", channel)
+        start = self.redis.incrby(cursor, limit) - limit
+        if after + start >= self.redis.zcard(self.key("queue", channel)):
+            self.redis.set(cursor, limit)  # wrap; two dispatchers racing here only repeat
+            start = 0
+        return self.queue_head(channel, limit, after + start)
 
     def channels(self) -> list[str]:
         return sorted(self.redis.smembers(self.key("channels")))
