@@ -61,6 +61,7 @@ def relay_loop(
 def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
     service = build_service(settings, redis)
     store = RedisRoutingStore(redis, service.config.pool)
+    store.reindex_agents(service.now())  # fills indexes added since the agents were filed
     return [
         lambda stop: timer_loop(service, stop),
         lambda stop: relay_loop(store, settings.stream_maxlen, stop),

@@ -36,13 +36,27 @@ local function hgetall(key)
   return t
 end
 
-local function idx_keys(ch, langs, skills)
+-- Every candidate index an agent belongs to on channel ``ch``: per language (and '*')
+-- the plain one, one per skill, one per skill and "at least level n" (n = 2..5: the
+-- API's levels are 1..5, and level >= 1 is the skill index itself), and per team.
+-- Without the level and team dimensions a demanding requirement walked an index of
+-- every agent with the skill and could miss the one able agent behind 1,024 others.
+local function idx_keys(ch, langs, skills, team)
   local base = P .. 'idx:' .. ch .. ':'
   local keys = {base .. '*:*'}
-  for _, l in ipairs(langs) do keys[#keys + 1] = base .. l .. ':*' end
-  for s, _ in pairs(skills) do
-    keys[#keys + 1] = base .. '*:' .. s
-    for _, l in ipairs(langs) do keys[#keys + 1] = base .. l .. ':' .. s end
+  local ls = {'*'}
+  for _, l in ipairs(langs) do
+    ls[#ls + 1] = l
+    keys[#keys + 1] = base .. l .. ':*'
+  end
+  for _, l in ipairs(ls) do
+    for s, lvl in pairs(skills) do
+      keys[#keys + 1] = base .. l .. ':' .. s
+      for n = 2, math.min(tonumber(lvl) or 0, 5) do
+        keys[#keys + 1] = base .. l .. ':' .. s .. ':' .. n
+      end
+    end
+    if team and team ~= '' then keys[#keys + 1] = P .. 'tidx:' .. ch .. ':' .. team .. ':' .. l end
   end
   return keys
 end
@@ -56,7 +70,7 @@ local function reindex(aid, a, force_out)
   for ch, cap in pairs(caps) do
     local load = tonumber(a['load:' .. ch] or '0')
     local inside = (not force_out) and a.status == 'available' and load < cap
-    for _, k in ipairs(idx_keys(ch, langs, skills)) do
+    for _, k in ipairs(idx_keys(ch, langs, skills, a.team)) do
       if inside then redis.call('ZADD', k, a.idle_since or NOW, aid)
       else redis.call('ZREM', k, aid) end
     end
@@ -170,12 +184,23 @@ local function do_reserve(tid, t, aid, a, rid, expires, expires_iso)
 end
 
 -- The server-side twin of ``domain.matching.is_eligible``: walks the smallest index
--- covering the requirements (longest idle first) and returns up to ``want`` eligible
--- agents as {id, HGETALL}; at most ``max_scan`` index entries are read.
+-- covering the requirements (language x skill at the level asked, or language x
+-- team; longest idle first) and returns up to ``want`` eligible agents as
+-- {id, HGETALL}; at most ``max_scan`` index entries are read.
 local function scan_candidates(ch, lang, req, team, declined, want, max_scan, skip)
-  local best, bestn = P .. 'idx:' .. ch .. ':' .. lang .. ':*', nil
-  for s, _ in pairs(req) do
-    local k = P .. 'idx:' .. ch .. ':' .. lang .. ':' .. s
+  local base = P .. 'idx:' .. ch .. ':' .. lang .. ':'
+  local covering = {base .. '*'}
+  for s, lvl in pairs(req) do
+    local n = tonumber(lvl) or 0
+    if n >= 2 and n <= 5 and n == math.floor(n) then
+      covering[#covering + 1] = base .. s .. ':' .. n
+    else
+      covering[#covering + 1] = base .. s
+    end
+  end
+  if team ~= '' then covering[#covering + 1] = P .. 'tidx:' .. ch .. ':' .. team .. ':' .. lang end
+  local best, bestn = nil, nil
+  for _, k in ipairs(covering) do
     local n = redis.call('ZCARD', k)
     if bestn == nil or n < bestn then best, bestn = k, n end
   end
@@ -580,6 +605,13 @@ for _, member in ipairs(due) do
   end
 end
 return out
+"""
+
+# ARGV[6] agent ids JSON: puts each agent into every index its state calls for now
+# (a backfill after the index layout grew; re-running it changes nothing).
+REINDEX = r"""
+for _, aid in ipairs(cjson.decode(ARGV[6])) do reindex(aid, hgetall(P .. 'agent:' .. aid)) end
+return 0
 """
 
 # Read-only: eligible agents for the domain to choose from (non-default strategies,

@@ -6,6 +6,8 @@ Keys (all under ``sb:rt:{pool}:`` - one hash tag, one cluster slot per pool):
     agents                zset of agent ids (score 0, listed by name)
     idx:<ch>:<lang>:<skill>  zset agent -> idle_since; '*' for any language / skill.
                           Holds exactly the available agents with free capacity on <ch>.
+    idx:<ch>:<lang>:<skill>:<n>  the same, agents with <skill> at level >= n (n = 2..5)
+    tidx:<ch>:<team>:<lang>  the same, agents of <team>; '*' for any language
     task:<id>             hash of the task
     queue:<ch>            zset task -> order key (lower first), queued tasks only
     sweep_at:<ch>         the sweep's rotating cursor (a rank past the head of queue:<ch>)
@@ -68,6 +70,7 @@ class RedisRoutingStore:
                 "rekey": lua.REKEY,
                 "tick": lua.TICK,
                 "candidates": lua.CANDIDATES,
+                "reindex": lua.REINDEX,
             }.items()
         }
 
@@ -169,6 +172,18 @@ class RedisRoutingStore:
             h = dict(zip(raw[::2], raw[1::2], strict=True))
             out.append((agent_from_hash(flat[i], h), h.get("version", "")))
         return out
+
+    def reindex_agents(self, now_ms: int, batch: int = 500) -> int:
+        """Re-file every agent in the candidate indexes its state calls for (idempotent).
+
+        Run at dispatcher start: agents filed before the level and team indexes
+        existed would otherwise be missing from them until their next change.
+        """
+        done = 0
+        while ids := self.redis.zrange(self.key("agents"), done, done + batch - 1):
+            self._run("reindex", now_ms, json.dumps(ids))
+            done += len(ids)
+        return done
 
     def agent_totals(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
         """Agents per status, busy slots and capacity of agents not offline per channel,
