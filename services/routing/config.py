@@ -32,6 +32,8 @@ class RoutingConfig:
     senior_team_wait_s: float = 60.0
     lead_after_s: float = 7200.0
     lead_team: str = "team-lead"
+    # then anyone qualified: a shift without leads must not strand the task for good
+    lead_team_wait_s: float = 600.0
     retention_s: int = 7 * 86400
     scan_limit: int = 64
     tasks_from_cases: bool = False
@@ -85,6 +87,7 @@ class RoutingConfig:
                 senior_team_wait_s=settings.float_env("ROUTING_SENIOR_TEAM_WAIT", 60.0),
                 lead_after_s=settings.float_env("ROUTING_TEAM_LEAD_AFTER", 7200.0),
                 lead_team=settings.str_env("ROUTING_TEAM_LEAD_TEAM", "team-lead"),
+                lead_team_wait_s=settings.float_env("ROUTING_TEAM_LEAD_WAIT", 600.0),
                 tasks_from_cases=settings.bool_env("ROUTING_TASKS_FROM_CASES", False),
                 verified_ttl_s=settings.int_env("ROUTING_VERIFIED_TTL", 1800, minimum=1),
                 long_poll_slots=(

@@ -79,7 +79,13 @@ class RoutingStore(Protocol):
     ) -> int: ...
     def rekey_customer(self, src: str, dst: str, unmerge: bool, now_ms: int) -> int: ...
     def tick(
-        self, limit: int, cooloff_ms: int, away_after: int, lead_team: str, now_ms: int
+        self,
+        limit: int,
+        cooloff_ms: int,
+        away_after: int,
+        lead_team: str,
+        now_ms: int,
+        lead_wait_ms: int = 600_000,
     ) -> list[str]: ...
 
     # -- reservations and statistics

@@ -327,6 +327,7 @@ class RoutingService:
             cfg.away_after_missed,
             cfg.lead_team,
             self.now(),
+            round(cfg.lead_team_wait_s * 1000),
         )
         for item in dict.fromkeys(out):  # ordered, without duplicates
             kind, ident = item.split(":", 1)

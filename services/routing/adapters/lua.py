@@ -237,7 +237,8 @@ local function scan_candidates(ch, lang, req, team, declined, want, max_scan, sk
 end
 
 local function drop_task_timers(tid)
-  redis.call('ZREM', P .. 'timers', 'sla|' .. tid, 'lead|' .. tid, 'sticky|' .. tid)
+  redis.call('ZREM', P .. 'timers', 'sla|' .. tid, 'lead|' .. tid, 'sticky|' .. tid,
+    'leadend|' .. tid)
 end
 
 -- Wakes the agent's long-polls (XREAD on a tiny per-agent stream; every reader sees it).
@@ -572,7 +573,8 @@ end
 return marked
 """
 
-# ARGV[6] limit, [7] cool-off (ms), [8] missed offers before away, [9] lead team
+# ARGV[6] limit, [7] cool-off (ms), [8] missed offers before away, [9] lead team,
+# [10] how long the lead team alone may take an escalated task (ms)
 # Claims each due timer and acts on it in the same step: a timer fires exactly once,
 # however many dispatchers run. Returns 't:<task>' / 'a:<agent>' to match again.
 TICK = r"""
@@ -595,7 +597,11 @@ for _, member in ipairs(due) do
       emit('routing.task.escalated', {task_id = tid, customer_id = t.customer_id,
         channel = t.channel, category = t.category, reason = 'sla'})
     elseif kind == 'lead' and open and t.lead_escalated ~= '1' then
-      redis.call('HSET', tkey, 'lead_escalated', '1', 'team', ARGV[9], 'team_until', 0)
+      -- Leads first, then anyone qualified (a 'leadend' timer retries then): a
+      -- requirement for good would strand the task when no lead comes on shift.
+      local until_ms = NOW + tonumber(ARGV[10])
+      redis.call('HSET', tkey, 'lead_escalated', '1', 'team', ARGV[9], 'team_until', until_ms)
+      redis.call('ZADD', P .. 'timers', until_ms, 'leadend|' .. tid)
       emit('routing.task.escalated', {task_id = tid, customer_id = t.customer_id,
         channel = t.channel, category = t.category, reason = 'team_lead', team = ARGV[9]})
       out[#out + 1] = 't:' .. tid

@@ -17,7 +17,7 @@ Keys (all under ``sb:rt:{pool}:`` - one hash tag, one cluster slot per pool):
                           the sticky agent; verified:<customer> a recent verification id (TTL)
     offers:<agent>        tiny stream, one entry per offer made: wakes long-polls
     capacity_slots        hash channel -> capacity of the agents not offline
-    timers                zset "<kind>|<id>" -> due ms (res, sla, lead, sticky, relax)
+    timers                zset "<kind>|<id>" -> due ms (res, sla, lead, leadend, sticky, relax)
     stats:m:<minute>      hash "<cat>|<ch>|answered|within|wait_ms" counters, 2 h TTL
     outbox                stream of events, relayed to sb:events:routing
 """
@@ -337,9 +337,17 @@ class RedisRoutingStore:
         return int(self._run("verified", now_ms, customer_id, verification_id, remember_s))
 
     def tick(
-        self, limit: int, cooloff_ms: int, away_after: int, lead_team: str, now_ms: int
+        self,
+        limit: int,
+        cooloff_ms: int,
+        away_after: int,
+        lead_team: str,
+        now_ms: int,
+        lead_wait_ms: int = 600_000,
     ) -> list[str]:
-        return list(self._run("tick", now_ms, limit, cooloff_ms, away_after, lead_team))
+        return list(
+            self._run("tick", now_ms, limit, cooloff_ms, away_after, lead_team, lead_wait_ms)
+        )
 
     def next_timer_ms(self) -> int | None:
         first = self.redis.zrange(self.key("timers"), 0, 0, withscores=True)

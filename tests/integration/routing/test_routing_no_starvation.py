@@ -50,3 +50,17 @@ def test_the_sweep_cursor_is_shared_by_dispatchers(make_service: Any, clock: Clo
     assert first.task_view(en["task_id"])["status"] == "queued"
     first.sweep(per_channel=40)
     assert first.task_view(en["task_id"])["agent_id"] == "en1"
+
+
+def test_a_task_escalated_to_team_leads_falls_back_when_no_lead_takes_it(
+    service: RoutingService, clock: Clock
+) -> None:
+    t = _task(service, clock, "en")
+    clock.advance(7201)
+    service.tick()
+    assert service.task_view(t["task_id"])["team"] == "team-lead"
+    _agent(service, "plain")
+    assert service.task_view(t["task_id"])["status"] == "queued"  # leads first ...
+    clock.advance(service.config.lead_team_wait_s + 1)
+    service.tick()  # ... then anyone qualified, like the senior-team rule
+    assert service.task_view(t["task_id"])["agent_id"] == "plain"

@@ -32,12 +32,14 @@ def test_every_knob_reads_from_the_environment(tmp_path: Path) -> None:
         ROUTING_RELAXATION='[{"after": 30, "lower_levels_by": 1}]',
         ROUTING_TIER_WEIGHTS='{"diamond": 50}',
         ROUTING_POOL="emea",
+        ROUTING_TEAM_LEAD_WAIT="90",
     )
     assert cfg.priority.sla_seconds["basic"] == 30
     assert cfg.strategy is best_skill_fit
     assert cfg.relaxation == (RelaxationStep(30.0, lower_levels_by=1),)
     assert dict(cfg.priority.tier_weights) == {"diamond": 50.0}
     assert cfg.pool == "emea"
+    assert cfg.lead_team_wait_s == 90
 
 
 @pytest.mark.parametrize(
