@@ -121,8 +121,18 @@ _LONG_NUMBER = re.compile(rb"\d{19}")
 
 
 def loads_json(data: bytes) -> Any:
-    """orjson, except for documents with integers beyond 64 bits: it reads those as floats."""
-    return json.loads(data) if _LONG_NUMBER.search(data) else orjson.loads(data)
+    """orjson, except for documents with integers beyond 64 bits: it reads those as floats.
+    Any unreadable document raises ``json.JSONDecodeError`` (a ``ValueError``, so a 400):
+    the standard library's own limits (nesting, 4,300-digit integers) included."""
+    if not _LONG_NUMBER.search(data):
+        return orjson.loads(data)  # its JSONDecodeError subclasses json's
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as exc:
+        doc = data[:200].decode(errors="replace") or "?"
+        raise json.JSONDecodeError(f"unreadable JSON: {type(exc).__name__}", doc, 0) from None
 
 
 class OrjsonProvider(DefaultJSONProvider):
@@ -164,7 +174,7 @@ class ArgumentsParser(FlaskParser):
             return webargs_core.missing
         try:
             return loads_json(data)
-        except orjson.JSONDecodeError as exc:  # never "empty" here: webargs reads that as absent
+        except json.JSONDecodeError as exc:  # never "empty" here: webargs reads that as absent
             doc = data.decode(errors="replace") or "?"
             raise json.JSONDecodeError(str(exc), doc=doc, pos=0) from None
 

@@ -134,6 +134,24 @@ def test_a_body_that_is_not_utf8_is_malformed_json(client, headers) -> None:
     assert problem(response, 400)["title"] == "Malformed JSON"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A long integer sends the document to the standard library's parser, whose
+        # own limits must be 400s too: nesting beyond the recursion limit...
+        '{"a": 100000000000000000000, "b": ' + "[" * 5000 + "]" * 5000 + "}",
+        # ...and integers beyond its 4,300 digits.
+        '{"name": "big", "size": 1' + "0" * 5000 + "}",
+    ],
+    ids=["deep-nesting", "5000-digit-integer"],
+)
+def test_a_document_past_the_parser_limits_is_malformed_json(client, headers, body) -> None:
+    response = client.post(
+        "/v1/widgets", data=body, content_type="application/json", headers=headers("channel")
+    )
+    assert problem(response, 400)["title"] == "Malformed JSON"
+
+
 def test_a_huge_integer_is_read_exactly_not_as_a_float(client, headers) -> None:
     # 10**30 + 1 is not a float: parsed exactly, it is a valid size and comes back whole.
     body = '{"name": "big", "size": 1000000000000000000000000000001}'
