@@ -25,14 +25,14 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis as redis_lib
 from redis.cluster import RedisCluster
 
-from shared.events import Event, MalformedEvent, dead_stream
+from shared.events import GROUPS, Event, MalformedEvent, dead_stream
 from shared.logs import request_id_var
 
 log = logging.getLogger("sb.bus")
@@ -441,16 +441,17 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def safe_trim_point(redis: Any, stream: str) -> str | None:
+def safe_trim_point(redis: Any, stream: str, expected: Iterable[str] = ()) -> str | None:
     """The oldest entry some group still needs: none older is read or pending anywhere.
 
-    None when the stream has no group yet (nobody has said what they need).
+    None when the stream has no group yet (nobody has said what they need), or while
+    one of the ``expected`` groups does not exist yet (it will want everything).
     """
     try:
         groups = redis.xinfo_groups(stream)
     except redis_lib.ResponseError:  # no such stream
         return None
-    if not groups:
+    if not groups or set(expected) - {g["name"] for g in groups}:
         return None
     points: list[str] = []
     for group in groups:
@@ -466,7 +467,7 @@ def trim_consumed(redis: Any, stream: str) -> int:
     The publisher's approximate MAXLEN stays the hard bound on memory: a group
     that falls that far behind loses the oldest entries (see docs/events.md).
     """
-    point = safe_trim_point(redis, stream)
+    point = safe_trim_point(redis, stream, GROUPS.get(stream, ()))
     if point is None or point == "0-0":
         return 0
     return int(redis.xtrim(stream, minid=point, approximate=True))

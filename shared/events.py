@@ -18,6 +18,16 @@ STREAMS: dict[str, str] = {
 }
 
 
+# The consumer groups the product runs on each stream. Trimming waits until all of them
+# exist: a group created later (its consumer deployed after the first events) would
+# otherwise never see what was trimmed before it existed.
+GROUPS: dict[str, tuple[str, ...]] = {
+    STREAMS["identity"]: ("crm", "routing"),
+    STREAMS["crm"]: ("identity", "crm-kpi", "routing"),
+    STREAMS["routing"]: ("crm", "routing-kpi"),
+}
+
+
 def dead_stream(stream: str) -> str:
     return f"sb:dead:{stream}"
 

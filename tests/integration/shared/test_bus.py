@@ -245,3 +245,27 @@ def test_trimming_does_nothing_before_any_group_exists(redis) -> None:
     publish(redis, 10)
     assert trim_consumed(redis, STREAM) == 0
     assert redis.xlen(STREAM) == 10
+
+
+def test_trimming_waits_for_every_group_the_product_runs_on_the_stream(redis) -> None:
+    # sb:events:crm is read by identity, crm-kpi and routing: with only crm-kpi deployed
+    # so far, nothing is trimmed, so identity later receives every erasure.
+    from shared.bus import trim_consumed
+    from shared.events import GROUPS, STREAMS
+
+    stream = STREAMS["crm"]
+    EventPublisher(redis, stream, maxlen=100_000).publish_many(
+        [
+            Event.new("crm.profile.erased", {"profile_id": f"p-{i}"}, source="crm")
+            for i in range(500)
+        ]
+    )
+    drain(Consumer(redis, [stream], "crm-kpi", "k", {"*": lambda e, d: None}, batch=100))
+    assert trim_consumed(redis, stream) == 0 and redis.xlen(stream) == 500
+    seen: list[str] = []
+    late = Consumer(redis, [stream], "identity", "i", {"*": lambda e, d: seen.append(e.id)})
+    drain(late)
+    assert len(seen) == 500
+    for group in set(GROUPS[stream]) - {"crm-kpi", "identity"}:
+        drain(Consumer(redis, [stream], group, "x", {"*": lambda e, d: None}, batch=100))
+    assert trim_consumed(redis, stream) > 0  # every group has it all: now it goes
