@@ -19,6 +19,7 @@ from services.crm.domain.errors import (
 )
 from services.crm.ports import PeerUnavailable, StoreUnavailable
 from services.crm.service import CrmService, RateLimited
+from shared import idempotency
 from shared.app import Blueprint, ctx, problem_response
 from shared.auth import current_client, require_scope
 from shared.errors import (
@@ -201,7 +202,8 @@ def patch_profile(body: dict[str, Any], profile_id: str) -> Any:
 @blp.response(204)
 def erase_profile(profile_id: str) -> None:
     """Erase the customer here and, through crm.profile.erased, everywhere."""
-    crm().erase(profile_id)
+    for erased in crm().erase(profile_id):
+        idempotency.forget(ctx().redis, erased)  # stored responses hold their data too
 
 
 @blp.route("/profiles/<string:profile_id>/merge", methods=["POST"])

@@ -23,6 +23,7 @@ from typing import Any
 import redis as redis_lib
 
 from services.identity.adapters.redis_store import RedisStore
+from shared import idempotency
 from shared.bus import Consumer, Delivery, Handler
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
@@ -85,6 +86,7 @@ def handlers(store: RedisStore) -> Mapping[str, Handler]:
         cid = str(event.data.get("profile_id") or "")
         if cid:
             store.erase(cid)  # deleting what is gone already changes nothing: idempotent
+            idempotency.forget(store.r, cid)  # stored responses (a TOTP enrollment) too
 
     return {
         "crm.profile.created": profile,

@@ -34,6 +34,7 @@ from redis.cluster import RedisCluster
 from services.routing.adapters import lua
 from services.routing.domain.model import Agent, NotFound, Requirements, Task
 from services.routing.records import agent_from_hash, iso, task_from_hash
+from shared import idempotency
 from shared.logs import request_id_var
 
 OUTBOX = "outbox"
@@ -326,7 +327,9 @@ class RedisRoutingStore:
         return outcome, freed
 
     def erase_customer(self, customer_id: str, now_ms: int) -> list[str]:
-        return list(self._run("erase", now_ms, customer_id))
+        freed = list(self._run("erase", now_ms, customer_id))
+        idempotency.forget(self.redis, customer_id)  # stored responses name the customer
+        return freed
 
     def rekey_customer(self, src: str, dst: str, unmerge: bool, now_ms: int) -> int:
         return int(self._run("rekey", now_ms, src, dst, "1" if unmerge else "0"))

@@ -1,0 +1,55 @@
+"""Everything a Redis holds, as text, with stored bodies decoded (for at-rest checks)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+
+def _expand(text: str) -> list[str]:
+    """``text`` plus what base64 and JSON string fields inside it decode to."""
+    found = [text]
+    try:
+        found.append(base64.b64decode(text, validate=True).decode("utf-8", "replace"))
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return found
+    if isinstance(data, dict):
+        for value in data.values():
+            if isinstance(value, str) and value != text:
+                found.extend(_expand(value))
+    return found
+
+
+def redis_text(redis: Any, skip: frozenset[str] = frozenset()) -> str:
+    """All keys and values of the Redis but ``skip``, decoded as far as they go."""
+    parts: list[str] = []
+    for key in redis.scan_iter(count=1000):
+        if key in skip:
+            continue
+        parts.append(key)
+        kind = redis.type(key)
+        values: list[str] = []
+        if kind == "string":
+            values = [redis.get(key)]
+        elif kind == "hash":
+            for field, value in redis.hgetall(key).items():
+                values += [field, value]
+        elif kind == "set":
+            values = list(redis.smembers(key))
+        elif kind == "zset":
+            values = list(redis.zrange(key, 0, -1))
+        elif kind == "list":
+            values = list(redis.lrange(key, 0, -1))
+        elif kind == "stream":
+            for _id, fields in redis.xrange(key):
+                for field, value in fields.items():
+                    values += [field, value]
+        for value in values:
+            parts.extend(_expand(value))
+    return "\n".join(parts)

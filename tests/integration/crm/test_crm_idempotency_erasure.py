@@ -1,0 +1,41 @@
+"""Erasing a profile forgets the stored response of its idempotent creation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from tests.idem_scan import redis_text
+
+NAME, PHONE, EMAIL = "Ouyang Xiaoming", "+86 138 0013 8765", "xiaoming.ouyang@example.com"
+
+
+def test_erasure_leaves_no_trace_of_an_idempotent_creation(
+    client: FlaskClient, headers: Callable[[str], dict[str, str]], redis: Any
+) -> None:
+    body = {
+        "name": NAME,
+        "identifiers": [{"type": "phone", "value": PHONE}, {"type": "email", "value": EMAIL}],
+    }
+    h = {**headers("channel"), "Idempotency-Key": "create-xiaoming"}
+    created = client.post("/v1/profiles", json=body, headers=h)
+    assert created.status_code == 201, created.json
+    replayed = client.post("/v1/profiles", json=body, headers=h)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json == created.json
+    profile_id = created.json["id"]
+    assert redis.exists(f"sb:idem:subject:{profile_id}")
+
+    erased = client.delete(f"/v1/profiles/{profile_id}", headers=headers("admin"))
+    assert erased.status_code == 204
+
+    assert not list(redis.scan_iter("sb:idem:*"))
+    text = redis_text(redis)
+    for value in (NAME, PHONE, EMAIL, "13800138765", "+8613800138765"):
+        assert value not in text
+    # The key no longer replays the erased profile.
+    again = client.post("/v1/profiles", json=body, headers=h)
+    assert "Idempotent-Replayed" not in again.headers
+    assert again.status_code == 201 and again.json["id"] != profile_id
