@@ -24,6 +24,8 @@ def production(redis_url: str, tmp_path: Any, **env: str) -> Settings:
             "SB_ENV": "production",
             "REDIS_URL": redis_url,
             "API_KEYS": "a:b:admin",
+            # The kernel's own production secret (it also seals idempotency records).
+            "SB_INTERNAL_API_KEY": "internal",
             "SB_VAR_DIR": str(tmp_path),
             **env,
         },
