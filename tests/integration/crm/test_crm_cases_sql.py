@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from services.crm.domain.errors import CaseNotFound, IdentifierSuppressed, Inval
 from services.crm.service import CrmConfig, CrmService
 from shared.events import STREAMS, Event
 from shared.sql_outbox import add_to_outbox, relay_outbox
+from tests.integration.crm.concurrency import all_at_once
 
 
 class Clock:
@@ -103,29 +103,16 @@ def test_case_numbers_stay_unique_under_concurrency(
         crm.create_profile([{"type": "app_user_id", "value": f"u{i}"}], {})["id"] for i in range(20)
     ]
     engines = [make_engine(db_url, pool_size=2) for _ in range(4)]
-    results: list[tuple[dict[str, Any], bool]] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(20)
-
-    def call(i: int) -> None:
-        barrier.wait()
-        try:
-            results.append(
-                CrmService(SqlStore(engines[i % 4]), clock=clock).create_case(
-                    {"profile_id": customers[i], "channel": "chat", "subject": "invoice wrong"}
-                )
-            )
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(20)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    for e in engines:
-        e.dispose()
-    assert errors == []
+    try:
+        results = all_at_once(
+            20,
+            lambda i: CrmService(SqlStore(engines[i % 4]), clock=clock).create_case(
+                {"profile_id": customers[i], "channel": "chat", "subject": "invoice wrong"}
+            ),
+        )
+    finally:
+        for e in engines:
+            e.dispose()
     assert [merged for _, merged in results] == [False] * 20
     assert sorted(case["profile_id"] for case, _ in results) == sorted(customers)
     numbers = sorted(case["case_number"] for case, _ in results)
@@ -342,27 +329,19 @@ def test_concurrent_relays_publish_every_event_exactly_once(
             )
     relays = 3
     engines = [make_engine(db_url, pool_size=1) for _ in range(relays)]
-    relayed = [0] * relays
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(relays)
 
-    def relay(i: int) -> None:
-        barrier.wait()
-        try:
-            # Until it finds nothing: the relays take turns.
-            while moved := relay_outbox(engines[i], t.outbox, redis, maxlen=10000, batch=10):
-                relayed[i] += moved
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+    def relay(i: int) -> int:
+        relayed = 0
+        # Until it finds nothing: the relays take turns.
+        while moved := relay_outbox(engines[i], t.outbox, redis, maxlen=10000, batch=10):
+            relayed += moved
+        return relayed
 
-    threads = [threading.Thread(target=relay, args=(i,)) for i in range(relays)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    for e in engines:
-        e.dispose()
-    assert errors == []
+    try:
+        relayed = all_at_once(relays, relay)
+    finally:
+        for e in engines:
+            e.dispose()
     assert sum(relayed) == 200
     entries = redis.xrange("sb:events:crm")
     published = [json.loads(f["data"])["n"] for _, f in entries]

@@ -21,6 +21,7 @@ from services.crm.domain.errors import (
     ResolutionConflict,
 )
 from services.crm.service import CrmService
+from tests.integration.crm.concurrency import all_at_once
 
 PHONE = {"type": "phone", "value": "+86 138 0013 8000"}
 EMAIL = {"type": "email", "value": "Li.Wei@Example.com"}
@@ -81,28 +82,18 @@ def test_fifty_concurrent_resolves_of_one_new_phone_make_exactly_one_profile(
     # Each thread has its own engine connection pool, as gunicorn workers would.
     engines = [make_engine(db_url, pool_size=2) for _ in range(5)]
     services = [CrmService(SqlStore(e)) for e in engines]
-    barrier = threading.Barrier(50)
-    results: list[tuple[str, bool]] = []
-    errors: list[BaseException] = []
 
-    def call(i: int) -> None:
-        barrier.wait()
-        try:
-            profile, created = services[i % 5].resolve(
-                [{"type": "phone", "value": "13900139000"}], create=True
-            )
-            results.append((profile["id"], created))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+    def call(i: int) -> tuple[str, bool]:
+        profile, created = services[i % 5].resolve(
+            [{"type": "phone", "value": "13900139000"}], create=True
+        )
+        return profile["id"], created
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(50)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    for e in engines:
-        e.dispose()
-    assert errors == []
+    try:
+        results = all_at_once(50, call)
+    finally:
+        for e in engines:
+            e.dispose()
     assert len({pid for pid, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert count(engine, t.profiles) == 1 and count(engine, t.identifiers) == 1
