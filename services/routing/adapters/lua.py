@@ -159,6 +159,19 @@ local function end_reservation(rid, outcome, cooloff_ms, away_after)
 end
 
 -- Reserves agent ``aid`` for queued task ``tid`` (both checked by the caller).
+-- A status change, from either endpoint: going offline first ends the pending offers
+-- (their tasks requeued and appended to ``requeued``, for the caller to match again).
+local function change_status(aid, a, status, reason, requeued)
+  if status == 'offline' then
+    for _, rid in ipairs(redis.call('SMEMBERS', P .. 'agent_res:' .. aid)) do
+      local r = end_reservation(rid, 'canceled', 0, 1000000)
+      if r then requeued[#requeued + 1] = r.task end
+    end
+    a = hgetall(P .. 'agent:' .. aid)
+  end
+  set_status(aid, a, status, reason)
+end
+
 local function do_reserve(tid, t, aid, a, rid, expires, expires_iso)
   local akey = P .. 'agent:' .. aid
   local tkey = P .. 'task:' .. tid
@@ -273,15 +286,7 @@ local a = hgetall(akey)
 if a.status ~= 'offline' then count_capacity(a.channels, 1) end
 local out = {created and 1 or 0}
 if type(p.status) == 'string' and p.status ~= a.status then
-  -- As the status endpoint: going offline ends the pending offers, tasks requeued.
-  if p.status == 'offline' then
-    for _, rid in ipairs(redis.call('SMEMBERS', P .. 'agent_res:' .. aid)) do
-      local r = end_reservation(rid, 'canceled', 0, 1000000)
-      if r then out[#out + 1] = r.task end
-    end
-    a = hgetall(akey)
-  end
-  set_status(aid, a, p.status, 'admin')
+  change_status(aid, a, p.status, 'admin', out)  -- as the status endpoint does
 end
 reindex(aid, hgetall(akey))
 return out
@@ -294,14 +299,7 @@ local akey = P .. 'agent:' .. aid
 local a = hgetall(akey)
 if not a.status then return {'missing'} end
 local requeued = {'ok'}
-if ARGV[7] == 'offline' then
-  for _, rid in ipairs(redis.call('SMEMBERS', P .. 'agent_res:' .. aid)) do
-    local r = end_reservation(rid, 'canceled', 0, 1000000)
-    if r then requeued[#requeued + 1] = r.task end
-  end
-  a = hgetall(akey)
-end
-set_status(aid, a, ARGV[7], ARGV[8])
+change_status(aid, a, ARGV[7], ARGV[8], requeued)
 reindex(aid, hgetall(akey))
 return requeued
 """
