@@ -36,7 +36,7 @@ demo: $(STAMP)
 # Validates docker-compose.yml with the docker client (no engine needed).
 COMPOSE_ENV := POSTGRES_PASSWORD=check API_KEYS=check:check:admin SB_INTERNAL_API_KEY=check \
   CRM_HASH_KEY=check IDENTITY_SIGNING_KEYS=check IDENTITY_FINGERPRINT_KEY=check \
-  IDENTITY_OTP_KEY=check IDENTITY_KBA_PEPPER=check IDENTITY_DOCUMENT_SECRET=check \
+  IDENTITY_OTP_KEY=check IDENTITY_KBA_PEPPER=check IDENTITY_DATA_KEY=check IDENTITY_DOCUMENT_SECRET=check \
   IDENTITY_WEBHOOK_URL=https://check IDENTITY_WEBHOOK_SECRET=check
 compose-check:
 	@if docker compose version >/dev/null 2>&1; then $(COMPOSE_ENV) docker compose config --quiet; \

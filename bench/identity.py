@@ -91,7 +91,9 @@ def enroll_many(service, n: int) -> list[tuple[str, pyotp.TOTP]]:  # noqa: ANN00
             "data": {"secret": secret},
             "public": {},
         }
-        pipe.hset(ckey(cid, "factors"), record["factor_id"], json.dumps(record))
+        pipe.hset(
+            ckey(cid, "factors"), record["factor_id"], service.store.sealed_factor(cid, record)
+        )
         out.append((cid, pyotp.TOTP(secret)))
         if i % 500 == 499:
             pipe.execute()

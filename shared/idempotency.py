@@ -26,19 +26,15 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import time
 import uuid
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, Response, g, request
 
 from shared.auth import authenticate
 from shared.errors import BadRequest, Conflict, ProblemError
+from shared.sealing import Sealer, derive
 
 HEADER = "Idempotency-Key"
 PENDING_TTL = 60  # a claim outlives no crashed request by more than this
@@ -68,29 +64,23 @@ class Keys:
     """The keys derived from one service secret: AES-GCM for records, HMAC for fingerprints."""
 
     def __init__(self, secret: str) -> None:
-        self.aead = AESGCM(_derive(secret, b"sb:idempotency:aes-gcm:v1"))
-        self.mac = _derive(secret, b"sb:idempotency:fingerprint:v1")
+        self.sealer = Sealer([secret], b"sb:idempotency:aes-gcm:v1")
+        self.mac = derive(secret, b"sb:idempotency:fingerprint:v1")
 
     def seal(self, key: str, data: dict[str, Any]) -> str:
-        nonce = os.urandom(12)
-        sealed = self.aead.encrypt(nonce, json.dumps(data).encode(), key.encode())
-        return base64.b64encode(nonce + sealed).decode()
+        return self.sealer.seal(json.dumps(data).encode(), key.encode())
 
     def open(self, key: str, sealed: Any) -> dict[str, Any] | None:
         """The record sealed under ``key``, or None when it does not open."""
+        opened = self.sealer.open(str(sealed), key.encode())
         try:
-            raw = base64.b64decode(str(sealed), validate=True)
-            data = json.loads(self.aead.decrypt(raw[:12], raw[12:], key.encode()))
-        except (InvalidTag, ValueError, TypeError):
+            data = json.loads(opened) if opened is not None else None
+        except ValueError:
             return None
         return data if isinstance(data, dict) else None
 
     def fingerprint(self, *parts: bytes) -> str:
         return hmac.new(self.mac, b"\0".join(parts), hashlib.sha256).hexdigest()
-
-
-def _derive(secret: str, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret.encode())
 
 
 def install(app: Flask) -> None:
@@ -217,9 +207,7 @@ def _after(response: Response) -> Response:
         {
             "fp": fingerprint,
             "status": response.status_code,
-            "headers": {
-                h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers
-            },
+            "headers": {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers},
             "body": base64.b64encode(response.get_data()).decode(),
         },
     )

@@ -11,10 +11,12 @@ from typing import Any
 def _expand(text: str) -> list[str]:
     """``text`` plus what base64 and JSON string fields inside it decode to."""
     found = [text]
-    try:
-        found.append(base64.b64decode(text, validate=True).decode("utf-8", "replace"))
-    except (binascii.Error, ValueError):
-        pass
+    # Whole, or after a key id (shared/sealing.py writes ``<key id>.<base64>``).
+    for candidate in {text, text.rpartition(".")[2]}:
+        try:
+            found.append(base64.b64decode(candidate, validate=True).decode("utf-8", "replace"))
+        except (binascii.Error, ValueError):
+            pass
     try:
         data = json.loads(text)
     except ValueError:

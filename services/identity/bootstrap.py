@@ -17,6 +17,7 @@ from services.identity.factors import DELIVERY_GROUP, DOCUMENT_GROUP, load_named
 from services.identity.ports import DeliveryProvider
 from services.identity.service import IdentityConfig, IdentityService
 from shared.config import ConfigError, Settings
+from shared.sealing import Sealer
 from shared.tracking import TrackedCache
 
 OTP_CHANNELS = ("sms", "email", "voice")
@@ -107,6 +108,17 @@ def secret(settings: Settings, name: str) -> bytes:
     return settings.secret(name).encode()
 
 
+def factor_sealer(settings: Settings) -> Sealer:
+    """Seals factor data at rest under IDENTITY_DATA_KEY. Rotation: the new secret in
+    IDENTITY_DATA_KEY, the old ones (comma-separated) in IDENTITY_DATA_KEY_PREVIOUS, which
+    only open; a factor is sealed under the new key the next time it is saved."""
+    previous = settings.str_env("IDENTITY_DATA_KEY_PREVIOUS", "")
+    return Sealer(
+        [settings.secret("IDENTITY_DATA_KEY"), *filter(None, map(str.strip, previous.split(",")))],
+        b"sb:identity:factor-data:aes-gcm:v1",
+    )
+
+
 def build_config(settings: Settings) -> IdentityConfig:
     return IdentityConfig(
         otp_key=secret(settings, "IDENTITY_OTP_KEY"),
@@ -136,7 +148,7 @@ def build_service(
     cache = TrackedCache(redis, TRACKED_PREFIXES, keys) if keys else None
     if cache is not None:
         cache.observer = read_cache_observer
-    store = RedisStore(redis, publisher, cache)
+    store = RedisStore(redis, publisher, cache, sealer=factor_sealer(settings))
     delivery = build_delivery(settings, redis)
     return IdentityService(
         store,

@@ -18,8 +18,10 @@ def test_redis_keeps_an_append_only_file_and_postgres_is_16() -> None:
     services = compose()["services"]
     assert services["redis"]["image"] == "redis:7"
     assert "--appendonly" in services["redis"]["command"]
-    assert services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1] \
+    assert (
+        services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1]
         == "yes"
+    )
     assert services["postgres"]["image"] == "postgres:16"
 
 

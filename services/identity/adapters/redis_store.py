@@ -12,7 +12,7 @@ Key layout (``{T}`` the shard's hash tag ``{idn-NN}``; ``{c}`` a customer id,
     idn:{idn-pol}:policies            hash tier -> policy JSON
     idn:{idn-pol}:audit               stream of policy changes (who, when, before, after)
     idn:{T}:c:{c}:profile             hash tier, language (projection of crm.profile.*)
-    idn:{T}:c:{c}:factors             hash factor_id -> factor JSON (hashes/secrets, never codes)
+    idn:{T}:c:{c}:factors             hash factor_id -> factor JSON, its data sealed (shared/sealing.py)
     idn:{T}:c:{c}:devices             hash device_id -> trusted device JSON
     idn:{T}:c:{c}:sessions            set of sids       idn:{T}:s:{sid}  session JSON (TTL)
     idn:{T}:c:{c}:vers                set of verification ids
@@ -42,6 +42,7 @@ outbox: their events keep their order.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 import uuid
@@ -53,7 +54,10 @@ from redis.cluster import RedisCluster
 
 from services.identity.domain.lockout import FAILURE_CAP
 from shared.events import Event
+from shared.sealing import Sealer
 from shared.tracking import Read, TrackedCache, read_through
+
+log = logging.getLogger("sb.identity.store")
 
 P = "idn:"
 SHARDS = 16  # fixed for the life of the data: a customer's shard is part of their ids
@@ -278,16 +282,30 @@ return 1
 """
 
 
+def _factor_aad(cid: str, fid: str) -> bytes:
+    # Binds a sealed value to its customer and factor: copied to another record, it does
+    # not open.
+    return f"idn:factor:{cid}:{fid}".encode()
+
+
 def _j(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 class RedisStore:
     def __init__(
-        self, redis: Any, publisher: Any = None, cache: TrackedCache | None = None
+        self,
+        redis: Any,
+        publisher: Any = None,
+        cache: TrackedCache | None = None,
+        *,
+        sealer: Sealer | None = None,
     ) -> None:
         self.r = redis
         self.publisher = publisher
+        # Seals each factor's ``data`` (a TOTP secret, a destination) at rest; a store
+        # without one (the consumer's) can erase factors but never read or write them.
+        self.sealer = sealer
         # Serves the token and status checks without a round trip; see shared/tracking.py.
         self.cache = cache
         # On a cluster sb:events:identity is in another slot than the state it goes with.
@@ -406,16 +424,45 @@ class RedisStore:
 
     # -- factors --------------------------------------------------------------
     def factors(self, cid: str) -> list[dict[str, Any]]:
-        rows = [json.loads(v) for v in self.r.hvals(ckey(cid, "factors"))]
-        return sorted(rows, key=lambda f: (f["created_at"], f["factor_id"]))
+        return self._open_factors(cid, self.r.hvals(ckey(cid, "factors")))
 
     def factor(self, cid: str, fid: str) -> dict[str, Any] | None:
         raw = self.r.hget(ckey(cid, "factors"), fid)
-        return json.loads(raw) if raw else None
+        return self._open_factor(cid, raw) if raw else None
+
+    def sealed_factor(self, cid: str, record: Mapping[str, Any]) -> str:
+        """The factor record as stored: everything but ``data`` in clear (ids, type,
+        status, the masked ``public`` part), ``data`` sealed to this customer and factor."""
+        if self.sealer is None:
+            raise RuntimeError("this store has no sealer: it cannot write factor data")
+        stored = {k: v for k, v in record.items() if k != "data"}
+        aad = _factor_aad(cid, record["factor_id"])
+        stored["sealed_data"] = self.sealer.seal(_j(record.get("data") or {}).encode(), aad)
+        return _j(stored)
+
+    def _open_factor(self, cid: str, raw: str) -> dict[str, Any] | None:
+        record: dict[str, Any] = json.loads(raw)
+        sealed = record.pop("sealed_data", None)
+        if sealed is None:
+            return record  # stored before factor data was sealed: sealed when next saved
+        if self.sealer is None:
+            raise RuntimeError("this store has no sealer: it cannot read factor data")
+        opened = self.sealer.open(sealed, _factor_aad(cid, record["factor_id"]))
+        if opened is None:
+            # Not under any configured IDENTITY_DATA_KEY (a key dropped too early) or
+            # damaged: unusable, so treated as absent rather than failing every request.
+            log.error("factor data does not open", extra={"factor_id": record["factor_id"]})
+            return None
+        record["data"] = json.loads(opened)
+        return record
+
+    def _open_factors(self, cid: str, raws: Iterable[str]) -> list[dict[str, Any]]:
+        rows = [r for r in (self._open_factor(cid, raw) for raw in raws) if r is not None]
+        return sorted(rows, key=lambda f: (f["created_at"], f["factor_id"]))
 
     def save_factor(self, cid: str, record: dict[str, Any], events: list[Event]) -> None:
         with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(ckey(cid, "factors"), record["factor_id"], _j(record))
+            pipe.hset(ckey(cid, "factors"), record["factor_id"], self.sealed_factor(cid, record))
             self._stage(pipe, events, shard_of(cid))
             pipe.execute()
 
@@ -799,9 +846,7 @@ class RedisStore:
             pipe.hvals(ckey(cid, "factors"))
             pipe.hgetall(POLICIES)
             profile, sids, factors, policies = pipe.execute()
-        rows = sorted(
-            (json.loads(v) for v in factors), key=lambda f: (f["created_at"], f["factor_id"])
-        )
+        rows = self._open_factors(cid, factors)
         return {"profile": profile, "sids": sorted(sids), "factors": rows, "policies": policies}
 
     def status_snapshot(self, cid: str) -> tuple[str, list[dict[str, Any]], dict[str, str]]:

@@ -15,6 +15,7 @@ SECRETS = {
     "IDENTITY_KBA_PEPPER": "k2",
     "IDENTITY_FINGERPRINT_KEY": "k3",
     "IDENTITY_DOCUMENT_SECRET": "k4",
+    "IDENTITY_DATA_KEY": "k5",
 }
 
 
@@ -49,6 +50,7 @@ def complete() -> dict[str, str]:
     [
         ("IDENTITY_SIGNING_KEYS", "IDENTITY_SIGNING_KEYS"),
         ("IDENTITY_OTP_KEY", "IDENTITY_OTP_KEY"),
+        ("IDENTITY_DATA_KEY", "IDENTITY_DATA_KEY"),
         ("IDENTITY_DELIVERY", "IDENTITY_DELIVERY"),
     ],
 )

@@ -28,4 +28,4 @@ def test_collectors_a_service_registers_are_scraped_in_both_modes(
     assert text.count("# TYPE sb_test_queue_depth gauge") == 1
     # In multiprocess mode the request counter is read from the (empty) files only,
     # so it is not rendered twice.
-    assert ('sb_http_requests_total{' in text) is (not multiprocess)
+    assert ("sb_http_requests_total{" in text) is (not multiprocess)
