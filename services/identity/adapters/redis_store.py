@@ -12,7 +12,7 @@ Key layout (``{T}`` the shard's hash tag ``{idn-NN}``; ``{c}`` a customer id,
     idn:{idn-pol}:policies            hash tier -> policy JSON
     idn:{idn-pol}:audit               stream of policy changes (who, when, before, after)
     idn:{T}:c:{c}:profile             hash tier, language (projection of crm.profile.*)
-    idn:{T}:c:{c}:factors             hash factor_id -> factor JSON, its data sealed (shared/sealing.py)
+    idn:{T}:c:{c}:factors             hash factor_id -> factor JSON, data sealed (sealing.py)
     idn:{T}:c:{c}:devices             hash device_id -> trusted device JSON
     idn:{T}:c:{c}:sessions            set of sids       idn:{T}:s:{sid}  session JSON (TTL)
     idn:{T}:c:{c}:vers                set of verification ids
