@@ -4,16 +4,28 @@
 callable taking the stop event and looping until it is set (a ``Consumer``'s
 ``run``, an outbox relay, ...). Each runs in its own thread; on a signal the
 stop event is set and every runnable finishes what it has in hand.
+
+Liveness: every ``SB_HEARTBEAT_SECONDS`` (5) seconds, while every runnable's thread is
+alive and Redis answers a ``PING``, the process writes the time to
+``SB_HEARTBEAT_FILE`` (default ``/tmp/sb-consumer-alive``). The container's
+healthcheck, ``python -m shared.consumer_main healthy``, fails when that file
+is older than ``--max-age`` seconds (default 30): a consumer that died, hangs
+or lost Redis is reported unhealthy instead of silently leaving its stream to
+grow.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from shared.bus import trim_loop
@@ -23,6 +35,10 @@ from shared.logs import configure_logging
 from shared.redis_conn import connect
 
 log = logging.getLogger("sb.consumer")
+
+HEARTBEAT_FILE = "/tmp/sb-consumer-alive"  # noqa: S108 - the container's own /tmp
+HEARTBEAT_EVERY = 5.0
+MAX_AGE = 30.0
 
 Runnable = Callable[[threading.Event], None]
 Build = Callable[[Settings, Any], Sequence[Runnable]]
@@ -54,8 +70,18 @@ def run(service: str, build: Build, settings: Settings | None = None) -> None:
     for thread in threads:
         thread.start()
     log.info("consumer started", extra={"runnables": len(threads)})
-    while not stop.wait(0.5):
-        pass
+    heartbeat = Path(settings.str_env("SB_HEARTBEAT_FILE", HEARTBEAT_FILE))
+    every = settings.float_env("SB_HEARTBEAT_SECONDS", HEARTBEAT_EVERY)
+    beaten = 0.0
+    while not stop.wait(min(0.5, every)):
+        if time.monotonic() - beaten >= every and all(t.is_alive() for t in threads):
+            try:
+                redis.ping()
+            except Exception as exc:  # noqa: BLE001 - no beat; the runnables retry themselves
+                log.warning("no heartbeat: redis unavailable", extra={"error": type(exc).__name__})
+                continue
+            beat(heartbeat)
+            beaten = time.monotonic()
     for thread in threads:
         thread.join(timeout=30)
     log.info("consumer stopped")
@@ -70,3 +96,32 @@ def _guard(runnable: Runnable, stop: threading.Event) -> None:
         except Exception:  # noqa: BLE001 - log, back off, go on
             log.exception("runnable failed; restarting in 1 s")
             stop.wait(1.0)
+
+
+def beat(path: Path) -> None:
+    # Written whole, then renamed: the healthcheck never reads half a file.
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(f"{time.time():.3f}\n")
+    partial.replace(path)
+
+
+def healthy(path: Path, max_age: float, now: float | None = None) -> bool:
+    try:
+        beaten = float(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return (time.time() if now is None else now) - beaten <= max_age
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.consumer_main")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("healthy", help="exit 0 if this container's consumer beat lately")
+    check.add_argument("--max-age", type=float, default=MAX_AGE)
+    check.add_argument("--file", default=os.environ.get("SB_HEARTBEAT_FILE", HEARTBEAT_FILE))
+    args = parser.parse_args(argv)
+    return 0 if healthy(Path(args.file), args.max_age) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

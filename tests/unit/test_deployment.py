@@ -43,6 +43,9 @@ def test_every_consumer_and_the_dispatcher_is_its_own_service() -> None:
         ("routing-dispatcher", "services.routing.dispatcher"),
     ]:
         assert services[name]["command"] == ["python", "-m", module]
+        # Their liveness is the heartbeat shared/consumer_main.py writes.
+        check = services[name]["healthcheck"]["test"]
+        assert check[:5] == ["CMD", "python", "-m", "shared.consumer_main", "healthy"]
 
 
 def test_production_mode_takes_its_secrets_from_the_environment() -> None:

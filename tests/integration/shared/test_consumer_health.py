@@ -1,0 +1,74 @@
+"""A consumer process beats while it works and stops beating when it hangs or loses Redis;
+``python -m shared.consumer_main healthy`` (the compose healthcheck) reads the beat."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from shared.consumer_main import healthy, main
+from shared.testing import ROOT, RedisServer
+
+
+def until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def test_the_heartbeat_follows_the_process_and_redis(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    beat = tmp_path / "alive"
+    env = {
+        **os.environ,
+        "SB_ENV": "dev",
+        "REDIS_URL": server.url,
+        "SB_VAR_DIR": str(tmp_path / "var"),
+        "API_KEYS": "a:b:admin",
+        "LOG_LEVEL": "CRITICAL",
+        "SB_HEARTBEAT_FILE": str(beat),
+        "SB_HEARTBEAT_SECONDS": "0.3",
+        "PYTHONPATH": str(ROOT),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.routing.consumer"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert until(lambda: healthy(beat, 2.0)), "no heartbeat from a working consumer"
+        assert main(["healthy", "--file", str(beat), "--max-age", "2"]) == 0
+
+        process.send_signal(signal.SIGSTOP)  # hung: alive, doing nothing
+        time.sleep(2.5)
+        assert main(["healthy", "--file", str(beat), "--max-age", "2"]) == 1
+        process.send_signal(signal.SIGCONT)
+        assert until(lambda: healthy(beat, 1.0)), "no heartbeat after resuming"
+
+        server.stop()  # Redis gone: the process lives on but must not claim health
+        time.sleep(2.5)
+        assert not healthy(beat, 2.0)
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.terminate()
+        process.wait(timeout=30)
+        server.stop()
+
+
+def test_no_file_or_a_damaged_file_is_unhealthy(tmp_path: Path) -> None:
+    beat = tmp_path / "alive"
+    assert not healthy(beat, 30)
+    beat.write_text("not a time")
+    assert not healthy(beat, 30)
+    beat.write_text("1000.0\n")
+    assert healthy(beat, 30, now=1020.0) and not healthy(beat, 30, now=1031.0)
