@@ -6,6 +6,7 @@ from pathlib import Path
 
 from shared.testing import Product
 from tests.conftest import API_KEYS, API_KEYS_ENV
+from tests.redis_scan import redis_entries
 
 __all__ = ["Product", "start_product", "redis_traces", "sql_traces"]
 
@@ -16,25 +17,17 @@ def start_product(directory: Path, *, workers: int = 2) -> Product:
 
 
 def redis_traces(url: str, needles: list[str]) -> dict[str, list[str]]:
-    """Every Redis key whose name or value contains any of ``needles``."""
+    """Every Redis key whose name or value (decoded as far as it goes) contains any of
+    ``needles``."""
     import redis as redis_lib
 
     client = redis_lib.Redis.from_url(url, decode_responses=True)
-    readers = {
-        "string": client.get,
-        "hash": client.hgetall,
-        "set": client.smembers,
-        "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
-        "list": lambda k: client.lrange(k, 0, -1),
-        "stream": client.xrange,
-    }
     found: dict[str, list[str]] = {}
-    for key in client.scan_iter(count=1000):
-        kind = client.type(key)
-        blob = f"{key} {readers[kind](key) if kind in readers else ''}"
+    for label, texts in redis_entries(client):
+        blob = "\n".join(texts)
         hits = [n for n in needles if n in blob]
         if hits:
-            found[f"{kind}:{key}"] = hits
+            found[label] = hits
     client.close()
     return found
 

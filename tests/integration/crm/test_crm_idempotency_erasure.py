@@ -7,7 +7,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.idem_scan import redis_text
+from tests.redis_scan import redis_text
 
 NAME, PHONE, EMAIL = "Ouyang Xiaoming", "+86 138 0013 8765", "xiaoming.ouyang@example.com"
 

@@ -15,8 +15,8 @@ import pytest
 from services.identity.adapters.redis_store import ckey
 from services.identity.app import create_app
 from shared.config import Settings
-from tests.idem_scan import redis_text
 from tests.integration.identity.conftest import Api
+from tests.redis_scan import redis_text
 
 
 def api_with(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.idem_scan import redis_text
 from tests.integration.identity.conftest import Api
 from tests.integration.identity.test_identity_consumer import drain, publish
+from tests.redis_scan import redis_text
 
 
 def enroll(api: Api, cid: str, idem_key: str) -> Any:

@@ -11,8 +11,8 @@ from flask import Flask
 
 from shared import idempotency
 from shared.config import Settings
-from tests.idem_scan import redis_text
 from tests.integration.shared.test_http_kernel import widget_app
+from tests.redis_scan import redis_text
 
 
 @pytest.fixture

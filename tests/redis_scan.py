@@ -1,10 +1,11 @@
-"""Everything a Redis holds, as text, with stored bodies decoded (for at-rest checks)."""
+"""Everything a Redis holds, as text, with stored bodies decoded (at-rest and erasure checks)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -28,13 +29,10 @@ def _expand(text: str) -> list[str]:
     return found
 
 
-def redis_text(redis: Any, skip: frozenset[str] = frozenset()) -> str:
-    """All keys and values of the Redis but ``skip``, decoded as far as they go."""
-    parts: list[str] = []
+def redis_entries(redis: Any) -> Iterator[tuple[str, list[str]]]:
+    """(``type:key``, its texts decoded as far as they go) for every key of the Redis.
+    ``redis`` must decode responses."""
     for key in redis.scan_iter(count=1000):
-        if key in skip:
-            continue
-        parts.append(key)
         kind = redis.type(key)
         values: list[str] = []
         if kind == "string":
@@ -52,6 +50,13 @@ def redis_text(redis: Any, skip: frozenset[str] = frozenset()) -> str:
             for _id, fields in redis.xrange(key):
                 for field, value in fields.items():
                     values += [field, value]
+        texts = [key]
         for value in values:
-            parts.extend(_expand(value))
-    return "\n".join(parts)
+            if value is not None:
+                texts.extend(_expand(value))
+        yield f"{kind}:{key}", texts
+
+
+def redis_text(redis: Any) -> str:
+    """All keys and values of the Redis, decoded as far as they go."""
+    return "\n".join(text for _label, texts in redis_entries(redis) for text in texts)
