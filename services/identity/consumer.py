@@ -85,7 +85,9 @@ def handlers(store: RedisStore) -> Mapping[str, Handler]:
     def erased(event: Event, delivery: Delivery) -> None:
         cid = str(event.data.get("profile_id") or "")
         if cid:
-            store.erase(cid)  # deleting what is gone already changes nothing: idempotent
+            # Deleting what is gone already changes nothing: idempotent. The tombstone
+            # keeps the erasure's time, so a late, older profile event stays ignored.
+            store.erase(cid, at_ms=event_ms(event))
             idempotency.forget(store.r, cid)  # stored responses (a TOTP enrollment) too
 
     return {

@@ -12,6 +12,7 @@ Key layout (``{T}`` the shard's hash tag ``{idn-NN}``; ``{c}`` a customer id,
     idn:{idn-pol}:policies            hash tier -> policy JSON
     idn:{idn-pol}:audit               stream of policy changes (who, when, before, after)
     idn:{T}:c:{c}:profile             hash tier, language (projection of crm.profile.*)
+    idn:{T}:erased:{sha256(c)}        time (ms) of the customer's erasure (TTL ERASURE_MEMORY)
     idn:{T}:c:{c}:factors             hash factor_id -> factor JSON, data sealed (sealing.py)
     idn:{T}:c:{c}:devices             hash device_id -> trusted device JSON
     idn:{T}:c:{c}:sessions            set of sids       idn:{T}:s:{sid}  session JSON (TTL)
@@ -41,6 +42,7 @@ outbox: their events keep their order.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -72,6 +74,10 @@ FAILURE_MEMORY = 86400  # consecutive failures are forgotten a day after the las
 # attacker to 100 guesses a month. At the cap it is kept until an administrator unlocks.
 STREAK_MEMORY = 30 * 86400
 RELAY_LEASE = P + "relay:lease"
+# How long an erasure is remembered (its time only) so that an older crm.profile.* event
+# delivered after it - another consumer of the group, a reclaimed pending entry, a re-sent
+# batch - cannot recreate a projection; far beyond any redelivery (processed ids: 2 days).
+ERASURE_MEMORY = 30 * 86400
 
 
 def shard_of(cid: str) -> int:
@@ -101,6 +107,13 @@ OUTBOXES = [outbox(k) for k in range(SHARDS)] + [outbox(None)]
 
 def ckey(cid: str, name: str) -> str:
     return f"{tag(shard_of(cid))}c:{cid}:{name}"
+
+
+def erased_key(cid: str) -> str:
+    """The erasure tombstone of ``cid``: in the customer's slot, but the id itself is not
+    in the key (a digest), so nothing left after an erasure names the customer."""
+    digest = hashlib.sha256(cid.encode()).hexdigest()[:32]
+    return f"{tag(shard_of(cid))}erased:{digest}"
 
 
 def vkey(vid: str) -> str:
@@ -177,12 +190,15 @@ end
 return {0, math.max(0, math.min(limit - math.max(a, f), cap - s))}
 """
 
-# KEYS: a customer's profile projection. ARGV: the event's time (ms), n, n fields to
-# delete, then field/value pairs to set. -> 1 applied, 0 older than what it holds.
+# KEYS: a customer's profile projection, their erasure tombstone. ARGV: the event's time
+# (ms), n, n fields to delete, then field/value pairs to set. -> 1 applied, 0 older than
+# what it holds or not newer than the customer's erasure.
 # Several consumers of one group, or a re-sent batch, may deliver a customer's events
-# out of order: an older tier must never overwrite a newer one.
+# out of order: an older tier must never overwrite a newer one, nor recreate a projection
+# of an erased customer (a profile re-created later, with a newer event, projects again).
 _PROJECT = """
 local at = tonumber(ARGV[1])
+if at <= tonumber(redis.call('GET', KEYS[2]) or '-1') then return 0 end
 if at < tonumber(redis.call('HGET', KEYS[1], 'as_of') or '0') then return 0 end
 local n = tonumber(ARGV[2])
 for i = 3, 2 + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
@@ -190,6 +206,15 @@ local set = {'as_of', ARGV[1]}
 for i = 3 + n, #ARGV do set[#set + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(set))
 return 1
+"""
+
+# KEYS: erasure tombstone. ARGV: the erasure's time (ms), ttl (ms). Keeps the latest
+# erasure time (a late, older erasure event does not move it back).
+_TOMBSTONE = """
+local held = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local at = math.max(held, tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], string.format('%d', at), 'PX', ARGV[2])
+return at
 """
 
 # KEYS: last step. ARGV: step, ttl. A step is accepted once, and never one older.
@@ -417,10 +442,12 @@ class RedisStore:
         pairs = [x for kv in fields.items() for x in kv]
         # EVAL, not EVALSHA: the script text travels in any pipeline, on a cluster too
         # (whose pipeline refuses .eval(), not the command).
-        pipe.execute_command("EVAL", _PROJECT, 1, ckey(cid, "profile"), at_ms, 0, *pairs)
+        keys = (ckey(cid, "profile"), erased_key(cid))
+        pipe.execute_command("EVAL", _PROJECT, 2, *keys, at_ms, 0, *pairs)
 
     def stage_unmerge(self, pipe: Any, cid: str, at_ms: int) -> None:
-        pipe.execute_command("EVAL", _PROJECT, 1, ckey(cid, "profile"), at_ms, 1, "merged_into")
+        keys = (ckey(cid, "profile"), erased_key(cid))
+        pipe.execute_command("EVAL", _PROJECT, 2, *keys, at_ms, 1, "merged_into")
 
     # -- factors --------------------------------------------------------------
     def factors(self, cid: str) -> list[dict[str, Any]]:
@@ -767,12 +794,17 @@ class RedisStore:
     def verification_ids(self, cid: str) -> list[str]:
         return sorted(self.r.smembers(ckey(cid, "vers")))
 
-    def erase(self, cid: str, pipe: Any | None = None) -> None:
+    def erase(self, cid: str, pipe: Any | None = None, at_ms: int | None = None) -> None:
         """Delete everything held on ``cid`` (idempotent); inside ``pipe`` when given.
 
         The customer's keys go in one command (one slot); the risk sets of the
-        fingerprints they used are elsewhere, so on a cluster they follow.
+        fingerprints they used are elsewhere, so on a cluster they follow. In the same
+        command a tombstone keeps the erasure's time ``at_ms`` (the erasure event's;
+        now when not given) for ``ERASURE_MEMORY``: projecting an event not newer than
+        it changes nothing (see ``_PROJECT``).
         """
+        if at_ms is None:
+            at_ms = int(time.time() * 1000)
         with self.r.pipeline(transaction=False) as read:
             read.hkeys(ckey(cid, "factors"))
             read.smembers(ckey(cid, "sessions"))
@@ -808,10 +840,13 @@ class RedisStore:
         if self.cluster and pipe is not None:
             raise ValueError("on a cluster erase() runs alone: its keys span slots")
         own = pipe if pipe is not None else self.r.pipeline(transaction=True)
+        tombstone = (_TOMBSTONE, 1, erased_key(cid), int(at_ms), ERASURE_MEMORY * 1000)
         if self.cluster:  # one MULTI in the customer's slot; its pipeline DELs key by key
             for k in here:
                 own.delete(k)
+            own.execute_command("EVAL", *tombstone)
         else:
+            own.execute_command("EVAL", *tombstone)
             own.delete(*here)
             for k in elsewhere:
                 own.delete(k)

@@ -20,6 +20,7 @@ from services.identity.adapters.redis_store import (
     POLICIES,
     SHARDS,
     ckey,
+    erased_key,
     outbox,
     shard_of,
     skey,
@@ -253,6 +254,28 @@ def test_the_crm_projection_and_erasure_run_on_a_cluster(
     assert leftovers == []
     fps = list(cluster.scan_iter(match="idn:fp:*"))
     assert all(cluster.zscore(k, cid) is None for k in fps)
+
+
+def test_an_erased_customer_stays_erased_on_a_cluster_until_a_newer_profile(
+    api: Api, cluster: RedisCluster, cid: str
+) -> None:
+    crm = EventPublisher(cluster, STREAMS["crm"])
+
+    def event(type_: str, at: str, **data: str) -> None:
+        crm.publish(Event.new(type_, data, source="crm", occurred_at=at))
+
+    consumer = build_consumer(cluster, f"test-{cid}", block_ms=10)
+    event("crm.profile.created", "2026-11-30T10:00:01Z", profile_id=cid, tier="gold")
+    event("crm.profile.erased", "2026-11-30T10:00:03Z", profile_id=cid)
+    event("crm.profile.updated", "2026-11-30T10:00:02Z", profile_id=cid, tier="gold")
+    while consumer.run_once():
+        pass
+    assert cluster.exists(ckey(cid, "profile")) == 0
+    assert cluster.get(erased_key(cid)) is not None
+    event("crm.profile.created", "2026-11-30T10:00:04Z", profile_id=cid, tier="gold")
+    while consumer.run_once():
+        pass
+    assert cluster.hget(ckey(cid, "profile"), "tier") == "gold"
 
 
 def test_the_relay_loop_keeps_each_customers_order_and_runs_alone(

@@ -9,6 +9,7 @@ from services.identity.adapters.redis_store import (
     SHARDS,
     RedisStore,
     ckey,
+    erased_key,
     outbox,
     shard_of,
     shard_of_id,
@@ -45,8 +46,13 @@ def test_everything_of_one_customer_is_in_one_slot() -> None:
         ckey(cid, n) for n in ("profile", "factors", "sessions", "vers", "fail", "lock", "streak")
     ]
     keys += [vkey(vid), vkey(vid) + ":sat", f"{vkey(vid)}:code:sms_otp", skey(sid), totp_key(fid)]
-    keys += [*stats_keys(shard_of(cid)), outbox(shard_of(cid))]
+    keys += [*stats_keys(shard_of(cid)), outbox(shard_of(cid)), erased_key(cid)]
     assert len({slot(k) for k in keys}) == 1
+
+
+def test_the_erasure_tombstone_does_not_name_the_customer() -> None:
+    assert "c-42" not in erased_key("c-42")
+    assert erased_key("c-42") != erased_key("c-43")
 
 
 def test_a_customer_id_with_braces_cannot_move_its_keys_to_another_slot() -> None:
