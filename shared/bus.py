@@ -34,6 +34,7 @@ from redis.cluster import RedisCluster
 
 from shared.events import GROUPS, Event, MalformedEvent, dead_stream
 from shared.logs import request_id_var
+from shared.metrics import process_metrics
 
 log = logging.getLogger("sb.bus")
 
@@ -164,7 +165,8 @@ class Consumer:
         self.max_deliveries = max_deliveries
         self.processed_ttl = processed_ttl
         self.dead_maxlen = dead_maxlen
-        self.metrics = metrics
+        # A consumer process's metrics (shared/consumer_main.py) unless given others.
+        self.metrics = metrics if metrics is not None else process_metrics()
         self.stats = ConsumerStats()
         self._groups_ready = False
         self._next_reclaim = 0.0

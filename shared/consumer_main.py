@@ -12,6 +12,11 @@ healthcheck, ``python -m shared.consumer_main healthy``, fails when that file
 is older than ``--max-age`` seconds (default 30): a consumer that died, hangs
 or lost Redis is reported unhealthy instead of silently leaving its stream to
 grow.
+
+Metrics: with ``SB_METRICS_PORT`` set, the process serves ``/metrics`` on that
+port, with ``sb_consumer_events_total`` (group, event type, outcome) of its
+consumers. The streams' lag, pending and dead letters are on every web
+service's ``/metrics`` already (read from Redis).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from shared.bus import trim_loop
 from shared.config import Settings
 from shared.events import STREAMS
 from shared.logs import configure_logging
+from shared.metrics import serve_process_metrics
 from shared.redis_conn import connect
 
 log = logging.getLogger("sb.consumer")
@@ -60,6 +66,9 @@ def run(service: str, build: Build, settings: Settings | None = None) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    port = settings.int_env("SB_METRICS_PORT", 0, minimum=0, maximum=65535)
+    if port:  # before build: the Consumers it makes count into these metrics
+        serve_process_metrics(f"{service}-consumer", port)
     runnables = list(build(settings, redis))
     if service in STREAMS:  # each service keeps its own stream short
         runnables.append(trim_loop(redis, [STREAMS[service]]))

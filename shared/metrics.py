@@ -11,7 +11,13 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -185,3 +191,22 @@ class Metrics:
     def _live_collectors(self) -> list[Any]:
         collectors = list(self.registry._collector_to_names)  # no public listing exists
         return [c for c in collectors if not isinstance(c, MetricWrapperBase)]
+
+
+# A consumer process's own metrics (its Consumers count their outcomes here), served by
+# ``serve_process_metrics``; None in a web process, whose consumers pass ``metrics=``.
+_process_metrics: Metrics | None = None
+
+
+def process_metrics() -> Metrics | None:
+    return _process_metrics
+
+
+def serve_process_metrics(service: str, port: int, addr: str = "0.0.0.0") -> Metrics:  # noqa: S104
+    """Serve this process's metrics on ``port`` (``/metrics`` on a thread of its own) and
+    make them the default of every ``Consumer`` created afterwards."""
+    global _process_metrics
+    metrics = Metrics(service)
+    start_http_server(port, addr=addr, registry=metrics.registry)
+    _process_metrics = metrics
+    return metrics

@@ -1,5 +1,6 @@
 """A consumer process beats while it works and stops beating when it hangs or loses Redis;
-``python -m shared.consumer_main healthy`` (the compose healthcheck) reads the beat."""
+``python -m shared.consumer_main healthy`` (the compose healthcheck) reads the beat. It
+serves its consumers' counts on ``SB_METRICS_PORT``."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+import redis as redis_lib
+
+from shared.bus import EventPublisher
 from shared.consumer_main import healthy, main
-from shared.testing import ROOT, RedisServer
+from shared.events import STREAMS, Event
+from shared.testing import ROOT, RedisServer, free_port
 
 
 def until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -36,6 +42,7 @@ def test_the_heartbeat_follows_the_process_and_redis(tmp_path: Path) -> None:
         "LOG_LEVEL": "CRITICAL",
         "SB_HEARTBEAT_FILE": str(beat),
         "SB_HEARTBEAT_SECONDS": "0.3",
+        "SB_METRICS_PORT": str(metrics_port := free_port()),
         "PYTHONPATH": str(ROOT),
     }
     process = subprocess.Popen(
@@ -48,6 +55,18 @@ def test_the_heartbeat_follows_the_process_and_redis(tmp_path: Path) -> None:
     try:
         assert until(lambda: healthy(beat, 2.0)), "no heartbeat from a working consumer"
         assert main(["healthy", "--file", str(beat), "--max-age", "2"]) == 0
+
+        # What its consumers handled is on its /metrics.
+        client = redis_lib.Redis.from_url(server.url, decode_responses=True)
+        erased = Event.new("crm.profile.erased", {"profile_id": "c-health-1"}, source="crm")
+        EventPublisher(client, STREAMS["crm"]).publish(erased)
+        counted = 'event_type="crm.profile.erased",group="routing",outcome="handled"} 1.0'
+
+        def scraped() -> str:
+            return httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+
+        assert until(lambda: counted in scraped()), scraped()
+        client.close()
 
         process.send_signal(signal.SIGSTOP)  # hung: alive, doing nothing
         time.sleep(2.5)
