@@ -98,9 +98,10 @@ local function release(aid, ch)
 end
 
 -- Capacity per channel of the agents not offline: the denominator of occupancy.
+-- (A capacity of 0 is skipped: -1 * 0 reaches Redis as "-0", which HINCRBY refuses.)
 local function count_capacity(channels, sign)
   for ch, cap in pairs(cjson.decode(channels)) do
-    redis.call('HINCRBY', P .. 'capacity_slots', ch, sign * cap)
+    if cap ~= 0 then redis.call('HINCRBY', P .. 'capacity_slots', ch, sign * cap) end
   end
 end
 

@@ -48,3 +48,22 @@ def test_metrics_report_capacity_and_occupancy_of_signed_in_agents(
     assert gauge(text, "sb_routing_capacity_slots", "chat") == 4
     assert gauge(text, "sb_routing_occupancy", "chat") == 0.25
     assert gauge(text, "sb_routing_capacity_slots", "voice") == 0
+
+
+def test_an_agent_with_a_channel_of_capacity_0_signs_out_and_changes_profile(
+    make_settings: Callable[..., Settings],
+    redis: Any,
+    headers: Callable[[str], dict[str, str]],
+) -> None:
+    client = create_app(make_settings("routing"), redis=redis).test_client()
+    agent = {"languages": ["en"], "channels": {"chat": 2, "voice": 0}}
+    for status in ("available", "offline", "away"):
+        put = client.put(
+            "/v1/agents/a1", json={**agent, "status": status}, headers=headers("admin")
+        )
+        assert put.status_code == 200, put.get_json()
+    client.put("/v1/agents/a1", json={**agent, "channels": {"chat": 1}}, headers=headers("admin"))
+    out = client.put("/v1/agents/a1/status", json={"status": "offline"}, headers=headers("agent"))
+    assert out.status_code == 200, out.get_json()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert gauge(text, "sb_routing_capacity_slots", "chat") == 0
