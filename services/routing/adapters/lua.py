@@ -61,7 +61,8 @@ local function idx_keys(ch, langs, skills, team)
   return keys
 end
 
--- Put the agent into, or take it out of, each channel's candidate indexes.
+-- Puts the agent into, or takes it out of, every candidate index of each channel, as
+-- its state calls for: the full re-filing, for a profile change and the backfill.
 local function reindex(aid, a, force_out)
   if not a.status then return end
   local caps = cjson.decode(a.channels)
@@ -78,6 +79,42 @@ local function reindex(aid, a, force_out)
   end
 end
 
+local function copy(a)
+  local c = {}
+  for k, v in pairs(a) do c[k] = v end
+  return c
+end
+
+-- The incremental twin of ``reindex`` for a change of status, load or idle-since (the
+-- profile unchanged): the agent was filed as ``before`` calls for and is re-filed as
+-- ``after`` does, writing only the channels whose membership or score changes (only
+-- ``only_ch`` when given, the one whose load changed). A reserve re-scores the channels
+-- the agent stays in (idle-since is reset) and leaves the ones it is not in alone; a
+-- release below capacity writes nothing. A test compares the result with ``reindex``.
+local function refile(aid, before, after, only_ch)
+  if not after.status then return end
+  local caps = cjson.decode(after.channels)
+  local skills, langs
+  local was_score = tonumber(before.idle_since or NOW)
+  local score = tonumber(after.idle_since or NOW)
+  for ch, cap in pairs(caps) do
+    if only_ch == nil or ch == only_ch then
+      local was = before.status == 'available' and tonumber(before['load:' .. ch] or '0') < cap
+      local inside = after.status == 'available' and tonumber(after['load:' .. ch] or '0') < cap
+      if inside ~= was or (inside and score ~= was_score) then
+        if not skills then
+          skills, langs = cjson.decode(after.skills), cjson.decode(after.languages)
+        end
+        for _, k in ipairs(idx_keys(ch, langs, skills, after.team)) do
+          if inside then redis.call('ZADD', k, score, aid)
+          else redis.call('ZREM', k, aid) end
+        end
+        if inside then redis.call('SADD', P .. 'channels', ch) end
+      end
+    end
+  end
+end
+
 local function enqueue(tid, t)
   redis.call('ZADD', P .. 'queue:' .. t.channel, t.key, tid)
   redis.call('ZADD', P .. 'waiting:' .. t.category .. ':' .. t.channel, t.created, tid)
@@ -90,11 +127,16 @@ end
 
 local function release(aid, ch)
   local akey = P .. 'agent:' .. aid
-  if redis.call('EXISTS', akey) == 0 then return end
+  local a = hgetall(akey)
+  if not a.status then return end
   local load = redis.call('HINCRBY', akey, 'load:' .. ch, -1)
-  if load < 0 then redis.call('HSET', akey, 'load:' .. ch, 0)
+  if load < 0 then
+    redis.call('HSET', akey, 'load:' .. ch, 0)
+    load = 0
   else redis.call('HINCRBY', P .. 'busy_slots', ch, -1) end
-  reindex(aid, hgetall(akey))
+  local after = copy(a)
+  after['load:' .. ch] = load
+  refile(aid, a, after, ch)
 end
 
 -- Capacity per channel of the agents not offline: the denominator of occupancy.
@@ -105,9 +147,11 @@ local function count_capacity(channels, sign)
   end
 end
 
+-- Changes the status in the hash and in ``a``, and re-files the agent accordingly.
 local function set_status(aid, a, status, reason)
   local prev = a.status
   if prev == status then return end
+  local before = copy(a)
   if (prev == 'offline') ~= (status == 'offline') then
     count_capacity(a.channels, status == 'offline' and -1 or 1)
   end
@@ -119,6 +163,7 @@ local function set_status(aid, a, status, reason)
     redis.call('HSET', P .. 'agent:' .. aid, 'idle_since', NOW, 'missed', 0)
     a.idle_since = NOW
   end
+  refile(aid, before, a)
   emit('routing.agent.status_changed',
     {agent_id = aid, status = status, previous = prev, reason = reason})
 end
@@ -179,7 +224,9 @@ local function do_reserve(tid, t, aid, a, rid, expires, expires_iso)
   local load = tonumber(a['load:' .. t.channel] or '0')
   redis.call('HSET', akey, 'load:' .. t.channel, load + 1, 'idle_since', NOW)
   redis.call('HINCRBY', P .. 'busy_slots', t.channel, 1)
-  reindex(aid, hgetall(akey))
+  local after = copy(a)
+  after['load:' .. t.channel], after.idle_since = load + 1, NOW
+  refile(aid, a, after)
   dequeue(tid, t)
   redis.call('HSET', tkey, 'status', 'reserved', 'agent', aid, 'reservation', rid)
   local offered = redis.call('HGET', tkey, 'offered')
@@ -289,7 +336,9 @@ local out = {created and 1 or 0}
 if type(p.status) == 'string' and p.status ~= a.status then
   change_status(aid, a, p.status, 'admin', out)  -- as the status endpoint does
 end
-reindex(aid, hgetall(akey))
+-- A new agent was in no index: its status change filed it. A known one was taken out
+-- of the indexes of its old profile above: file it in those of the new one.
+if not created then reindex(aid, hgetall(akey)) end
 return out
 """
 
@@ -300,8 +349,7 @@ local akey = P .. 'agent:' .. aid
 local a = hgetall(akey)
 if not a.status then return {'missing'} end
 local requeued = {'ok'}
-change_status(aid, a, ARGV[7], ARGV[8], requeued)
-reindex(aid, hgetall(akey))
+change_status(aid, a, ARGV[7], ARGV[8], requeued)  -- re-files the agent
 return requeued
 """
 
