@@ -97,6 +97,8 @@ local function refile(aid, before, after, only_ch)
   local skills, langs
   local was_score = tonumber(before.idle_since or NOW)
   local score = tonumber(after.idle_since or NOW)
+  -- The score as text once: each number argument of redis.call is formatted anew.
+  local score_arg = string.format('%.17g', score)
   for ch, cap in pairs(caps) do
     if only_ch == nil or ch == only_ch then
       local was = before.status == 'available' and tonumber(before['load:' .. ch] or '0') < cap
@@ -106,7 +108,7 @@ local function refile(aid, before, after, only_ch)
           skills, langs = cjson.decode(after.skills), cjson.decode(after.languages)
         end
         for _, k in ipairs(idx_keys(ch, langs, skills, after.team)) do
-          if inside then redis.call('ZADD', k, score, aid)
+          if inside then redis.call('ZADD', k, score_arg, aid)
           else redis.call('ZREM', k, aid) end
         end
         if inside then redis.call('SADD', P .. 'channels', ch) end
