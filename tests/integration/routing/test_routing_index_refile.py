@@ -16,7 +16,7 @@ from services.routing.adapters.redis_store import RedisRoutingStore
 from services.routing.domain.model import InvalidTransition, NotFound
 from services.routing.service import RoutingService
 
-from .conftest import Clock
+from .conftest import Clock, events
 
 PREFIX = "sb:rt:{default}:"
 AGENTS = [f"a{i}" for i in range(14)]
@@ -79,6 +79,9 @@ def test_incremental_index_updates_equal_a_full_reindex_after_random_transitions
     for aid in AGENTS:
         routers[0].put_agent(aid, _profile(rng))
         clock.advance(0.01)
+    # the sweep visits the channels where some agent was ever indexed
+    filed = {ch for ch in CHANNELS if redis.exists(f"{PREFIX}idx:{ch}:*:*")}
+    assert filed and redis.smembers(PREFIX + "channels") == filed
     tasks: list[str] = []
     assigned: list[str] = []
     seen = {"reserve": 0, "release": 0, "status": 0, "profile": 0, "timers": 0}
@@ -121,8 +124,12 @@ def test_incremental_index_updates_equal_a_full_reindex_after_random_transitions
             step(routers[n % 2])
         except (InvalidTransition, NotFound):
             pass  # a transition the task or offer is past: nothing changed
-        if n % 20 == 19:
+        if n % 10 == 9:
             kept = _indexes(redis)
             indexed += sum(len(kept.get(f"{PREFIX}idx:{ch}:*:*", {})) for ch in CHANNELS)
             assert _rebuilt(redis, store, clock()) == kept, f"after step {n}"
-    assert indexed > 100 and all(v > 10 for v in seen.values()), (indexed, seen)
+    # the sequence went through what it is meant to test
+    seen["away_after_missed_offers"] = sum(
+        e["reason"] == "missed_offers" for e in events(redis, type_prefix="routing.agent.status")
+    )
+    assert indexed > 300 and all(v > 2 for v in seen.values()), (indexed, seen)
