@@ -43,7 +43,9 @@ def pg_client(tmp_path: Path, make_settings: Callable[..., Settings]) -> Iterato
 
 def terminate(pids: list[int]) -> None:
     """End these backends (ours only: the server may be shared) and wait until gone."""
-    with psycopg.connect(os.environ["TEST_DATABASE_URL"], autocommit=True) as admin:
+    # The libpq form of the URL: SQLAlchemy's driver suffix (postgresql+psycopg) is not one.
+    url = os.environ["TEST_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url, autocommit=True) as admin:
         for pid in pids:
             admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
 
