@@ -60,6 +60,14 @@ class Sealer:
         except (InvalidTag, ValueError):
             return None
 
+    def open_legacy(self, value: str, aad: bytes) -> bytes | None:
+        """A value sealed before key ids existed (plain base64), under the sealing key."""
+        try:
+            raw = base64.b64decode(value, validate=True)
+            return self._keys[self._current].decrypt(raw[:NONCE], raw[NONCE:], aad)
+        except (InvalidTag, ValueError):
+            return None
+
     def current(self, value: str) -> bool:
         """Sealed under the sealing key (not one kept only to open old values)?"""
         return value.partition(".")[0] == self._current

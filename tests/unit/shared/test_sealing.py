@@ -59,3 +59,21 @@ def test_one_secret_keys_each_purpose_separately() -> None:
 def test_a_sealer_needs_a_secret() -> None:
     with pytest.raises(ValueError):
         Sealer([], INFO)
+
+
+def test_an_idempotency_record_stored_before_key_ids_still_opens() -> None:
+    import base64
+    import json
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from shared.idempotency import Keys
+    from shared.sealing import derive
+
+    # The layout idempotency records had before shared/sealing.py: base64(nonce | ct).
+    aead = AESGCM(derive("secret", b"sb:idempotency:aes-gcm:v1"))
+    nonce = os.urandom(12)
+    old = base64.b64encode(nonce + aead.encrypt(nonce, json.dumps({"a": 1}).encode(), b"k"))
+    assert Keys("secret").open("k", old.decode()) == {"a": 1}
+    assert Keys("other").open("k", old.decode()) is None
