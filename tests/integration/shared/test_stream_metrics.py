@@ -44,23 +44,18 @@ def _binaries() -> list[str]:
 
 
 @pytest.fixture(scope="module", params=_binaries(), ids=lambda b: Path(b).parent.parent.name)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def redis_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisServer]:
+    """Overrides the session's server: the shared ``redis`` and ``base_env`` use this one."""
     server = RedisServer(tmp_path_factory.mktemp("redis"), binary=request.param)
     yield server
     server.stop()
 
 
 @pytest.fixture
-def redis(server: RedisServer) -> Iterator[redis_lib.Redis]:
-    client = redis_lib.Redis.from_url(server.url, decode_responses=True)
-    client.flushall()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def app(server: RedisServer, base_env: dict[str, str], redis: redis_lib.Redis) -> Flask:
-    settings = Settings.from_env({**base_env, "REDIS_URL": server.url}, service="crm")
+def app(base_env: dict[str, str], redis: redis_lib.Redis) -> Flask:
+    settings = Settings.from_env(base_env, service="crm")
     return build_app(settings, title="metrics")
 
 
