@@ -73,8 +73,6 @@ class Keys:
     def open(self, key: str, sealed: Any) -> dict[str, Any] | None:
         """The record sealed under ``key``, or None when it does not open."""
         opened = self.sealer.open(str(sealed), key.encode())
-        if opened is None and "." not in str(sealed):  # stored before shared/sealing.py
-            opened = self.sealer.open_legacy(str(sealed), key.encode())
         try:
             data = json.loads(opened) if opened is not None else None
         except ValueError:

@@ -49,22 +49,15 @@ class Sealer:
 
     def open(self, value: str, aad: bytes) -> bytes | None:
         """The plaintext, or None when ``value`` does not open (unknown key, another
-        record's value, damaged)."""
-        kid, _, body = value.partition(".")
-        aead = self._keys.get(kid)
+        record's value, damaged). A value without a key id is the layout from before key
+        ids existed (plain base64) and is tried under the sealing key."""
+        kid, dot, body = value.partition(".")
+        aead = self._keys.get(kid) if dot else self._keys[self._current]
         if aead is None:
             return None
         try:
-            raw = base64.b64decode(body, validate=True)
+            raw = base64.b64decode(body if dot else value, validate=True)
             return aead.decrypt(raw[:NONCE], raw[NONCE:], aad)
-        except (InvalidTag, ValueError):
-            return None
-
-    def open_legacy(self, value: str, aad: bytes) -> bytes | None:
-        """A value sealed before key ids existed (plain base64), under the sealing key."""
-        try:
-            raw = base64.b64decode(value, validate=True)
-            return self._keys[self._current].decrypt(raw[:NONCE], raw[NONCE:], aad)
         except (InvalidTag, ValueError):
             return None
 
