@@ -582,8 +582,16 @@ class IdentityService:
         return evaluate(policy, v["channel"], v["satisfied"], v["trusted_device"], self.possession)
 
     def _approve(
-        self, vid: str, v: dict[str, Any], policy: TierPolicy, decision: Decision, status: int = 200
+        self,
+        vid: str,
+        v: dict[str, Any],
+        policy: TierPolicy,
+        decision: Decision,
+        status: int = 200,
+        settle: str | None = None,
     ) -> Result:
+        """Issue the session; ``settle`` names a factor whose successful attempt is settled
+        in the same round trip."""
         now = self.clock()
         cid, sid = v["customer_id"], v["sid"]
         exp = int(now) + policy.session_ttl_seconds
@@ -627,6 +635,7 @@ class IdentityService:
             events,
             {f"approved:{key}": 1, f"started:{key}": 1},
             (now - v["created_at"]) * 1000,
+            settle=None if settle is None else (settle, policy.max_attempts),
         )
         claims = SessionClaims(
             iss=self.config.issuer,
@@ -719,6 +728,13 @@ class IdentityService:
                     vid, cid, False, policy.max_attempts, policy.lockout_seconds
                 )
         if ok:
+            predicted = sorted({*v["satisfied"], factor})
+            decision = self._decide({**v, "satisfied": predicted}, policy)
+            if decision.approved:
+                # Approval only grows with the satisfied set, so factors satisfied meanwhile
+                # cannot undo it: settle and approve in one round trip.
+                v["satisfied"] = predicted
+                return self._approve(vid, v, policy, decision, settle=factor)
             remaining, v["satisfied"] = self.store.settle_success(
                 vid, cid, factor, policy.max_attempts, policy.lockout_seconds
             )

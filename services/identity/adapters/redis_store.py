@@ -931,10 +931,13 @@ class RedisStore:
         events: Sequence[Event],
         counters: Mapping[str, int],
         duration_ms: float | None,
+        settle: tuple[str, int] | None = None,
     ) -> bool:
         """Session and verification state, plus - for the first caller only - events and KPIs.
 
-        One script call; returns True for the first caller of this verification.
+        One script call; returns True for the first caller of this verification. With
+        ``settle`` (factor, max_attempts), the successful attempt that approves is settled
+        first (as ``settle_success``) in the same round trip.
         """
         cid, sid = session["customer_id"], session["sid"]
         shard = shard_of(cid)
@@ -950,15 +953,25 @@ class RedisStore:
             "events": [[x for kv in e.to_fields().items() for x in kv] for e in events],
             "maxlen": int(maxlen),
         }
-        first = self._approve(
-            keys=[
-                f"{tag(shard_of_id(vid))}approved:{vid}",
-                skey(sid),
-                ckey(cid, "sessions"),
-                vkey(vid),
-                *stats_keys(shard),
-                *([stream] if stream else []),
-            ],
-            args=[json.dumps(payload, separators=(",", ":")), DURATIONS_KEPT],
-        )
+        keys = [
+            f"{tag(shard_of_id(vid))}approved:{vid}",
+            skey(sid),
+            ckey(cid, "sessions"),
+            vkey(vid),
+            *stats_keys(shard),
+            *([stream] if stream else []),
+        ]
+        args = [json.dumps(payload, separators=(",", ":")), DURATIONS_KEPT]
+        if settle is None:
+            return bool(self._approve(keys=keys, args=args))
+        factor, max_attempts = settle
+        settle_keys = [*self._attempt_keys(vid, cid), vkey(vid) + ":sat"]
+        with self.r.pipeline(transaction=False) as pipe:
+            # EVAL, not EVALSHA: a NOSCRIPT retry would settle the attempt twice.
+            pipe.execute_command(
+                "EVAL", _SETTLE_SUCCESS, len(settle_keys), *settle_keys,
+                max_attempts, factor, VERIFICATION_TTL, FAILURE_CAP,
+            )  # fmt: skip
+            pipe.execute_command("EVAL", _APPROVE, len(keys), *keys, *args)
+            _, first = pipe.execute()
         return bool(first)

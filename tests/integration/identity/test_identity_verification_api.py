@@ -97,6 +97,30 @@ def test_failures_count_across_verifications_and_channels(api: Api) -> None:
     assert api.check(vid, "totp", code="000000").json["status"] == "locked"
 
 
+def test_the_approving_check_settles_its_attempt_and_forgives_earlier_failures(
+    api: Api,
+) -> None:
+    # The check that completes a verification settles its attempt in the same round trip
+    # as the approval: the failures before it must still be forgiven.
+    api.tier("one", {**GOLD, "min_factors": 1})
+    _, totp = api.enroll_totp("c-1")
+    vid = api.start("c-1", "chat", tier="one").json["verification_id"]
+    assert [api.check(vid, "totp", code="000000").json["remaining_attempts"] for _ in range(4)] == [
+        4,
+        3,
+        2,
+        1,
+    ]
+    done = api.check(vid, "totp", code=totp.now()).json
+    assert done["status"] == "approved" and done["satisfied_factors"] == ["totp"]
+    assert done["remaining_attempts"] == 1
+    assert api.call("GET", f"/v1/verifications/{vid}").json["satisfied_factors"] == ["totp"]
+    other = api.start("c-1", "web", tier="one").json["verification_id"]
+    again = [api.check(other, "totp", code="000000").json for _ in range(4)]
+    assert [a["status"] for a in again] == ["pending"] * 4  # four failures left, not none
+    assert [a["remaining_attempts"] for a in again] == [4, 3, 2, 1]
+
+
 def test_sends_are_throttled_with_retry_after_and_nothing_is_sent(api: Api) -> None:
     enrolled(api)
     vid = api.start("c-1", "chat", tier="gold").json["verification_id"]
