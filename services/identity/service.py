@@ -714,12 +714,12 @@ class IdentityService:
             if retry or held:
                 raise CustomerLocked(retry or 1, held)
             raise FactorNotReady(waiting)
-        granted, remaining, retry, held = self.store.reserve_attempt(vid, cid, policy.max_attempts)
+        reservation, factors = self.store.reserve_attempt(vid, cid, policy.max_attempts)
+        granted, remaining, retry, held = reservation
         if not granted:
             self._lock(vid, v, policy)
             raise CustomerLocked(retry, held)
         ok = False
-        factors = self.store.factors(cid)
         try:
             ok = bool(plugin.check(self.env, attempt, self._records(cid, factor, factors)))
         finally:

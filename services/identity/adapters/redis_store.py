@@ -335,7 +335,6 @@ class RedisStore:
         self.cache = cache
         # On a cluster sb:events:identity is in another slot than the state it goes with.
         self.cluster = isinstance(redis, RedisCluster)
-        self._reserve = redis.register_script(_RESERVE)
         self._settle = redis.register_script(_SETTLE)
         self._settle_success = redis.register_script(_SETTLE_SUCCESS)
         self._accept_step = redis.register_script(_ACCEPT_STEP)
@@ -610,13 +609,19 @@ class RedisStore:
     def _attempt_keys(self, vid: str, cid: str) -> list[str]:
         return [vkey(vid) + ":att", ckey(cid, "fail"), ckey(cid, "lock"), ckey(cid, "streak")]
 
-    def reserve_attempt(self, vid: str, cid: str, max_attempts: int) -> tuple[bool, int, int, bool]:
-        """(granted, remaining, retry_after, held): see domain/lockout.py."""
-        granted, remaining, retry, held = self._reserve(
-            keys=self._attempt_keys(vid, cid),
-            args=[max_attempts, VERIFICATION_TTL, FAILURE_MEMORY, FAILURE_CAP, STREAK_MEMORY],
-        )
-        return bool(granted), int(remaining), int(retry), bool(held)
+    def reserve_attempt(
+        self, vid: str, cid: str, max_attempts: int
+    ) -> tuple[tuple[bool, int, int, bool], list[dict[str, Any]]]:
+        """((granted, remaining, retry_after, held), the customer's factors if granted), in
+        one round trip: see domain/lockout.py."""
+        keys = self._attempt_keys(vid, cid)
+        args = (max_attempts, VERIFICATION_TTL, FAILURE_MEMORY, FAILURE_CAP, STREAK_MEMORY)
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.execute_command("EVAL", _RESERVE, len(keys), *keys, *args)
+            pipe.hvals(ckey(cid, "factors"))
+            (granted, remaining, retry, held), raws = pipe.execute()
+        factors = self._open_factors(cid, raws) if granted else []
+        return (bool(granted), int(remaining), int(retry), bool(held)), factors
 
     def settle_success(
         self, vid: str, cid: str, factor: str, max_attempts: int, lockout_seconds: int

@@ -91,7 +91,7 @@ def test_the_lua_and_the_domain_model_agree_step_by_step(
             unlocks_when_held += 1
         elif op < 0.45 or not outstanding and op < 0.8:
             vid = rng.choice(vids)
-            got = store.reserve_attempt(vid, CID, max_attempts)
+            got = store.reserve_attempt(vid, CID, max_attempts)[0]
             assert got == model.reserve(vid, max_attempts), where
             if got[0]:
                 outstanding.append(vid)
@@ -125,11 +125,11 @@ def test_many_lockout_cycles_never_evaluate_more_than_a_hundred_failures(redis: 
     evaluated, cycles = 0, 0
     while cycles < 200:
         vid = store.new_id("v", CID)
-        granted, _, retry, held = store.reserve_attempt(vid, CID, 5)
+        granted, _, retry, held = store.reserve_attempt(vid, CID, 5)[0]
         while granted:
             evaluated += 1
             store.settle_attempt(vid, CID, False, 5, LOCKOUT)
-            granted, _, retry, held = store.reserve_attempt(vid, CID, 5)
+            granted, _, retry, held = store.reserve_attempt(vid, CID, 5)[0]
         if held:
             break
         assert retry > 0
@@ -138,7 +138,7 @@ def test_many_lockout_cycles_never_evaluate_more_than_a_hundred_failures(redis: 
     # 19 lockouts sat out; the 20th run of five failures ends held, not locked for a while
     assert evaluated == FAILURE_CAP and cycles == FAILURE_CAP // 5 - 1
     redis.delete(ckey(CID, "lock"))
-    assert store.reserve_attempt(store.new_id("v", CID), CID, 5) == (False, 0, 0, True)
+    assert store.reserve_attempt(store.new_id("v", CID), CID, 5)[0] == (False, 0, 0, True)
     assert store.lock_state(CID) == (0, True)
 
 
