@@ -111,7 +111,7 @@ def secret(settings: Settings, name: str) -> bytes:
 def factor_sealer(settings: Settings) -> Sealer:
     """Seals factor data at rest under IDENTITY_DATA_KEY. Rotation: the new secret in
     IDENTITY_DATA_KEY, the old ones (comma-separated) in IDENTITY_DATA_KEY_PREVIOUS, which
-    only open; a factor is sealed under the new key the next time it is saved."""
+    only open; the store re-seals a factor under the new key when it reads it."""
     previous = settings.str_env("IDENTITY_DATA_KEY_PREVIOUS", "")
     return Sealer(
         [settings.secret("IDENTITY_DATA_KEY"), *filter(None, map(str.strip, previous.split(",")))],

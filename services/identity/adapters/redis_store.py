@@ -53,6 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from services.identity.domain.lockout import FAILURE_CAP
 from shared.events import Event
@@ -254,6 +255,21 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
+# KEYS: a customer's factors hash. ARGV: triples of field, the value read, the value to
+# store. Each field is replaced only while it still holds exactly the value read, so a
+# factor deleted or saved since that read stays as it is now (never resurrected nor
+# rolled back). -> how many fields were replaced.
+_RESEAL = """
+local n = 0
+for i = 1, #ARGV, 3 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    n = n + 1
+  end
+end
+return n
+"""
+
 
 # KEYS: profile, session set[, policies]. ARGV: session key prefix (same slot).
 # -> {projected tier or '', [session JSON...], [tier, policy, ...]}: one round trip.
@@ -317,6 +333,11 @@ def _j(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+def _oldest_first(rows: Mapping[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
+    found = [r for r in rows.values() if r is not None]
+    return sorted(found, key=lambda f: (f["created_at"], f["factor_id"]))
+
+
 class RedisStore:
     def __init__(
         self,
@@ -342,6 +363,7 @@ class RedisStore:
         self._consume_code = redis.register_script(_CONSUME_CODE)
         self._status = redis.register_script(_STATUS)
         self._approve = redis.register_script(_APPROVE)
+        self._reseal = redis.register_script(_RESEAL)
 
     def new_id(self, prefix: str, cid: str) -> str:
         """An opaque id whose keys live in the shard of customer ``cid``."""
@@ -449,12 +471,16 @@ class RedisStore:
         pipe.execute_command("EVAL", _PROJECT, 2, *keys, at_ms, 1, "merged_into")
 
     # -- factors --------------------------------------------------------------
+    # A factor read in clear (stored before sealing existed) or sealed under a key kept
+    # only to open (IDENTITY_DATA_KEY_PREVIOUS) is written back sealed under the current
+    # key by the read itself: a confirmed TOTP factor is never saved again, so waiting for
+    # a save would keep its secret in clear, or the old key needed, for ever.
     def factors(self, cid: str) -> list[dict[str, Any]]:
-        return self._open_factors(cid, self.r.hvals(ckey(cid, "factors")))
+        return _oldest_first(self._open_factors(cid, self.r.hgetall(ckey(cid, "factors"))))
 
     def factor(self, cid: str, fid: str) -> dict[str, Any] | None:
         raw = self.r.hget(ckey(cid, "factors"), fid)
-        return self._open_factor(cid, raw) if raw else None
+        return self._open_factors(cid, {fid: raw})[fid] if raw else None
 
     def sealed_factor(self, cid: str, record: Mapping[str, Any]) -> str:
         """The factor record as stored: everything but ``data`` in clear (ids, type,
@@ -466,25 +492,58 @@ class RedisStore:
         stored["sealed_data"] = self.sealer.seal(_j(record.get("data") or {}).encode(), aad)
         return _j(stored)
 
-    def _open_factor(self, cid: str, raw: str) -> dict[str, Any] | None:
+    def _unseal(self, cid: str, raw: str) -> tuple[dict[str, Any] | None, str | None]:
+        """(the record with ``data`` opened, or None when it opens under no configured
+        key; the value to store instead when it is in clear or under an older key)."""
         record: dict[str, Any] = json.loads(raw)
         sealed = record.pop("sealed_data", None)
-        if sealed is None:
-            return record  # stored before factor data was sealed: sealed when next saved
+        if sealed is None:  # stored before factor data was sealed
+            return record, (self.sealed_factor(cid, record) if self.sealer else None)
         if self.sealer is None:
             raise RuntimeError("this store has no sealer: it cannot read factor data")
         opened = self.sealer.open(sealed, _factor_aad(cid, record["factor_id"]))
         if opened is None:
-            # Not under any configured IDENTITY_DATA_KEY (a key dropped too early) or
-            # damaged: unusable, so treated as absent rather than failing every request.
-            log.error("factor data does not open", extra={"factor_id": record["factor_id"]})
-            return None
+            return None, None
         record["data"] = json.loads(opened)
-        return record
+        return record, (None if self.sealer.current(sealed) else self.sealed_factor(cid, record))
 
-    def _open_factors(self, cid: str, raws: Iterable[str]) -> list[dict[str, Any]]:
-        rows = [r for r in (self._open_factor(cid, raw) for raw in raws) if r is not None]
-        return sorted(rows, key=lambda f: (f["created_at"], f["factor_id"]))
+    def _open_factors(
+        self, cid: str, stored: Mapping[str, str]
+    ) -> dict[str, dict[str, Any] | None]:
+        """Each field's record, None where it does not open; those in clear or under an
+        older key are re-sealed under the current one."""
+        rows: dict[str, dict[str, Any] | None] = {}
+        stale: dict[str, tuple[str, str]] = {}
+        for fid, raw in stored.items():
+            record, replacement = self._unseal(cid, raw)
+            if record is None:
+                # Not under any configured IDENTITY_DATA_KEY (a key dropped too early) or
+                # damaged: unusable, so treated as absent rather than failing every request.
+                log.error("factor data does not open", extra={"factor_id": fid})
+            elif replacement is not None:
+                stale[fid] = (raw, replacement)
+            rows[fid] = record
+        if stale:
+            self._reseal_quietly(cid, stale)
+        return rows
+
+    def write_back_factors(self, cid: str, stale: Mapping[str, tuple[str, str]]) -> int:
+        """Store each factor's new value, ``{factor_id: (value read, new value)}``, only
+        while its field still holds the value read (see ``_RESEAL``); how many were."""
+        args = [x for fid, (read, new) in stale.items() for x in (fid, read, new)]
+        return int(self._reseal(keys=[ckey(cid, "factors")], args=args))
+
+    def _reseal_quietly(self, cid: str, stale: Mapping[str, tuple[str, str]]) -> None:
+        try:
+            self.write_back_factors(cid, stale)
+        except RedisError as exc:
+            # A read must not fail for a write it did on the side (a read-only replica,
+            # a full or unreachable primary): a later read or the reseal scan retries.
+            # Only the error's type: a message may quote the command, i.e. the record.
+            log.warning(
+                "factor data not re-sealed",
+                extra={"factor_ids": sorted(stale), "error": type(exc).__name__},
+            )
 
     def save_factor(self, cid: str, record: dict[str, Any], events: list[Event]) -> None:
         with self.r.pipeline(transaction=True) as pipe:
@@ -883,10 +942,10 @@ class RedisStore:
         with self.r.pipeline(transaction=False) as pipe:
             pipe.hgetall(ckey(cid, "profile"))
             pipe.smembers(ckey(cid, "sessions"))
-            pipe.hvals(ckey(cid, "factors"))
+            pipe.hgetall(ckey(cid, "factors"))
             pipe.hgetall(POLICIES)
             profile, sids, factors, policies = pipe.execute()
-        rows = self._open_factors(cid, factors)
+        rows = _oldest_first(self._open_factors(cid, factors))
         return {"profile": profile, "sids": sorted(sids), "factors": rows, "policies": policies}
 
     def status_snapshot(self, cid: str) -> tuple[str, list[dict[str, Any]], dict[str, str]]:

@@ -1,20 +1,25 @@
 """Factor data at rest: sealed under IDENTITY_DATA_KEY, bound to its customer and factor,
-readable across a key rotation, and factors stored before sealing keep working."""
+readable across a key rotation, and factors stored before sealing keep working. A factor
+read in clear or under an older key is sealed again under the current one by the read."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
+import redis as redis_lib
 
-from services.identity.adapters.redis_store import ckey
+from services.identity.adapters.redis_store import RedisStore, ckey
 from services.identity.app import create_app
+from services.identity.bootstrap import factor_sealer
 from shared.config import Settings
+from shared.testing import RedisServer
 from tests.integration.identity.conftest import Api
 from tests.redis_scan import redis_text
 
@@ -26,9 +31,39 @@ def api_with(
     return Api(app.test_client(), headers)
 
 
-def approved_by_totp(api: Api, cid: str, totp: pyotp.TOTP) -> bool:
+def approved_by_totp(api: Api, cid: str, totp: pyotp.TOTP, steps_ahead: int = 0) -> bool:
+    """``steps_ahead``: a later code than the one accepted last (each step is accepted
+    once; the server accepts the next step as well)."""
     vid = api.start(cid).json["verification_id"]
-    return api.check(vid, "totp", code=totp.now()).json.get("status") == "approved"
+    code = totp.at(time.time() + 30 * steps_ahead)
+    return api.check(vid, "totp", code=code).json.get("status") == "approved"
+
+
+def store_with(make_settings: Callable[..., Settings], redis: Any, **env: str) -> RedisStore:
+    """The store as the service builds it, sealing as ``env`` says."""
+    return RedisStore(redis, sealer=factor_sealer(make_settings("identity", **env)))
+
+
+def kid(make_settings: Callable[..., Settings], data_key: str) -> str:
+    """The key id that values sealed under ``data_key`` carry."""
+    sealer = factor_sealer(make_settings("identity", IDENTITY_DATA_KEY=data_key))
+    return sealer.seal(b"", b"").partition(".")[0]
+
+
+def totp_record(fid: str, secret: str) -> dict[str, Any]:
+    """A confirmed TOTP factor as the service keeps it (before sealing: as it was stored)."""
+    return {
+        "factor_id": fid,
+        "type": "totp",
+        "status": "active",
+        "created_at": time.time(),
+        "data": {"secret": secret},
+        "public": {"secret": "********" + secret[-4:]},
+    }
+
+
+def stored(redis: Any, cid: str, fid: str) -> dict[str, Any]:
+    return json.loads(redis.hget(ckey(cid, "factors"), fid))
 
 
 def test_no_copy_of_a_totp_secret_is_kept_in_clear(api: Api, redis: Any) -> None:
@@ -41,13 +76,16 @@ def test_no_copy_of_a_totp_secret_is_kept_in_clear(api: Api, redis: Any) -> None
     assert record["public"]["secret"] == "********" + totp.secret[-4:]
 
 
-def test_a_rotated_key_still_opens_factors_sealed_under_the_old_one(
+def test_a_rotated_key_opens_factors_sealed_under_the_old_one_and_reseals_them(
     make_settings: Callable[..., Settings],
     headers: Callable[[str], dict[str, str]],
-    caplog: pytest.LogCaptureFixture,
+    redis: Any,
 ) -> None:
     old = api_with(make_settings, headers, IDENTITY_DATA_KEY="data-key-1")
-    _fid, totp = old.enroll_totp("c-seal-2")
+    fid, totp = old.enroll_totp("c-seal-2")
+    assert stored(redis, "c-seal-2", fid)["sealed_data"].startswith(
+        kid(make_settings, "data-key-1") + "."
+    )
 
     rotated = api_with(
         make_settings,
@@ -56,14 +94,33 @@ def test_a_rotated_key_still_opens_factors_sealed_under_the_old_one(
         IDENTITY_DATA_KEY_PREVIOUS="data-key-0, data-key-1",
     )
     assert approved_by_totp(rotated, "c-seal-2", totp)
+    # The confirmed factor was only read, never saved: the read sealed it anew.
+    assert stored(redis, "c-seal-2", fid)["sealed_data"].startswith(
+        kid(make_settings, "data-key-2") + "."
+    )
+
+    # So the old key can go: the new one alone opens the factor.
+    dropped = api_with(make_settings, headers, IDENTITY_DATA_KEY="data-key-2")
+    listed = dropped.call("GET", "/v1/customers/c-seal-2/factors")
+    assert [f["factor_id"] for f in listed.json["items"]] == [fid]
+    assert approved_by_totp(dropped, "c-seal-2", totp, steps_ahead=1)
+
+
+def test_a_key_dropped_before_its_factors_were_resealed_leaves_them_unusable_not_failing(
+    make_settings: Callable[..., Settings],
+    headers: Callable[[str], dict[str, str]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    old = api_with(make_settings, headers, IDENTITY_DATA_KEY="data-key-1")
+    _fid, totp = old.enroll_totp("c-seal-6")
 
     # Without the old key the factor is unusable: the check fails and says so in the
     # log, it never answers 500.
     dropped = api_with(make_settings, headers, IDENTITY_DATA_KEY="data-key-2")
     with caplog.at_level(logging.ERROR, logger="sb.identity.store"):
-        listed = dropped.call("GET", "/v1/customers/c-seal-2/factors")
+        listed = dropped.call("GET", "/v1/customers/c-seal-6/factors")
         assert listed.status_code == 200 and listed.json["items"] == []
-        start = dropped.start("c-seal-2")
+        start = dropped.start("c-seal-6")
         assert start.status_code == 201, start.json
         check = dropped.check(start.json["verification_id"], "totp", code=totp.now())
         assert check.status_code < 500 and check.json.get("status") != "approved"
@@ -103,3 +160,127 @@ def test_a_factor_stored_before_sealing_works_and_is_sealed_when_next_saved(
     assert confirmed.status_code == 200, confirmed.json
     assert secret not in redis.hget(ckey("c-seal-5", "factors"), fid)
     assert approved_by_totp(api, "c-seal-5", totp)
+
+
+def test_a_confirmed_factor_stored_in_clear_is_sealed_by_the_first_read(
+    api: Api, redis: Any, make_settings: Callable[..., Settings]
+) -> None:
+    secret = pyotp.random_base32()
+    fid = "f-legacy-2"
+    redis.hset(ckey("c-seal-7", "factors"), fid, json.dumps(totp_record(fid, secret)))
+    totp = pyotp.TOTP(secret)
+
+    assert approved_by_totp(api, "c-seal-7", totp)
+
+    record = stored(redis, "c-seal-7", fid)
+    assert "data" not in record and secret not in json.dumps(record)
+    current = factor_sealer(make_settings("identity")).seal(b"", b"").partition(".")[0]
+    assert record["sealed_data"].startswith(current + ".")
+    assert secret not in redis_text(redis)
+    assert approved_by_totp(api, "c-seal-7", totp, steps_ahead=1)
+
+
+READS: dict[str, Callable[[RedisStore, str, str], Any]] = {
+    "factor": lambda store, cid, fid: store.factor(cid, fid)["data"],
+    "factors": lambda store, cid, fid: store.factors(cid)[0]["data"],
+    "snapshot": lambda store, cid, fid: store.snapshot(cid)["factors"][0]["data"],
+}
+
+
+@pytest.mark.parametrize("read", READS)
+@pytest.mark.parametrize("stored_as", ["in clear", "under an old key"])
+def test_every_read_of_factors_reseals_them_under_the_current_key(
+    read: str, stored_as: str, make_settings: Callable[..., Settings], redis: Any
+) -> None:
+    cid, fid, secret = "c-seal-8", "f-1", pyotp.random_base32()
+    if stored_as == "in clear":
+        redis.hset(ckey(cid, "factors"), fid, json.dumps(totp_record(fid, secret)))
+    else:
+        old = store_with(make_settings, redis, IDENTITY_DATA_KEY="data-key-1")
+        old.save_factor(cid, totp_record(fid, secret), [])
+    before = redis.hget(ckey(cid, "factors"), fid)
+    rotated = store_with(
+        make_settings,
+        redis,
+        IDENTITY_DATA_KEY="data-key-2",
+        IDENTITY_DATA_KEY_PREVIOUS="data-key-1",
+    )
+
+    assert READS[read](rotated, cid, fid) == {"secret": secret}
+
+    after = redis.hget(ckey(cid, "factors"), fid)
+    assert after != before and secret not in after
+    assert json.loads(after)["sealed_data"].startswith(kid(make_settings, "data-key-2") + ".")
+    only_new = store_with(make_settings, redis, IDENTITY_DATA_KEY="data-key-2")
+    assert only_new.factor(cid, fid)["data"] == {"secret": secret}
+    # Sealed under the current key already: a read writes nothing.
+    assert READS[read](rotated, cid, fid) == {"secret": secret}
+    assert redis.hget(ckey(cid, "factors"), fid) == after
+
+
+def test_a_write_back_never_resurrects_a_deleted_factor_nor_undoes_a_newer_save(
+    make_settings: Callable[..., Settings], redis: Any
+) -> None:
+    cid, key = "c-seal-9", ckey("c-seal-9", "factors")
+    store = store_with(make_settings, redis, IDENTITY_DATA_KEY="data-key-2")
+    redis.hset(key, "f-1", json.dumps(totp_record("f-1", pyotp.random_base32())))
+    redis.hset(key, "f-2", json.dumps(totp_record("f-2", pyotp.random_base32())))
+    read = redis.hgetall(key)
+    stale = {fid: (raw, store.sealed_factor(cid, json.loads(raw))) for fid, raw in read.items()}
+
+    # Between the read and its write-back: f-1 is removed, f-2 saved anew.
+    store.delete_factor(cid, "f-1", [])
+    newer = totp_record("f-2", pyotp.random_base32())
+    store.save_factor(cid, newer, [])
+    saved = redis.hget(key, "f-2")
+
+    assert store.write_back_factors(cid, stale) == 0
+    assert redis.hkeys(key) == ["f-2"] and redis.hget(key, "f-2") == saved
+    assert store.factor(cid, "f-2")["data"] == newer["data"]
+
+    # Unchanged since the read, the same write-back goes through.
+    redis.hset(key, "f-1", read["f-1"])
+    assert store.write_back_factors(cid, {"f-1": stale["f-1"]}) == 1
+    assert redis.hget(key, "f-1") == stale["f-1"][1]
+
+
+@pytest.fixture
+def replica(redis_server: RedisServer, tmp_path: Path) -> Iterator[redis_lib.Redis]:
+    """A read-only replica of the test Redis, in sync."""
+    server = RedisServer(
+        tmp_path / "replica", extra_args=("--replicaof", "127.0.0.1", str(redis_server.port))
+    )
+    client = redis_lib.Redis(port=server.port, decode_responses=True)
+    try:
+        deadline = time.monotonic() + 10
+        while client.info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica did not sync"
+            time.sleep(0.05)
+        yield client
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_a_read_whose_write_back_fails_still_returns_the_factor_and_only_warns(
+    make_settings: Callable[..., Settings],
+    redis: Any,
+    replica: redis_lib.Redis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cid, fid, secret = "c-seal-10", "f-1", pyotp.random_base32()
+    redis.hset(ckey(cid, "factors"), fid, json.dumps(totp_record(fid, secret)))
+    deadline = time.monotonic() + 10
+    while not replica.hexists(ckey(cid, "factors"), fid):
+        assert time.monotonic() < deadline, "the factor did not reach the replica"
+        time.sleep(0.02)
+    on_replica = store_with(make_settings, replica, IDENTITY_DATA_KEY="data-key-2")
+
+    with caplog.at_level(logging.WARNING, logger="sb.identity.store"):
+        assert on_replica.factor(cid, fid)["data"] == {"secret": secret}
+        assert on_replica.factors(cid)[0]["data"] == {"secret": secret}
+    assert "factor data not re-sealed" in caplog.text
+    assert secret not in caplog.text
+    # Redis 7 answers READONLY; 6.2 wraps it in a script error.
+    assert [r.error in {"ReadOnlyError", "ResponseError"} for r in caplog.records] == [True, True]
+    assert secret in redis.hget(ckey(cid, "factors"), fid)  # still as it was
