@@ -50,6 +50,8 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from redis.cluster import RedisCluster
@@ -108,6 +110,16 @@ OUTBOXES = [outbox(k) for k in range(SHARDS)] + [outbox(None)]
 
 def ckey(cid: str, name: str) -> str:
     return f"{tag(shard_of(cid))}c:{cid}:{name}"
+
+
+# Every customer's factors hash (SCAN MATCH; braces are not special in a pattern).
+FACTORS_MATCH = P + "{idn-*}:c:*:factors"
+
+
+def customer_of_factors_key(key: str) -> str | None:
+    """The customer whose factors hash ``key`` is; None for a key ckey() does not make."""
+    cid = key[len(tag(0)) + 2 : -len(":factors")]
+    return cid if cid and ckey(cid, "factors") == key else None
 
 
 def erased_key(cid: str) -> str:
@@ -333,6 +345,17 @@ def _j(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+@dataclass
+class ResealCounts:
+    """What a reseal scan found, in factors (hash fields)."""
+
+    customers: int = 0
+    scanned: int = 0
+    resealed: int = 0  # written back under the current key
+    unopenable: int = 0  # open under no configured key, or damaged: left as they are
+    changed: int = 0  # changed by another writer between the read and the write-back
+
+
 def _oldest_first(rows: Mapping[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
     found = [r for r in rows.values() if r is not None]
     return sorted(found, key=lambda f: (f["created_at"], f["factor_id"]))
@@ -475,6 +498,7 @@ class RedisStore:
     # only to open (IDENTITY_DATA_KEY_PREVIOUS) is written back sealed under the current
     # key by the read itself: a confirmed TOTP factor is never saved again, so waiting for
     # a save would keep its secret in clear, or the old key needed, for ever.
+    # ``python -m services.identity.reseal`` does the same for every factor at once.
     def factors(self, cid: str) -> list[dict[str, Any]]:
         return _oldest_first(self._open_factors(cid, self.r.hgetall(ckey(cid, "factors"))))
 
@@ -544,6 +568,38 @@ class RedisStore:
                 "factor data not re-sealed",
                 extra={"factor_ids": sorted(stale), "error": type(exc).__name__},
             )
+
+    def reseal_all(self, batch: int = 500) -> ResealCounts:
+        """Re-seal every factor in clear or under an older key, as a read would, without
+        waiting for reads: SCAN the factors hashes (on a cluster, every primary), read a
+        batch of them in one pipeline, write back each customer's stale factors with the
+        same compare-and-set. Idempotent; a hash SCAN returns twice is counted twice."""
+        counts = ResealCounts()
+        keys = self.r.scan_iter(match=FACTORS_MATCH, count=batch, _type="hash")
+        cids = (c for c in map(customer_of_factors_key, keys) if c is not None)
+        while chunk := list(islice(cids, batch)):
+            with self.r.pipeline(transaction=False) as pipe:
+                for cid in chunk:
+                    pipe.hgetall(ckey(cid, "factors"))
+                found = pipe.execute()
+            for cid, stored in zip(chunk, found, strict=True):
+                counts.customers += 1
+                counts.scanned += len(stored)
+                stale: dict[str, tuple[str, str]] = {}
+                for fid, raw in stored.items():
+                    try:
+                        record, replacement = self._unseal(cid, raw)
+                    except (ValueError, KeyError, TypeError):  # not a factor record
+                        record, replacement = None, None
+                    if record is None:
+                        counts.unopenable += 1
+                    elif replacement is not None:
+                        stale[fid] = (raw, replacement)
+                if stale:
+                    written = self.write_back_factors(cid, stale)
+                    counts.resealed += written
+                    counts.changed += len(stale) - written
+        return counts
 
     def save_factor(self, cid: str, record: dict[str, Any], events: list[Event]) -> None:
         with self.r.pipeline(transaction=True) as pipe:

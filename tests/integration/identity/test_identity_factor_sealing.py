@@ -1,11 +1,15 @@
 """Factor data at rest: sealed under IDENTITY_DATA_KEY, bound to its customer and factor,
 readable across a key rotation, and factors stored before sealing keep working. A factor
-read in clear or under an older key is sealed again under the current one by the read."""
+read in clear or under an older key is sealed again under the current one, by the read or
+by ``python -m services.identity.reseal``, so an old key can be dropped."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,12 +18,13 @@ from typing import Any
 import pyotp
 import pytest
 import redis as redis_lib
+from redis.cluster import RedisCluster
 
-from services.identity.adapters.redis_store import RedisStore, ckey
+from services.identity.adapters.redis_store import RedisStore, ckey, shard_of
 from services.identity.app import create_app
 from services.identity.bootstrap import factor_sealer
 from shared.config import Settings
-from shared.testing import RedisServer
+from shared.testing import ROOT, RedisClusterServers, RedisServer
 from tests.integration.identity.conftest import Api
 from tests.redis_scan import redis_text
 
@@ -284,3 +289,95 @@ def test_a_read_whose_write_back_fails_still_returns_the_factor_and_only_warns(
     # Redis 7 answers READONLY; 6.2 wraps it in a script error.
     assert [r.error in {"ReadOnlyError", "ResponseError"} for r in caplog.records] == [True, True]
     assert secret in redis.hget(ckey(cid, "factors"), fid)  # still as it was
+
+
+def run_reseal(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.identity.reseal"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_reseal_command_seals_every_customers_factors_under_the_current_key(
+    make_settings: Callable[..., Settings], base_env: dict[str, str], redis: Any
+) -> None:
+    secrets = {f"c-scan-{n}": pyotp.random_base32() for n in range(6)}
+    clear, old_key, current, lost = (
+        ["c-scan-0", "c-scan-1"],
+        ["c-scan-2", "c-scan-3"],
+        ["c-scan-4"],
+        ["c-scan-5"],
+    )
+    assert len({shard_of(cid) for cid in secrets}) > 1  # several hash tags
+    for cid in clear:
+        redis.hset(ckey(cid, "factors"), "f-1", json.dumps(totp_record("f-1", secrets[cid])))
+    for cids, data_key in ((old_key, "data-key-1"), (current, "data-key-2"), (lost, "data-key-0")):
+        sealing = store_with(make_settings, redis, IDENTITY_DATA_KEY=data_key)
+        for cid in cids:
+            sealing.save_factor(cid, totp_record("f-1", secrets[cid]), [])
+    # A second factor for one customer, and keys the scan must pass over.
+    store_with(make_settings, redis, IDENTITY_DATA_KEY="data-key-1").save_factor(
+        "c-scan-2", totp_record("f-2", pyotp.random_base32()), []
+    )
+    redis.hset(ckey("c-scan-2", "devices"), "d-1", "{}")
+    redis.set("idn:{idn-01}:c:not-a-hash:factors", "x")
+    untouched = {cid: redis.hgetall(ckey(cid, "factors")) for cid in current + lost}
+
+    env = {
+        **base_env,
+        "IDENTITY_DATA_KEY": "data-key-2",
+        "IDENTITY_DATA_KEY_PREVIOUS": "data-key-1",
+    }
+    first = run_reseal(env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == (
+        "identity factors: 7 scanned in 6 customers, 5 resealed, 1 unopenable, 0 changed meanwhile"
+    )
+
+    text = redis_text(redis)
+    assert not any(secret in text for secret in secrets.values())
+    new_kid = kid(make_settings, "data-key-2")
+    for cid in clear + old_key:
+        for raw in redis.hvals(ckey(cid, "factors")):
+            assert json.loads(raw)["sealed_data"].startswith(new_kid + ".")
+    assert {cid: redis.hgetall(ckey(cid, "factors")) for cid in current + lost} == untouched
+    only_new = store_with(make_settings, redis, IDENTITY_DATA_KEY="data-key-2")
+    for cid in clear + old_key + current:
+        assert only_new.factor(cid, "f-1")["data"] == {"secret": secrets[cid]}
+
+    again = run_reseal(env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == (
+        "identity factors: 7 scanned in 6 customers, 0 resealed, 1 unopenable, 0 changed meanwhile"
+    )
+
+
+def test_the_reseal_scan_reaches_every_node_of_a_cluster(
+    make_settings: Callable[..., Settings], cluster_servers: RedisClusterServers
+) -> None:
+    cluster = RedisCluster.from_url(cluster_servers.url, decode_responses=True)
+    try:
+        cids = [f"c-cl-{n}" for n in range(24)]
+        nodes = {cluster.get_node_from_key(ckey(cid, "factors")).name for cid in cids}
+        assert len(nodes) == 3
+        old = store_with(make_settings, cluster, IDENTITY_DATA_KEY="data-key-1")
+        for cid in cids:
+            old.save_factor(cid, totp_record("f-1", pyotp.random_base32()), [])
+        rotated = store_with(
+            make_settings,
+            cluster,
+            IDENTITY_DATA_KEY="data-key-2",
+            IDENTITY_DATA_KEY_PREVIOUS="data-key-1",
+        )
+
+        counts = rotated.reseal_all(batch=5)
+
+        assert (counts.customers, counts.scanned, counts.resealed) == (24, 24, 24)
+        only_new = store_with(make_settings, cluster, IDENTITY_DATA_KEY="data-key-2")
+        assert all(only_new.factor(cid, "f-1") is not None for cid in cids)
+    finally:
+        cluster.close()
