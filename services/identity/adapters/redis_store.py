@@ -733,9 +733,9 @@ class RedisStore:
         args = (max_attempts, VERIFICATION_TTL, FAILURE_MEMORY, FAILURE_CAP, STREAK_MEMORY)
         with self.r.pipeline(transaction=False) as pipe:
             pipe.execute_command("EVAL", _RESERVE, len(keys), *keys, *args)
-            pipe.hvals(ckey(cid, "factors"))
-            (granted, remaining, retry, held), raws = pipe.execute()
-        factors = self._open_factors(cid, raws) if granted else []
+            pipe.hgetall(ckey(cid, "factors"))
+            (granted, remaining, retry, held), stored = pipe.execute()
+        factors = _oldest_first(self._open_factors(cid, stored)) if granted else []
         return (bool(granted), int(remaining), int(retry), bool(held)), factors
 
     def settle_success(
