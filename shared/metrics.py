@@ -39,6 +39,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 # when at most ``limit`` entries follow it, or when at most ``limit`` precede it (then the
 # length minus those). Only a group with more than ``limit`` on both sides is estimated,
 # by the share of the stream's time span still ahead of it, within the bounds known.
+# Each side reads ``limit + 1``: only the one past the limit tells "more" from "exactly".
 _LAG = """
 local len = redis.call('XLEN', KEYS[1])
 if len == 0 then return {0, 0, 0} end
@@ -51,13 +52,14 @@ local fm, fs = parse(first)
 local gm, gs = parse(ARGV[1])
 if gm < fm or (gm == fm and gs < fs) then return {len, len, len} end
 local limit = tonumber(ARGV[2])
-local after = #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', limit)
-if after < limit then return {after, after, after} end
-local upto = #redis.call('XRANGE', KEYS[1], '-', ARGV[1], 'COUNT', limit)
-if upto < limit then return {len - upto, len - upto, len - upto} end
+local after = #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', limit + 1)
+if after <= limit then return {after, after, after} end
+local upto = #redis.call('XRANGE', KEYS[1], '-', ARGV[1], 'COUNT', limit + 1)
+if upto <= limit then return {len - upto, len - upto, len - upto} end
+local low, high = limit + 1, len - limit - 1
 local lm = parse(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][1])
 local share = (lm - gm) / math.max(lm - fm, 1)
-return {math.min(math.max(math.floor(len * share), limit), len - limit), limit, len - limit}
+return {math.min(math.max(math.floor(len * share), low), high), low, high}
 """
 LAG_COUNT_LIMIT = 10_000
 
@@ -65,9 +67,12 @@ LAG_COUNT_LIMIT = 10_000
 class StreamCollector:
     """Consumer-group lag, pending and dead-lettered entries, read from Redis at scrape."""
 
-    def __init__(self, redis: Any, streams: Sequence[str]) -> None:
+    def __init__(
+        self, redis: Any, streams: Sequence[str], lag_count_limit: int = LAG_COUNT_LIMIT
+    ) -> None:
         self.redis = redis
         self.streams = list(streams)
+        self.lag_count_limit = lag_count_limit
         self._count_lag = redis.register_script(_LAG)
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
@@ -103,7 +108,7 @@ class StreamCollector:
     def _lag(self, stream: str, group: dict[str, Any]) -> int:
         last = group.get("last-delivered-id") or "0-0"
         counted, lowest, highest = (
-            int(n) for n in self._count_lag(keys=[stream], args=[last, LAG_COUNT_LIMIT])
+            int(n) for n in self._count_lag(keys=[stream], args=[last, self.lag_count_limit])
         )
         reported = group.get("lag")  # Redis >= 7, exact for a stream that lost nothing
         if reported is not None and lowest <= int(reported) <= highest:

@@ -26,7 +26,7 @@ from shared.bus import Consumer, EventPublisher
 from shared.config import Settings
 from shared.embedded_redis import RedisServer, redis_server_binary
 from shared.events import STREAMS, Event, dead_stream
-from shared.metrics import LAG_COUNT_LIMIT
+from shared.metrics import LAG_COUNT_LIMIT, StreamCollector
 
 CRM, IDENTITY, ROUTING = STREAMS["crm"], STREAMS["identity"], STREAMS["routing"]
 
@@ -230,3 +230,30 @@ def test_the_lag_of_a_group_far_behind_is_counted_in_full(
         assert lag == 13_000
     else:
         assert LAG_COUNT_LIMIT <= lag <= 25_000 - LAG_COUNT_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "lag"),
+    [
+        # (ms of the entries up to and including the group's, ms of those after it)
+        ([1] * 10, list(range(1000, 1005)), 5),  # exactly the limit after it
+        ([1, 2, 3, 4, 1000], list(range(1001, 1008)), 7),  # exactly the limit up to it
+        ([1] * 6, list(range(1000, 1006)), 6),  # one more on each side: the bounds pin it
+    ],
+    ids=["limit-after", "limit-upto", "limit-plus-one-each-side"],
+)
+def test_the_lag_is_exact_at_the_counting_limit(
+    redis: redis_lib.Redis, before: list[int], after: list[int], lag: int
+) -> None:
+    # Each lag is known exactly with a limit of 5; the time-span estimate says 10, 5, 7.
+    stream = "sb:test:lag"
+    ids = [f"{ms}-{seq}" for seq, ms in enumerate(before, start=1)]
+    ids += [f"{ms}-0" for ms in [*after, after[-1] + 1]]
+    for entry_id in ids:
+        redis.xadd(stream, {"n": "1"}, id=entry_id)
+    redis.xgroup_create(stream, "g", id=ids[len(before) - 1])
+    # One entry deleted past the group: Redis 7 then has no lag of its own to offer.
+    redis.xdel(stream, ids[-1])
+    collected = StreamCollector(redis, [stream], lag_count_limit=5).collect()
+    family = next(f for f in collected if f.name == "sb_stream_consumer_lag")
+    assert [(s.labels["group"], s.value) for s in family.samples] == [("g", lag)]
