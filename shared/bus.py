@@ -32,6 +32,7 @@ from typing import Any
 import redis as redis_lib
 from redis.cluster import RedisCluster
 
+from shared import liveness
 from shared.events import GROUPS, Event, MalformedEvent, dead_stream
 from shared.logs import request_id_var
 from shared.metrics import process_metrics
@@ -218,6 +219,7 @@ class Consumer:
     def run(self, stop: threading.Event) -> None:
         """Until ``stop`` is set; the batch in hand is always finished first."""
         while not stop.is_set():
+            liveness.stamp(self.block_ms / 1000)  # a pass begins: the last one ended
             try:
                 self.run_once()
             except redis_lib.ConnectionError as exc:
@@ -306,6 +308,7 @@ class Consumer:
                     counts = self._delivery_counts(stream, live)
                     self.stats.reclaimed += len(live)
                     total += self._handle_batch(stream, live, counts)
+                    liveness.stamp(self.block_ms / 1000)  # a long reclaim is progress too
                 if start in ("0-0", "0") or not entries:
                     break
         return total
@@ -481,12 +484,15 @@ def trim_loop(
 ) -> Callable[[threading.Event], None]:
     """A runnable for ``consumer_main``: trims ``streams`` every ``interval`` seconds."""
 
-    def run(stop: threading.Event) -> None:
-        while not stop.wait(interval):
+    def trim(stop: threading.Event) -> None:
+        while True:
+            liveness.stamp(interval)
+            if stop.wait(interval):
+                return
             for stream in streams:
                 try:
                     trim_consumed(redis, stream)
                 except redis_lib.RedisError as exc:
                     log.warning("trim failed", extra={"stream": stream, "error": str(exc)})
 
-    return run
+    return trim

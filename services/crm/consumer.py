@@ -22,6 +22,7 @@ from services.crm import bootstrap, kpis
 from services.crm.adapters import sql_tables
 from services.crm.domain.timeline import PROJECTED_TYPES
 from services.crm.service import CrmService
+from shared import liveness
 from shared.bus import Consumer, Delivery
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
@@ -59,6 +60,7 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
         idle = settings.float_env("CRM_RELAY_IDLE_SECONDS", 0.1)
         next_prune = 0.0
         while not stop.is_set():
+            liveness.stamp(idle)
             if time.monotonic() >= next_prune:
                 # Redelivery stops after the bus's 24 h dedupe window; keep ids 7 days.
                 with wiring.store.transaction() as tx:

@@ -10,6 +10,7 @@ idempotent. On a cluster it also relays the shards' outboxes to
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ from typing import Any
 import redis as redis_lib
 
 from services.identity.adapters.redis_store import RedisStore
-from shared import idempotency
+from shared import idempotency, liveness
 from shared.bus import Consumer, Delivery, Handler
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
@@ -115,6 +116,7 @@ def relay_loop(
     """Cluster only: the shards' outboxes to sb:events:identity, one relay at a time."""
     me = holder or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
     while not stop.is_set():
+        liveness.stamp(1.0)  # the longest wait of a pass: the one without the lease
         try:
             if not store.acquire_lease(me, RELAY_LEASE_MS):
                 stop.wait(1.0)
@@ -134,7 +136,7 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
     ]
     store = RedisStore(redis)
     if store.cluster:
-        runnables.append(lambda stop: relay_loop(store, settings.stream_maxlen, stop))
+        runnables.append(functools.partial(relay_loop, store, settings.stream_maxlen))
     return runnables
 
 

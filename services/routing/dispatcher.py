@@ -14,6 +14,7 @@ Two loops, each safe with several dispatchers running:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -25,6 +26,7 @@ from typing import Any
 from services.routing.adapters.redis_store import RedisRoutingStore
 from services.routing.bootstrap import build_service
 from services.routing.service import RoutingService
+from shared import liveness
 from shared.config import Settings
 from shared.consumer_main import Runnable, run
 from shared.events import STREAMS
@@ -39,6 +41,7 @@ LEASE_MS = 5000
 def timer_loop(service: RoutingService, stop: threading.Event) -> None:
     next_sweep = 0.0
     while not stop.is_set():
+        liveness.stamp(TICK_SECONDS)  # a pass begins: the last one ended
         fired = service.tick()
         if time.monotonic() >= next_sweep:
             service.sweep()
@@ -52,6 +55,7 @@ def relay_loop(
 ) -> None:
     me = holder or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
     while not stop.is_set():
+        liveness.stamp(1.0)  # the longest wait of a pass: the one without the lease
         if store.acquire_lease("relay", me, LEASE_MS):
             store.relay(STREAMS["routing"], maxlen, block_ms=500)
         else:
@@ -62,9 +66,9 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
     service = build_service(settings, redis)
     store = RedisRoutingStore(redis, service.config.pool)
     store.reindex_agents(service.now())  # fills indexes added since the agents were filed
-    return [
-        lambda stop: timer_loop(service, stop),
-        lambda stop: relay_loop(store, settings.stream_maxlen, stop),
+    return [  # partials, not lambdas: the thread is named after the loop
+        functools.partial(timer_loop, service),
+        functools.partial(relay_loop, store, settings.stream_maxlen),
     ]
 
 
