@@ -2,16 +2,19 @@
 
 ``build(settings, redis)`` returns the runnables of the process: each is a
 callable taking the stop event and looping until it is set (a ``Consumer``'s
-``run``, an outbox relay, ...). Each runs in its own thread; on a signal the
-stop event is set and every runnable finishes what it has in hand.
+``run``, an outbox relay, ...), calling ``shared.liveness.stamp`` once per pass.
+Each runs in its own thread; on a signal the stop event is set and every
+runnable finishes what it has in hand.
 
 Liveness: every ``SB_HEARTBEAT_SECONDS`` (5) seconds, while every runnable's thread is
-alive and Redis answers a ``PING``, the process writes the time to
-``SB_HEARTBEAT_FILE`` (default ``/tmp/sb-consumer-alive``). The container's
-healthcheck, ``python -m shared.consumer_main healthy``, fails when that file
-is older than ``--max-age`` seconds (default 30): a consumer that died, hangs
-or lost Redis is reported unhealthy instead of silently leaving its stream to
-grow.
+alive and has stamped its progress lately (``shared.liveness``: within
+``SB_PROGRESS_MAX_AGE``, 60 s, or three of its own waits if longer) and Redis
+answers a ``PING``, the process writes the time to ``SB_HEARTBEAT_FILE``
+(default ``/tmp/sb-consumer-alive``). The container's healthcheck,
+``python -m shared.consumer_main healthy``, fails when that file is older than
+``--max-age`` seconds (default 30): a consumer that died, hangs (even with its
+thread alive) or lost Redis is reported unhealthy instead of silently leaving
+its stream to grow, and the log names the runnable that stopped progressing.
 
 Metrics: with ``SB_METRICS_PORT`` set, the process serves ``/metrics`` on that
 port, with ``sb_consumer_events_total`` (group, event type, outcome) of its
@@ -36,6 +39,8 @@ from typing import Any
 from shared.bus import trim_loop
 from shared.config import Settings
 from shared.events import STREAMS
+from shared.liveness import MAX_AGE as PROGRESS_MAX_AGE
+from shared.liveness import Progress
 from shared.logs import configure_logging
 from shared.metrics import serve_process_metrics
 from shared.redis_conn import connect
@@ -72,32 +77,82 @@ def run(service: str, build: Build, settings: Settings | None = None) -> None:
     runnables = list(build(settings, redis))
     if service in STREAMS:  # each service keeps its own stream short
         runnables.append(trim_loop(redis, [STREAMS[service]]))
+    supervise(
+        service,
+        runnables,
+        redis,
+        stop,
+        heartbeat=Path(settings.str_env("SB_HEARTBEAT_FILE", HEARTBEAT_FILE)),
+        every=settings.float_env("SB_HEARTBEAT_SECONDS", HEARTBEAT_EVERY),
+        progress=Progress(settings.float_env("SB_PROGRESS_MAX_AGE", PROGRESS_MAX_AGE)),
+    )
+
+
+def start(
+    service: str, runnables: Sequence[Runnable], stop: threading.Event, progress: Progress
+) -> list[threading.Thread]:
+    """One thread per runnable, each attached to ``progress``."""
     threads = [
-        threading.Thread(target=_guard, args=(r, stop), name=f"{service}-{i}", daemon=True)
+        threading.Thread(
+            target=_guard,
+            args=(r, stop, progress),
+            name=f"{service}-{i}-{_label(r)}",
+            daemon=True,
+        )
         for i, r in enumerate(runnables)
     ]
     for thread in threads:
         thread.start()
+    return threads
+
+
+def supervise(
+    service: str,
+    runnables: Sequence[Runnable],
+    redis: Any,
+    stop: threading.Event,
+    *,
+    heartbeat: Path,
+    every: float = HEARTBEAT_EVERY,
+    progress: Progress | None = None,
+    join_timeout: float = 30.0,
+) -> None:
+    """Run ``runnables`` until ``stop`` is set, beating while all of them progress."""
+    if progress is None:
+        progress = Progress()
+    threads = start(service, runnables, stop, progress)
     log.info("consumer started", extra={"runnables": len(threads)})
-    heartbeat = Path(settings.str_env("SB_HEARTBEAT_FILE", HEARTBEAT_FILE))
-    every = settings.float_env("SB_HEARTBEAT_SECONDS", HEARTBEAT_EVERY)
     beaten = 0.0
     while not stop.wait(min(0.5, every)):
-        if time.monotonic() - beaten >= every and all(t.is_alive() for t in threads):
-            try:
-                redis.ping()
-            except Exception as exc:  # noqa: BLE001 - no beat; the runnables retry themselves
-                log.warning("no heartbeat: redis unavailable", extra={"error": type(exc).__name__})
-                continue
-            beat(heartbeat)
-            beaten = time.monotonic()
+        if time.monotonic() - beaten < every:
+            continue
+        # Asked every time, so each hung runnable is logged as soon as it is overdue.
+        if progress.hung() or not all(t.is_alive() for t in threads):
+            continue
+        try:
+            redis.ping()
+        except Exception as exc:  # noqa: BLE001 - no beat; the runnables retry themselves
+            log.warning("no heartbeat: redis unavailable", extra={"error": type(exc).__name__})
+            continue
+        beat(heartbeat)
+        beaten = time.monotonic()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=join_timeout)
     log.info("consumer stopped")
 
 
-def _guard(runnable: Runnable, stop: threading.Event) -> None:
+def _label(runnable: Runnable) -> str:
+    """What a runnable's thread is called in the logs: which consumer group or loop."""
+    group = getattr(getattr(runnable, "__self__", None), "group", None)
+    if isinstance(group, str):
+        return f"consumer:{group}"
+    func = getattr(runnable, "func", runnable)  # a functools.partial: the loop it runs
+    return str(getattr(func, "__name__", "runnable"))
+
+
+def _guard(runnable: Runnable, stop: threading.Event, progress: Progress) -> None:
     """Keep a runnable alive through unexpected errors; stop the process on none."""
+    progress.attach()
     while not stop.is_set():
         try:
             runnable(stop)

@@ -1,24 +1,34 @@
 """A consumer process beats while it works and stops beating when it hangs or loses Redis;
 ``python -m shared.consumer_main healthy`` (the compose healthcheck) reads the beat. It
-serves its consumers' counts on ``SB_METRICS_PORT``."""
+serves its consumers' counts on ``SB_METRICS_PORT``. One runnable stuck in its still-living
+thread is enough to stop the beat, and every runnable the services run stamps its progress
+(otherwise they would all report themselves hung)."""
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 import redis as redis_lib
 
-from shared.bus import EventPublisher
-from shared.consumer_main import healthy, main
+from shared import liveness
+from shared.bus import Consumer, EventPublisher, trim_loop
+from shared.config import Settings
+from shared.consumer_main import healthy, main, start, supervise
 from shared.events import STREAMS, Event
-from shared.testing import ROOT, RedisServer, free_port
+from shared.liveness import Progress
+from shared.redis_conn import connect
+from shared.testing import ROOT, RedisClusterServers, RedisServer, free_port
 
 
 def until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -42,6 +52,7 @@ def test_the_heartbeat_follows_the_process_and_redis(tmp_path: Path) -> None:
         "LOG_LEVEL": "CRITICAL",
         "SB_HEARTBEAT_FILE": str(beat),
         "SB_HEARTBEAT_SECONDS": "0.3",
+        "SB_PROGRESS_MAX_AGE": "2",  # its consumers stamp at least every second when idle
         "SB_METRICS_PORT": str(metrics_port := free_port()),
         "PYTHONPATH": str(ROOT),
     }
@@ -91,3 +102,114 @@ def test_no_file_or_a_damaged_file_is_unhealthy(tmp_path: Path) -> None:
     assert not healthy(beat, 30)
     beat.write_text("1000.0\n")
     assert healthy(beat, 30, now=1020.0) and not healthy(beat, 30, now=1031.0)
+
+
+def test_a_runnable_hung_in_its_living_thread_stops_the_heartbeat_and_is_named(
+    tmp_path: Path, redis: redis_lib.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    beat = tmp_path / "alive"
+    seen: list[str] = []
+    consumer = Consumer(
+        redis,
+        [STREAMS["crm"]],
+        "health",
+        "h-1",
+        {"*": lambda e, _: seen.append(e.id)},
+        block_ms=200,
+    )
+    hang, never = threading.Event(), threading.Event()
+
+    def worker(stop: threading.Event) -> None:
+        while not stop.is_set():
+            liveness.stamp(0.05)
+            if hang.is_set():
+                never.wait()  # stuck, as on a lock or a socket without a timeout
+            stop.wait(0.05)
+
+    stop = threading.Event()
+    supervisor = threading.Thread(
+        target=supervise,
+        args=("test", [consumer.run, worker], redis, stop),
+        kwargs={"heartbeat": beat, "every": 0.1, "progress": Progress(max_age=1.5)},
+    )
+    # Another test may have left the root logger at CRITICAL: listen where it is said.
+    logger = logging.getLogger("sb.consumer")
+    caplog.set_level(logging.INFO, logger="sb.consumer")
+    logger.addHandler(caplog.handler)
+    supervisor.start()
+    try:
+        # Idle reads that block 200 ms and short waits alike keep the beat fresh.
+        assert until(lambda: healthy(beat, 1.5)), "no heartbeat from working runnables"
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            assert healthy(beat, 1.5), "working runnables let the heartbeat go stale"
+            time.sleep(0.1)
+
+        hang.set()
+        assert until(lambda: not healthy(beat, 1.5)), "a hung runnable kept the beat going"
+        assert main(["healthy", "--file", str(beat), "--max-age", "1.5"]) == 1
+        assert all(t.is_alive() for t in threading.enumerate() if t.name == "test-1-worker")
+        # The consumer works on; only the beat is withheld, and the culprit named once.
+        event = Event.new("crm.profile.erased", {"profile_id": "c-hung"}, source="crm")
+        EventPublisher(redis, STREAMS["crm"]).publish(event)
+        assert until(lambda: event.id in seen)
+        assert not healthy(beat, 1.5)
+        said = {id(r): r.getMessage() for r in caplog.records if r.name == "sb.consumer"}
+        hung = [m for m in said.values() if "made no progress" in m]
+        assert len(hung) == 1 and hung[0].startswith("runnable test-1-worker "), said
+
+        never.set()  # unstuck: it stamps again, and the beat comes back
+        assert until(lambda: healthy(beat, 1.5)), "no heartbeat after the runnable resumed"
+    finally:
+        logger.removeHandler(caplog.handler)
+        never.set()
+        stop.set()
+        supervisor.join(timeout=30)
+    assert not supervisor.is_alive()
+
+
+@pytest.mark.parametrize(
+    ("module", "cluster"),
+    [
+        ("services.crm.consumer", False),
+        ("services.identity.consumer", False),
+        ("services.identity.consumer", True),  # adds the relay of the shards' outboxes
+        ("services.routing.consumer", False),
+        ("services.routing.dispatcher", False),
+    ],
+    ids=["crm", "identity", "identity-cluster", "routing", "routing-dispatcher"],
+)
+def test_every_runnable_of_every_consumer_process_stamps_its_progress(
+    module: str,
+    cluster: bool,
+    make_settings: Callable[..., Settings],
+    request: pytest.FixtureRequest,
+) -> None:
+    service = module.split(".")[1]
+    env = {}
+    if cluster:
+        servers: RedisClusterServers = request.getfixturevalue("cluster_servers")
+        env = {"REDIS_URL": servers.url, "REDIS_CLUSTER": "true"}
+    settings = make_settings(service, **env)
+    redis = connect(settings)
+    # What shared.consumer_main.run starts: the service's runnables and the trim loop
+    # (here every 0.1 s instead of 10 s, so that it, too, finishes passes quickly).
+    runnables = [
+        *importlib.import_module(module).build(settings, redis),
+        trim_loop(redis, [STREAMS[service]], interval=0.1),
+    ]
+    progress, stop = Progress(), threading.Event()
+    threads = start(service, runnables, stop, progress)
+    try:
+        # Two stamps each: a whole pass of every loop done, not just begun.
+        def passed() -> bool:
+            slots = progress.slots()
+            return len(slots) == len(runnables) and all(s.stamps >= 2 for s in slots)
+
+        assert until(passed), progress.slots()
+        assert progress.hung() == []
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        redis.close()
