@@ -1,7 +1,7 @@
 """Identity benchmark: token checks and TOTP flows beside a trivial endpoint.
 
-Served by gunicorn (2 gthread workers x 4 threads) on an embedded Redis, all in
-this run:
+Served by gunicorn as it ships (shared/serving.py: sync workers, 2 x cores + 1)
+on an embedded Redis, all in this run:
 
 - GET /healthz of the same app: the baseline (what Flask + gunicorn cost);
 - POST /v1/sessions/introspect and GET .../verification-status, 32 connections;
@@ -247,7 +247,7 @@ def main() -> None:
             service = build_service(env, redis)  # also creates the dev keys gunicorn will share
             customers = enroll_many(service, FLOW_CUSTOMERS)
             with GunicornService(
-                "services.identity.app:create_app()", env, workers=2, threads=4
+                "services.identity.app:create_app()", env
             ) as app:
                 # One approved session to introspect and to ask the status of.
                 cid, totp = customers.pop()

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shared.embedded_redis import RedisServer, free_port  # noqa: E402
+from shared.serving import gunicorn_args  # noqa: E402
 
 SERVICES = {"identity": 8001, "crm": 8002, "routing": 8003}
 DEV_SCOPES = {
@@ -172,6 +173,7 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
         subprocess.run([python, "-m", "services.crm.migrate"], cwd=ROOT, env=env, check=True)
 
     instances = int(env.get("SB_INSTANCES", "1"))
+    workers = int(env["SB_WORKERS"]) if env.get("SB_WORKERS") else None  # else shared.serving's
     for service, port in ports.items():
         metrics_dir = var / "prometheus" / service
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -185,12 +187,7 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
                     "--no-control-socket",
                     "--bind",
                     f"127.0.0.1:{port + 100 * i}",
-                    "--workers",
-                    env.get("SB_WORKERS", "2"),
-                    "--worker-class",
-                    "gthread",
-                    "--threads",
-                    "4",
+                    *gunicorn_args(service, workers),
                     "--graceful-timeout",
                     "10",
                     f"services.{service}.app:create_app()",

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from shared.embedded_redis import RedisClusterServers, RedisServer, free_port
+from shared.serving import layout
 
 __all__ = [
     "RedisClusterServers",
@@ -32,16 +33,15 @@ def auth(secret: str) -> dict[str, str]:
 
 
 class GunicornService:
-    """One service under gunicorn on a free port, as in production."""
+    """One service under gunicorn on a free port, as in production: the layout of
+    ``shared.serving`` unless ``workers`` overrides its process count."""
 
     def __init__(
         self,
         app: str,
         env: Mapping[str, str],
         *,
-        workers: int = 2,
-        threads: int = 4,
-        worker_class: str = "gthread",
+        workers: int | None = None,
         port: int | None = None,
         log_path: str | Path | None = None,
     ) -> None:
@@ -57,12 +57,7 @@ class GunicornService:
             "--no-control-socket",
             "--bind",
             f"127.0.0.1:{self.port}",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            worker_class,
-            "--threads",
-            str(threads),
+            *layout(app.split(".")[1], workers).args(),
             "--graceful-timeout",
             "5",
             app,

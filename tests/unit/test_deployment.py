@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from shared.serving import layout
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,6 +34,8 @@ def test_every_service_runs_under_gunicorn_with_a_health_check() -> None:
         assert "gunicorn" in command and f"services.{name}.app:create_app()" in command
         assert "--no-control-socket" in command
         assert "readyz" in " ".join(services[name]["healthcheck"]["test"])
+        # the layout make run, the tests and the benchmarks use (for 2 cores)
+        assert " ".join(layout(name, cpus=2).args()) in command, name
 
 
 def test_every_consumer_and_the_dispatcher_is_its_own_service() -> None:

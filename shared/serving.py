@@ -1,0 +1,55 @@
+"""How gunicorn serves each web service: one table for `make run`, docker-compose,
+the tests and the benchmarks, so what is measured is what ships.
+
+- **identity: sync workers, 2 x cores + 1.** Its hot paths (introspection and
+  verification status for IVRs, verification steps) are short and CPU-bound. A
+  sync worker takes one connection at a time from the shared listen queue, so
+  requests wait in one first-come queue for whichever worker frees up first. With
+  gthread workers, keep-alive connections stay with the worker that accepted them
+  (24 of 32 landed on one of two in a measurement), and a worker's threads
+  contend for one GIL: introspect's p99 at 32 connections was 28-48 ms under
+  gthread 2 x 4 against 13-21 ms under sync 5 x 1, on the same 2 cores, at the same
+  throughput (docs/performance.md). The price: no HTTP keep-alive (a connection per
+  request), and a request waiting on a slow delivery gateway holds a whole worker
+  (at most about 16 s: 3 tries of 5 s), so size ``--workers`` for the gateways'
+  worst case or put a buffering proxy in front against slow clients.
+- **crm, routing: gthread, 2 workers x 4 threads.** Routing long-polls agents'
+  offers, which would hold a sync worker for the whole wait; the CRM's export and
+  erasure may run long, and its resolve is bound by the database round trip,
+  where threads overlap the waits.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+__all__ = ["Layout", "gunicorn_args", "layout"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    worker_class: str
+    workers: int
+    threads: int
+
+    def args(self) -> list[str]:
+        out = ["--worker-class", self.worker_class, "--workers", str(self.workers)]
+        return out + (["--threads", str(self.threads)] if self.worker_class == "gthread" else [])
+
+
+def _sync_workers(cpus: int | None) -> int:
+    # gunicorn's own guidance for sync workers, capped so a big laptop does not start
+    # dozens of processes for `make run`.
+    return min(2 * (cpus or 1) + 1, 9)
+
+
+def layout(service: str, workers: int | None = None, cpus: int | None = None) -> Layout:
+    """The layout ``service`` ships with; ``workers`` overrides the process count."""
+    if service == "identity":
+        return Layout("sync", workers or _sync_workers(cpus or os.cpu_count()), 1)
+    return Layout("gthread", workers or 2, 4)
+
+
+def gunicorn_args(service: str, workers: int | None = None) -> list[str]:
+    return layout(service, workers).args()
