@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+import orjson
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
@@ -364,7 +365,10 @@ def _factor_aad(cid: str, fid: str) -> bytes:
 
 
 def _j(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # an integer beyond 64 bits (a client's device description may hold one)
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 @dataclass
@@ -667,7 +671,7 @@ class RedisStore:
         keys = [vkey(vid), vkey(vid) + ":sat", ckey(cid, "vers"), stats_keys(shard)[0]]
         self._create(
             keys=[*keys, *([stream] if stream else [])],
-            args=[vid, json.dumps(payload, separators=(",", ":"))],
+            args=[vid, _j(payload)],
         )
 
     def verification(self, vid: str) -> dict[str, Any] | None:
@@ -1103,7 +1107,7 @@ class RedisStore:
             *stats_keys(shard),
             *([stream] if stream else []),
         ]
-        args = [json.dumps(payload, separators=(",", ":")), DURATIONS_KEPT]
+        args = [_j(payload), DURATIONS_KEPT]
         if settle is None:
             return bool(self._approve(keys=keys, args=args))
         factor, max_attempts = settle

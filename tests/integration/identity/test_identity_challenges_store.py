@@ -50,3 +50,13 @@ def test_a_result_applies_only_to_the_submission_it_names(
     state = store.verification(vid)["challenges"]["document"]  # type: ignore[index]
     assert state == {"reference": "r-2", "result": "rejected"}
     assert not store.set_challenge("v-00-unknown", "document", {"reference": "r"})
+
+
+def test_a_plugin_state_with_an_integer_beyond_64_bits_is_stored_exactly(
+    api: Api, service: IdentityService
+) -> None:
+    # Stored JSON is written by orjson, which refuses such integers: the fallback keeps them.
+    vid = api.start("c-1", "chat").json["verification_id"]
+    big = {"reference": "r", "n": 2**70, "text": "Zürich 北京"}
+    assert service.store.set_challenge(vid, "document", big)
+    assert service.store.verification(vid)["challenges"]["document"] == big  # type: ignore[index]
