@@ -8,6 +8,7 @@ missing required secret stops the service at start.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -141,14 +142,19 @@ class Settings:
             raise ConfigError(f"{name} must be <= {maximum}, got {value}")
         return value
 
-    def float_env(self, name: str, default: float) -> float:
+    def float_env(self, name: str, default: float, *, minimum: float | None = None) -> float:
         raw = self.env.get(name)
         if raw is None or raw.strip() == "":
             return default
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not math.isfinite(value):  # "nan" and "inf" parse, and break every comparison
+            raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+        return value
 
     def bool_env(self, name: str, default: bool) -> bool:
         raw = self.env.get(name)

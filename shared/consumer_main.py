@@ -83,8 +83,8 @@ def run(service: str, build: Build, settings: Settings | None = None) -> None:
         redis,
         stop,
         heartbeat=Path(settings.str_env("SB_HEARTBEAT_FILE", HEARTBEAT_FILE)),
-        every=settings.float_env("SB_HEARTBEAT_SECONDS", HEARTBEAT_EVERY),
-        progress=Progress(settings.float_env("SB_PROGRESS_MAX_AGE", PROGRESS_MAX_AGE)),
+        every=settings.float_env("SB_HEARTBEAT_SECONDS", HEARTBEAT_EVERY, minimum=0.1),
+        progress=Progress(settings.float_env("SB_PROGRESS_MAX_AGE", PROGRESS_MAX_AGE, minimum=1.0)),
     )
 
 

@@ -100,3 +100,11 @@ def test_concurrent_workers_agree_on_one_complete_dev_secret(tmp_path: Path) -> 
         t.join()
     assert len(set(results)) == 1 and results[0].startswith("DEV-") and len(results[0]) > 20
     assert [p.name for p in (tmp_path / "secrets").iterdir()] == ["race_key"]
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "0.05", "-3"])
+def test_a_float_below_its_minimum_or_not_finite_is_refused(raw: str) -> None:
+    settings = Settings.from_env({"SB_ENV": "dev", "SB_HEARTBEAT_SECONDS": raw}, service="t")
+    with pytest.raises(ConfigError, match="SB_HEARTBEAT_SECONDS"):
+        settings.float_env("SB_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
+    assert settings.float_env("SB_OTHER", 2.5, minimum=0.1) == 2.5
