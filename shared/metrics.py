@@ -90,20 +90,37 @@ class StreamCollector:
         dead = GaugeMetricFamily(
             "sb_stream_dead_letters", "Dead-lettered entries", labels=["stream"]
         )
-        try:
-            for stream in self.streams:
-                length.add_metric([stream], self.redis.xlen(stream))
-                dead.add_metric([stream], self.redis.xlen(dead_stream(stream)))
-                try:
-                    groups = self.redis.xinfo_groups(stream)
-                except Exception:  # noqa: BLE001 - stream not created yet
-                    groups = []
-                for group in groups:
-                    pending.add_metric([stream, group["name"]], group.get("pending", 0))
-                    lag.add_metric([stream, group["name"]], self._lag(stream, group))
-        except Exception as exc:  # noqa: BLE001 - a scrape must not fail on Redis trouble
-            log.warning("stream metrics unavailable", extra={"error": str(exc)})
+        for stream in self.streams:
+            # Each stream on its own: one that cannot be read (a cluster node down, a key
+            # of the wrong type) leaves the others' figures on the scrape.
+            try:
+                samples = self._read(stream)
+            except Exception as exc:  # noqa: BLE001 - a scrape must not fail on Redis trouble
+                log.warning(
+                    "stream metrics unavailable", extra={"stream": stream, "error": str(exc)}
+                )
+                continue
+            length.add_metric([stream], samples["length"])
+            dead.add_metric([stream], samples["dead"])
+            for name, (group_pending, group_lag) in samples["groups"].items():
+                pending.add_metric([stream, name], group_pending)
+                lag.add_metric([stream, name], group_lag)
         yield from (lag, pending, length, dead)
+
+    def _read(self, stream: str) -> dict[str, Any]:
+        """Everything of one stream, read before any of it is reported."""
+        out: dict[str, Any] = {
+            "length": self.redis.xlen(stream),
+            "dead": self.redis.xlen(dead_stream(stream)),
+            "groups": {},
+        }
+        try:
+            groups = self.redis.xinfo_groups(stream)
+        except Exception:  # noqa: BLE001 - stream not created yet
+            groups = []
+        for group in groups:
+            out["groups"][group["name"]] = (group.get("pending", 0), self._lag(stream, group))
+        return out
 
     def _lag(self, stream: str, group: dict[str, Any]) -> int:
         last = group.get("last-delivered-id") or "0-0"

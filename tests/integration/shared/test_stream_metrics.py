@@ -257,3 +257,21 @@ def test_the_lag_is_exact_at_the_counting_limit(
     collected = StreamCollector(redis, [stream], lag_count_limit=5).collect()
     family = next(f for f in collected if f.name == "sb_stream_consumer_lag")
     assert [(s.labels["group"], s.value) for s in family.samples] == [("g", lag)]
+
+
+def test_a_stream_that_cannot_be_read_leaves_the_others_on_the_scrape(
+    redis: redis_lib.Redis,
+) -> None:
+    redis.set("sb:test:broken", "not a stream")  # XLEN answers WRONGTYPE
+    redis.xadd("sb:test:fine", {"n": "1"})
+    redis.xgroup_create("sb:test:fine", "g", id="0")
+    collected = {
+        f.name: f for f in StreamCollector(redis, ["sb:test:broken", "sb:test:fine"]).collect()
+    }
+    assert [(s.labels["stream"], s.value) for s in collected["sb_stream_length"].samples] == [
+        ("sb:test:fine", 1)
+    ]
+    lag = collected["sb_stream_consumer_lag"].samples
+    assert [(s.labels["stream"], s.labels["group"], s.value) for s in lag] == [
+        ("sb:test:fine", "g", 1)
+    ]
