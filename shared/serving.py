@@ -12,7 +12,12 @@ the tests and the benchmarks, so what is measured is what ships.
   throughput (docs/performance.md). The price: no HTTP keep-alive (a connection per
   request), and a request waiting on a slow delivery gateway holds a whole worker
   (at most about 16 s: 3 tries of 5 s), so size ``--workers`` for the gateways'
-  worst case or put a buffering proxy in front against slow clients.
+  worst case or put a buffering proxy in front against slow clients. First come is
+  not shortest first: in the mixed journey (bench/journey.py), where enrollments
+  and KBA checks cost tens of ms of CPU each, a status request waits for a worker
+  to free up - p50 67-116 ms against 39 ms under gthread (p99 169-214 against
+  190 ms, server-side time about 5 ms either way). Where IVR traffic must not wait
+  behind enrollments, route it to replicas of its own.
 - **crm, routing: gthread, 2 workers x 4 threads.** Routing long-polls agents'
   offers, which would hold a sync worker for the whole wait; the CRM's export and
   erasure may run long, and its resolve is bound by the database round trip,
