@@ -156,6 +156,13 @@ def _guard(runnable: Runnable, stop: threading.Event, progress: Progress) -> Non
     while not stop.is_set():
         try:
             runnable(stop)
+            if not stop.is_set():
+                # Every runnable loops until the stop: one that returns is a bug, and the
+                # heartbeat stops with its thread. Say which, so the restart is explained.
+                log.error(
+                    "runnable %s ended before the process was stopped; no heartbeat from now",
+                    threading.current_thread().name,
+                )
             return
         except Exception:  # noqa: BLE001 - log, back off, go on
             log.exception("runnable failed; restarting in 1 s")

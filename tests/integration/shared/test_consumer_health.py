@@ -213,3 +213,43 @@ def test_every_runnable_of_every_consumer_process_stamps_its_progress(
         for thread in threads:
             thread.join(timeout=30)
         redis.close()
+
+
+def test_a_runnable_that_returns_before_the_stop_ends_the_beat_and_is_named(
+    tmp_path: Path, redis: redis_lib.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    beat = tmp_path / "alive"
+    leave = threading.Event()
+
+    def worker(stop: threading.Event) -> None:
+        while not stop.is_set() and not leave.is_set():
+            liveness.stamp(0.05)
+            stop.wait(0.05)
+
+    stop = threading.Event()
+    supervisor = threading.Thread(
+        target=supervise,
+        args=("test", [worker], redis, stop),
+        kwargs={"heartbeat": beat, "every": 0.1, "progress": Progress(max_age=1.5)},
+    )
+    logger = logging.getLogger("sb.consumer")
+    caplog.set_level(logging.INFO, logger="sb.consumer")
+    logger.addHandler(caplog.handler)
+    supervisor.start()
+    try:
+        assert until(lambda: healthy(beat, 1.5))
+        leave.set()  # the loop returns though nobody asked it to stop
+        assert until(lambda: not healthy(beat, 1.5)), "a finished runnable kept the beat"
+        # A record may reach caplog twice (its handler and the root's): count each once.
+        ended = list(
+            {
+                id(r): r.getMessage() for r in caplog.records if "ended before" in r.getMessage()
+            }.values()
+        )
+        assert len(ended) == 1 and ended[0].startswith("runnable test-0-worker "), ended
+    finally:
+        logger.removeHandler(caplog.handler)
+        stop.set()
+        supervisor.join(timeout=30)
+    said = {id(r) for r in caplog.records if "ended before" in r.getMessage()}
+    assert len(said) == 1  # a runnable that ends because of the stop is not reported
