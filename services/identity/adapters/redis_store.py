@@ -312,6 +312,18 @@ redis.call('EXPIRE', KEYS[5], ARGV[3])
 return {limit - math.max(a - 1, 0), redis.call('SMEMBERS', KEYS[5])}
 """
 
+# The tail of a script that appends ``a.events`` (field lists) to the stream KEYS[n], if given.
+def _append_events(n: int) -> str:
+    return f"""
+if KEYS[{n}] then
+  for _, fields in ipairs(a.events) do
+    redis.call('XADD', KEYS[{n}], 'MAXLEN', '~', a.maxlen, '*', unpack(fields))
+  end
+end
+return 1
+"""
+
+
 # KEYS: verification hash, its satisfied set, the customer's verifications, stats[, stream].
 # ARGV[1]: the verification id; ARGV[2]: JSON {fields, sat, counters, ttl, events, maxlen}.
 # One command instead of a MULTI of a dozen: the client packs one, not each of them.
@@ -326,13 +338,7 @@ if #a.sat > 0 then
 end
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('EXPIRE', KEYS[3], a.ttl)
-if KEYS[5] then
-  for _, fields in ipairs(a.events) do
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', a.maxlen, '*', unpack(fields))
-  end
-end
-return 1
-"""
+""" + _append_events(5)
 
 # KEYS: claim, session, customer's session set, verification hash, stats, durations[, stream].
 # ARGV[1]: JSON {session, ttl, fields, counters, duration, events: [[k, v, ...]], maxlen}.
@@ -349,13 +355,7 @@ if not first then return 0 end
 for name, n in pairs(a.counters) do redis.call('HINCRBY', KEYS[5], name, n) end
 redis.call('LPUSH', KEYS[6], a.duration)
 redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[2]) - 1)
-if KEYS[7] then
-  for _, fields in ipairs(a.events) do
-    redis.call('XADD', KEYS[7], 'MAXLEN', '~', a.maxlen, '*', unpack(fields))
-  end
-end
-return 1
-"""
+""" + _append_events(7)
 
 
 def _factor_aad(cid: str, fid: str) -> bytes:
@@ -425,6 +425,13 @@ class RedisStore:
         if self.publisher is None:
             return ""
         return outbox(shard) if self.cluster else self.publisher.stream
+
+    def _script_events(self, events: Iterable[Event]) -> dict[str, Any]:
+        """The ``events`` and ``maxlen`` a script's payload needs (see ``_append_events``)."""
+        return {
+            "events": [[x for kv in e.to_fields().items() for x in kv] for e in events],
+            "maxlen": int(getattr(self.publisher, "maxlen", 1_000_000)),
+        }
 
     def _stage(self, pipe: Any, events: Iterable[Event], shard: int | None) -> None:
         stream = self._event_stream(shard)
@@ -558,22 +565,37 @@ class RedisStore:
         record["data"] = json.loads(opened)
         return record, (None if self.sealer.current(sealed) else self.sealed_factor(cid, record))
 
+    def _sort_out(
+        self, cid: str, stored: Mapping[str, str], *, skip_malformed: bool = False
+    ) -> tuple[dict[str, dict[str, Any] | None], dict[str, tuple[str, str]]]:
+        """(each field's record, None where it does not open; ``{field: (value read, value
+        to store)}`` for those in clear or under an older key). With ``skip_malformed`` a
+        value that is no factor record counts as not opening instead of raising."""
+        rows: dict[str, dict[str, Any] | None] = {}
+        stale: dict[str, tuple[str, str]] = {}
+        for fid, raw in stored.items():
+            try:
+                record, replacement = self._unseal(cid, raw)
+            except (ValueError, KeyError, TypeError):
+                if not skip_malformed:
+                    raise
+                record, replacement = None, None
+            if record is not None and replacement is not None:
+                stale[fid] = (raw, replacement)
+            rows[fid] = record
+        return rows, stale
+
     def _open_factors(
         self, cid: str, stored: Mapping[str, str]
     ) -> dict[str, dict[str, Any] | None]:
         """Each field's record, None where it does not open; those in clear or under an
         older key are re-sealed under the current one."""
-        rows: dict[str, dict[str, Any] | None] = {}
-        stale: dict[str, tuple[str, str]] = {}
-        for fid, raw in stored.items():
-            record, replacement = self._unseal(cid, raw)
+        rows, stale = self._sort_out(cid, stored)
+        for fid, record in rows.items():
             if record is None:
                 # Not under any configured IDENTITY_DATA_KEY (a key dropped too early) or
                 # damaged: unusable, so treated as absent rather than failing every request.
                 log.error("factor data does not open", extra={"factor_id": fid})
-            elif replacement is not None:
-                stale[fid] = (raw, replacement)
-            rows[fid] = record
         if stale:
             self._reseal_quietly(cid, stale)
         return rows
@@ -612,16 +634,8 @@ class RedisStore:
             for cid, stored in zip(chunk, found, strict=True):
                 counts.customers += 1
                 counts.scanned += len(stored)
-                stale: dict[str, tuple[str, str]] = {}
-                for fid, raw in stored.items():
-                    try:
-                        record, replacement = self._unseal(cid, raw)
-                    except (ValueError, KeyError, TypeError):  # not a factor record
-                        record, replacement = None, None
-                    if record is None:
-                        counts.unopenable += 1
-                    elif replacement is not None:
-                        stale[fid] = (raw, replacement)
+                rows, stale = self._sort_out(cid, stored, skip_malformed=True)
+                counts.unopenable += sum(record is None for record in rows.values())
                 if stale:
                     written = self.write_back_factors(cid, stale)
                     counts.resealed += written
@@ -665,8 +679,7 @@ class RedisStore:
             "sat": list(satisfied),
             "counters": dict(counters or {}),
             "ttl": VERIFICATION_TTL,
-            "events": [[x for kv in e.to_fields().items() for x in kv] for e in events],
-            "maxlen": int(getattr(self.publisher, "maxlen", 1_000_000)),
+            **self._script_events(events),
         }
         keys = [vkey(vid), vkey(vid) + ":sat", ckey(cid, "vers"), stats_keys(shard)[0]]
         self._create(
@@ -764,14 +777,19 @@ class RedisStore:
         factors = _oldest_first(self._open_factors(cid, stored)) if granted else []
         return (bool(granted), int(remaining), int(retry), bool(held)), factors
 
+    def _settle_success_call(
+        self, vid: str, cid: str, factor: str, max_attempts: int
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of ``_SETTLE_SUCCESS``."""
+        keys = [*self._attempt_keys(vid, cid), vkey(vid) + ":sat"]
+        return keys, [max_attempts, factor, VERIFICATION_TTL, FAILURE_CAP]
+
     def settle_success(
         self, vid: str, cid: str, factor: str, max_attempts: int, lockout_seconds: int
     ) -> tuple[int, list[str]]:
         """Settle a successful attempt and record the factor: one script call."""
-        remaining, satisfied = self._settle_success(
-            keys=[*self._attempt_keys(vid, cid), vkey(vid) + ":sat"],
-            args=[max_attempts, factor, VERIFICATION_TTL, FAILURE_CAP],
-        )
+        keys, args = self._settle_success_call(vid, cid, factor, max_attempts)
+        remaining, satisfied = self._settle_success(keys=keys, args=args)
         return int(remaining), sorted(satisfied)
 
     def settle_attempt(
@@ -1088,7 +1106,6 @@ class RedisStore:
         cid, sid = session["customer_id"], session["sid"]
         shard = shard_of(cid)
         stream = self._event_stream(shard)
-        maxlen = getattr(self.publisher, "maxlen", 1_000_000)
         payload = {
             "session": _j(session),
             "sid": sid,
@@ -1096,8 +1113,7 @@ class RedisStore:
             "fields": {k: _j(v) for k, v in fields.items()},
             "counters": dict(counters) or {"approved": 0},  # cjson: {} would decode as []
             "duration": round(duration_ms or 0.0, 1),
-            "events": [[x for kv in e.to_fields().items() for x in kv] for e in events],
-            "maxlen": int(maxlen),
+            **self._script_events(events),
         }
         keys = [
             f"{tag(shard_of_id(vid))}approved:{vid}",
@@ -1110,14 +1126,12 @@ class RedisStore:
         args = [_j(payload), DURATIONS_KEPT]
         if settle is None:
             return bool(self._approve(keys=keys, args=args))
-        factor, max_attempts = settle
-        settle_keys = [*self._attempt_keys(vid, cid), vkey(vid) + ":sat"]
+        settle_keys, settle_args = self._settle_success_call(vid, cid, *settle)
         with self.r.pipeline(transaction=False) as pipe:
             # EVAL, not EVALSHA: a NOSCRIPT retry would settle the attempt twice.
             pipe.execute_command(
-                "EVAL", _SETTLE_SUCCESS, len(settle_keys), *settle_keys,
-                max_attempts, factor, VERIFICATION_TTL, FAILURE_CAP,
-            )  # fmt: skip
+                "EVAL", _SETTLE_SUCCESS, len(settle_keys), *settle_keys, *settle_args
+            )
             pipe.execute_command("EVAL", _APPROVE, len(keys), *keys, *args)
             _, first = pipe.execute()
         return bool(first)
