@@ -147,14 +147,7 @@ def test_a_factor_stored_before_sealing_works_and_is_sealed_when_next_saved(
 ) -> None:
     secret = pyotp.random_base32()
     fid = "f-legacy-1"
-    legacy = {
-        "factor_id": fid,
-        "type": "totp",
-        "status": "pending",
-        "created_at": time.time(),
-        "data": {"secret": secret},
-        "public": {"secret": "********" + secret[-4:]},
-    }
+    legacy = {**totp_record(fid, secret), "status": "pending"}
     redis.hset(ckey("c-seal-5", "factors"), fid, json.dumps(legacy))
     totp = pyotp.TOTP(secret)
     confirmed = api.call(

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -38,6 +39,41 @@ def until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.1)
     return condition()
+
+
+@contextmanager
+def supervised(
+    runnables: Sequence[Callable[[threading.Event], None]],
+    redis: redis_lib.Redis,
+    beat: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> Iterator[None]:
+    """``supervise`` in a thread (beat every 0.1 s, hung after 1.5 s), logs captured."""
+    stop = threading.Event()
+    supervisor = threading.Thread(
+        target=supervise,
+        args=("test", runnables, redis, stop),
+        kwargs={"heartbeat": beat, "every": 0.1, "progress": Progress(max_age=1.5)},
+    )
+    # Another test may have left the root logger at CRITICAL: listen where it is said.
+    logger = logging.getLogger("sb.consumer")
+    caplog.set_level(logging.INFO, logger="sb.consumer")
+    logger.addHandler(caplog.handler)
+    supervisor.start()
+    try:
+        yield
+    finally:
+        logger.removeHandler(caplog.handler)
+        stop.set()
+        supervisor.join(timeout=30)
+    assert not supervisor.is_alive()
+
+
+def said(caplog: pytest.LogCaptureFixture, part: str) -> list[str]:
+    """The consumer log's messages containing ``part``, each record once (a record may
+    reach caplog twice: through its own handler and the root's)."""
+    records = {id(r): r for r in caplog.records if r.name == "sb.consumer"}
+    return [r.getMessage() for r in records.values() if part in r.getMessage()]
 
 
 def test_the_heartbeat_follows_the_process_and_redis(tmp_path: Path) -> None:
@@ -126,46 +162,31 @@ def test_a_runnable_hung_in_its_living_thread_stops_the_heartbeat_and_is_named(
                 never.wait()  # stuck, as on a lock or a socket without a timeout
             stop.wait(0.05)
 
-    stop = threading.Event()
-    supervisor = threading.Thread(
-        target=supervise,
-        args=("test", [consumer.run, worker], redis, stop),
-        kwargs={"heartbeat": beat, "every": 0.1, "progress": Progress(max_age=1.5)},
-    )
-    # Another test may have left the root logger at CRITICAL: listen where it is said.
-    logger = logging.getLogger("sb.consumer")
-    caplog.set_level(logging.INFO, logger="sb.consumer")
-    logger.addHandler(caplog.handler)
-    supervisor.start()
-    try:
-        # Idle reads that block 200 ms and short waits alike keep the beat fresh.
-        assert until(lambda: healthy(beat, 1.5)), "no heartbeat from working runnables"
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:
-            assert healthy(beat, 1.5), "working runnables let the heartbeat go stale"
-            time.sleep(0.1)
+    with supervised([consumer.run, worker], redis, beat, caplog):
+        try:
+            # Idle reads that block 200 ms and short waits alike keep the beat fresh.
+            assert until(lambda: healthy(beat, 1.5)), "no heartbeat from working runnables"
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                assert healthy(beat, 1.5), "working runnables let the heartbeat go stale"
+                time.sleep(0.1)
 
-        hang.set()
-        assert until(lambda: not healthy(beat, 1.5)), "a hung runnable kept the beat going"
-        assert main(["healthy", "--file", str(beat), "--max-age", "1.5"]) == 1
-        assert all(t.is_alive() for t in threading.enumerate() if t.name == "test-1-worker")
-        # The consumer works on; only the beat is withheld, and the culprit named once.
-        event = Event.new("crm.profile.erased", {"profile_id": "c-hung"}, source="crm")
-        EventPublisher(redis, STREAMS["crm"]).publish(event)
-        assert until(lambda: event.id in seen)
-        assert not healthy(beat, 1.5)
-        said = {id(r): r.getMessage() for r in caplog.records if r.name == "sb.consumer"}
-        hung = [m for m in said.values() if "made no progress" in m]
-        assert len(hung) == 1 and hung[0].startswith("runnable test-1-worker "), said
+            hang.set()
+            assert until(lambda: not healthy(beat, 1.5)), "a hung runnable kept the beat going"
+            assert main(["healthy", "--file", str(beat), "--max-age", "1.5"]) == 1
+            assert all(t.is_alive() for t in threading.enumerate() if t.name == "test-1-worker")
+            # The consumer works on; only the beat is withheld, and the culprit named once.
+            event = Event.new("crm.profile.erased", {"profile_id": "c-hung"}, source="crm")
+            EventPublisher(redis, STREAMS["crm"]).publish(event)
+            assert until(lambda: event.id in seen)
+            assert not healthy(beat, 1.5)
+            hung = said(caplog, "made no progress")
+            assert len(hung) == 1 and hung[0].startswith("runnable test-1-worker "), hung
 
-        never.set()  # unstuck: it stamps again, and the beat comes back
-        assert until(lambda: healthy(beat, 1.5)), "no heartbeat after the runnable resumed"
-    finally:
-        logger.removeHandler(caplog.handler)
-        never.set()
-        stop.set()
-        supervisor.join(timeout=30)
-    assert not supervisor.is_alive()
+            never.set()  # unstuck: it stamps again, and the beat comes back
+            assert until(lambda: healthy(beat, 1.5)), "no heartbeat after the runnable resumed"
+        finally:
+            never.set()  # before the stop: a stuck thread could not be joined
 
 
 @pytest.mark.parametrize(
@@ -226,30 +247,11 @@ def test_a_runnable_that_returns_before_the_stop_ends_the_beat_and_is_named(
             liveness.stamp(0.05)
             stop.wait(0.05)
 
-    stop = threading.Event()
-    supervisor = threading.Thread(
-        target=supervise,
-        args=("test", [worker], redis, stop),
-        kwargs={"heartbeat": beat, "every": 0.1, "progress": Progress(max_age=1.5)},
-    )
-    logger = logging.getLogger("sb.consumer")
-    caplog.set_level(logging.INFO, logger="sb.consumer")
-    logger.addHandler(caplog.handler)
-    supervisor.start()
-    try:
+    with supervised([worker], redis, beat, caplog):
         assert until(lambda: healthy(beat, 1.5))
         leave.set()  # the loop returns though nobody asked it to stop
         assert until(lambda: not healthy(beat, 1.5)), "a finished runnable kept the beat"
-        # A record may reach caplog twice (its handler and the root's): count each once.
-        ended = list(
-            {
-                id(r): r.getMessage() for r in caplog.records if "ended before" in r.getMessage()
-            }.values()
-        )
+        ended = said(caplog, "ended before the process")
         assert len(ended) == 1 and ended[0].startswith("runnable test-0-worker "), ended
-    finally:
-        logger.removeHandler(caplog.handler)
-        stop.set()
-        supervisor.join(timeout=30)
-    said = {id(r) for r in caplog.records if "ended before" in r.getMessage()}
-    assert len(said) == 1  # a runnable that ends because of the stop is not reported
+    # a runnable that ends because of the stop is not reported
+    assert len(said(caplog, "ended before the process")) == 1
