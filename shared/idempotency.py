@@ -14,6 +14,14 @@ AES-GCM under a key derived (HKDF) from ``SB_INTERNAL_API_KEY``, and the
 fingerprint is an HMAC under another derived key. A record that does not open
 (the key was rotated, the record is damaged) counts as absent.
 
+A claim is a lease of ``PENDING_TTL`` seconds, renewed every third of it while
+its request runs (``Leases``), so a request slower than the lease - an export,
+an erasure waiting on its peers - is never run a second time by a retry; a
+crashed process stops renewing and its claim expires. The response is stored
+only where the claim is still this request's own: if the lease was lost anyway
+(the process stalled for a whole lease, Redis failed over), the request that
+took the key over is not overwritten and the loss is logged.
+
 Each stored record is indexed under the customers it concerns (the URL's path
 parameters and the top-level ``id`` / ``profile_id`` / ``customer_id`` of the
 request and response bodies) in ``sb:idem:subject:<id>``; erasure calls
@@ -26,6 +34,9 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import os
+import threading
 import time
 import uuid
 from typing import Any
@@ -37,7 +48,7 @@ from shared.errors import BadRequest, Conflict, ProblemError
 from shared.sealing import Sealer, derive
 
 HEADER = "Idempotency-Key"
-PENDING_TTL = 60  # a claim outlives no crashed request by more than this
+PENDING_TTL = 60.0  # a claim outlives no crashed request by more than this
 WAIT_SECONDS = 10.0
 NOT_STORED = {401, 403, 429}
 REPLAYED_HEADERS = ("Content-Type", "Location", "Retry-After")
@@ -51,6 +62,28 @@ _RELEASE = """
 local v = redis.call('GET', KEYS[1])
 if v and cjson.decode(v)['token'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+# Extend a claim only while it is still ours and still pending.
+_RENEW = """
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local ok, d = pcall(cjson.decode, v)
+if ok and d['state'] == 'pending' and d['token'] == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# Store the response where the claim is still ours, or lapsed and not taken since.
+_STORE = """
+local v = redis.call('GET', KEYS[1])
+if v then
+  local ok, d = pcall(cjson.decode, v)
+  if not ok or d['token'] ~= ARGV[1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
 """
 
 # Delete a record only if it is still the one we could not open.
@@ -83,9 +116,64 @@ class Keys:
         return hmac.new(self.mac, b"\0".join(parts), hashlib.sha256).hexdigest()
 
 
+log = logging.getLogger("sb.idempotency")
+
+
+class Leases:
+    """The claims of this process's running requests, renewed in Redis every third of
+    ``ttl`` until released. One thread per app, alive only while it holds claims."""
+
+    def __init__(self, ttl: float = PENDING_TTL) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str], Any] = {}  # (key, token) -> redis client
+        self._runner: threading.Thread | None = None
+        self._pid = 0
+
+    @property
+    def ttl_ms(self) -> int:
+        return max(1, int(self.ttl * 1000))
+
+    def hold(self, redis: Any, key: str, token: str) -> None:
+        with self._lock:
+            self._held[(key, token)] = redis
+            # A forked child inherits the dict but not the thread.
+            if self._runner is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._runner = threading.Thread(
+                    target=self._renew, name="sb-idempotency-leases", daemon=True
+                )
+                self._runner.start()
+
+    def release(self, key: str, token: str) -> None:
+        with self._lock:
+            self._held.pop((key, token), None)
+
+    def held(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def _renew(self) -> None:
+        while True:
+            time.sleep(self.ttl / 3)
+            with self._lock:
+                if not self._held:
+                    self._runner = None
+                    return
+                held = list(self._held.items())
+            for (key, token), redis in held:
+                try:
+                    redis.eval(_RENEW, 1, key, token, self.ttl_ms)
+                except Exception as exc:  # noqa: BLE001 - the next pass tries again
+                    log.warning(
+                        "could not renew an idempotency claim", extra={"error": type(exc).__name__}
+                    )
+
+
 def install(app: Flask) -> None:
     # Derived now: outside dev mode a missing secret stops the service at start.
     app.extensions["sb_idem_keys"] = Keys(app.extensions["sb"].settings.secret(KEY_SECRET))
+    app.extensions["sb_idem_leases"] = Leases()
     app.before_request(_before)
     app.after_request(_after)
     app.teardown_request(_teardown)
@@ -102,6 +190,13 @@ def _keys() -> Keys:
 
     keys: Keys = current_app.extensions["sb_idem_keys"]
     return keys
+
+
+def _leases() -> Leases:
+    from flask import current_app
+
+    leases: Leases = current_app.extensions["sb_idem_leases"]
+    return leases
 
 
 def forget(redis: Any, subject_id: str) -> int:
@@ -158,10 +253,12 @@ def _before() -> Response | None:
     token = uuid.uuid4().hex
     claim = json.dumps({"state": "pending", "fp": fingerprint, "token": token})
     redis = ctx.redis
+    leases = _leases()
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
-        if redis.set(key, claim, nx=True, ex=PENDING_TTL):
+        if redis.set(key, claim, nx=True, px=leases.ttl_ms):
             g.sb_idem = (key, token, fingerprint)
+            leases.hold(redis, key, token)
             return None
         raw = redis.get(key)
         if raw is None:
@@ -199,6 +296,7 @@ def _after(response: Response) -> Response:
         return response
     key, token, fingerprint = claim
     redis = _ctx().redis
+    _leases().release(key, token)
     if response.status_code >= 500 or response.status_code in NOT_STORED:
         redis.eval(_RELEASE, 1, key, token)
         return response
@@ -218,13 +316,16 @@ def _after(response: Response) -> Response:
         redis.sadd(index, key)
         redis.expire(index, ttl)
     record = {"state": "done", "token": token, "sealed": sealed}
-    redis.set(key, json.dumps(record), ex=ttl)
+    if not redis.eval(_STORE, 1, key, token, json.dumps(record), ttl):
+        # Another request holds the key: this one ran although a retry may have too.
+        log.warning("idempotency claim lost before the response was stored; not stored")
     return response
 
 
 def _teardown(exc: BaseException | None) -> None:
     claim = g.pop("sb_idem", None)
     if claim is not None:  # after_request never ran: the request died
+        _leases().release(claim[0], claim[1])
         try:
             _ctx().redis.eval(_RELEASE, 1, claim[0], claim[1])
         except Exception:  # noqa: BLE001 - the claim expires on its own
