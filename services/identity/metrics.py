@@ -49,7 +49,15 @@ class KpiCollector:
             "Approved / finished verifications",
             labels=["tier", "channel"],
         )
+        completion = GaugeMetricFamily(
+            "sb_identity_completion_rate",
+            "Approved / requested verifications (abandoned ones count against it)",
+            labels=["tier", "channel"],
+        )
         for row in stats["by_tier_channel"]:
             if row["success_rate"] is not None:
                 success.add_metric([row["tier"], row["channel"]], row["success_rate"])
+            if row["completion_rate"] is not None:
+                completion.add_metric([row["tier"], row["channel"]], row["completion_rate"])
         yield success
+        yield completion

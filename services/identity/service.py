@@ -474,7 +474,9 @@ class IdentityService:
             "reused": False,
         }
         sat = [f for f in decision.counted if f != "trusted_device"]
-        counters = {"asked_again" if had_session else "fresh": 1}
+        # Counted now, not when it ends: a verification the customer gives up on stays in
+        # ``requested`` and lowers the completion rate.
+        counters = {"asked_again" if had_session else "fresh": 1, f"requested:{tier}:{channel}": 1}
         self.store.create_verification(vid, fields, sat, [started], counters)
         if decision.approved:  # a trusted device alone may satisfy a one-factor tier
             return self._approve(vid, {**fields, "satisfied": sat}, policy, decision, status=201)
@@ -526,7 +528,8 @@ class IdentityService:
             "reused": True,
             "expires_at": session["exp"],
         }
-        counters = {"reused": 1, f"approved:{tier}:{channel}": 1, f"started:{tier}:{channel}": 1}
+        key = f"{tier}:{channel}"
+        counters = {"reused": 1, f"approved:{key}": 1, f"started:{key}": 1, f"requested:{key}": 1}
         self.store.create_verification(vid, fields, session["amr"], [started, approved], counters)
         return Result(
             {
@@ -966,6 +969,12 @@ class IdentityService:
                     "locked": c.get("locked", 0),
                     "success_rate": (c.get("approved", 0) / c["started"])
                     if c.get("started")
+                    else None,
+                    # At most 1: verifications started before ``requested`` was counted
+                    # (an upgrade) still end as approved.
+                    "requested": c.get("requested", 0),
+                    "completion_rate": min(1.0, c.get("approved", 0) / c["requested"])
+                    if c.get("requested")
                     else None,
                 }
                 for (tier, channel), c in sorted(by.items())

@@ -76,6 +76,9 @@ def test_stats_and_metrics_after_a_known_mix_of_outcomes(
     assert gold["success_rate"] == 0.75
     assert (silver["started"], silver["approved"], silver["locked"]) == (4, 2, 2)
     assert silver["success_rate"] == 0.5
+    # Requested counts every start when it is made, the still pending c-9 too.
+    assert (gold["requested"], gold["completion_rate"]) == (5, 0.6)
+    assert (silver["requested"], silver["completion_rate"]) == (4, 0.5)
     # Durations of the five approvals: 100, 200, 200, 400 and 5000 ms (nearest rank).
     assert stats["duration_ms"] == {"p50": 200.0, "p95": 5000.0, "samples": 5}
     assert stats["requests"]["fresh"] == 9
@@ -86,6 +89,11 @@ def test_stats_and_metrics_after_a_known_mix_of_outcomes(
         for s in families["sb_identity_success_rate"].samples
     }
     assert success == {("gold", "chat"): 0.75, ("silver", "voice"): 0.5}
+    completion = {
+        (s.labels["tier"], s.labels["channel"]): s.value
+        for s in families["sb_identity_completion_rate"].samples
+    }
+    assert completion == {("gold", "chat"): 0.6, ("silver", "voice"): 0.5}
     duration = {
         s.labels["quantile"]: s.value
         for s in families["sb_identity_verification_duration_ms"].samples
@@ -102,8 +110,32 @@ def test_no_finished_verification_means_no_rate_and_no_durations(api: Api) -> No
     assert api.enroll("c-1", {"type": "kba", "answers": {"first_pet": "Rex"}}).status_code == 201
     api.start("c-1", "chat", tier="gold")
     stats = api.call("GET", "/v1/stats", "agent").json
-    assert stats["by_tier_channel"] == []
+    # Requested, not ended: no success rate yet, and nothing completed.
+    assert stats["by_tier_channel"] == [
+        {
+            "tier": "gold",
+            "channel": "chat",
+            "started": 0,
+            "approved": 0,
+            "locked": 0,
+            "success_rate": None,
+            "requested": 1,
+            "completion_rate": 0.0,
+        }
+    ]
     assert stats["duration_ms"] == {"p50": None, "p95": None, "samples": 0}
     families = {f.name: f for f in text_string_to_metric_families(api.c.get("/metrics").text)}
     assert families["sb_identity_success_rate"].samples == []
+    assert [s.value for s in families["sb_identity_completion_rate"].samples] == [0.0]
     assert api.call("GET", "/v1/stats", "channel").status_code == 403
+
+
+def test_a_reused_session_is_requested_and_completed(api: Api) -> None:
+    api.tier("gold", KBA_ONLY)
+    assert api.enroll("c-1", {"type": "kba", "answers": {"first_pet": "Rex"}}).status_code == 201
+    vid = api.start("c-1", "chat", tier="gold").json["verification_id"]
+    token = api.check(vid, "kba", answers=RIGHT).json["session_token"]
+    again = api.start("c-1", "chat", tier="gold", session_token=token).json
+    assert again["reused"] is True
+    [row] = api.call("GET", "/v1/stats", "admin").json["by_tier_channel"]
+    assert (row["requested"], row["approved"], row["completion_rate"]) == (2, 2, 1.0)
