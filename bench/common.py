@@ -40,7 +40,9 @@ __all__ = [
     "percentile",
     "machine",
     "bench_env",
+    "wsgi_call",
     "wsgi_cpu_us",
+    "server_cpu_seconds",
     "ROOT",
 ]
 
@@ -231,19 +233,14 @@ def _python_load(
     )
 
 
-def wsgi_cpu_us(
+def wsgi_call(
     app: Any,
     method: str,
     path: str,
     headers: Mapping[str, str] | None = None,
     body: bytes = b"",
-    *,
-    n: int = 2000,
-    rounds: int = 5,
-) -> float:
-    """CPU time (this thread's, microseconds) of one request through the whole WSGI
-    stack, no sockets: the least of ``rounds`` runs of ``n``. Time the machine gives
-    to others is not counted, so on a shared machine this is far steadier than req/s."""
+) -> tuple[str, bytes]:
+    """One request through the whole WSGI stack, no sockets: (status line, body)."""
     import io
 
     parts = urlsplit(path)
@@ -263,6 +260,7 @@ def wsgi_cpu_us(
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
         "CONTENT_LENGTH": str(len(body)) if body else "",
+        "wsgi.input": io.BytesIO(body),
     }
     for name, value in (headers or {}).items():
         key = name.upper().replace("-", "_")
@@ -272,22 +270,34 @@ def wsgi_cpu_us(
     def start_response(status: str, *_: Any) -> None:
         statuses.append(status)
 
-    def once() -> None:
-        env = dict(environ)
-        env["wsgi.input"] = io.BytesIO(body)
-        chunks = app(env, start_response)
-        b"".join(chunks)
-        getattr(chunks, "close", lambda: None)()
+    chunks = app(environ, start_response)
+    out = b"".join(chunks)
+    getattr(chunks, "close", lambda: None)()
+    return statuses[-1], out
 
+
+def wsgi_cpu_us(
+    app: Any,
+    method: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    *,
+    n: int = 2000,
+    rounds: int = 5,
+) -> float:
+    """CPU time (this thread's, microseconds) of one request through the whole WSGI
+    stack, no sockets: the least of ``rounds`` runs of ``n``. Time the machine gives
+    to others is not counted, so on a shared machine this is far steadier than req/s."""
     for _ in range(200):
-        once()
-    if not statuses[-1].startswith("2"):
-        raise AssertionError(f"{method} {path} answered {statuses[-1]}")
+        status, _ = wsgi_call(app, method, path, headers, body)
+    if not status.startswith("2"):
+        raise AssertionError(f"{method} {path} answered {status}")
     best = float("inf")
     for _ in range(rounds):
         began = time.thread_time()
         for _ in range(n):
-            once()
+            wsgi_call(app, method, path, headers, body)
         best = min(best, (time.thread_time() - began) / n * 1e6)
     return best
 
@@ -341,3 +351,25 @@ def interpreter_speed() -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def server_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU of a process and its children, e.g. a gunicorn master and its
+    workers (from /proc): a cost per request that other load on a shared machine does
+    not distort the way req/s is."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [master_pid]
+    try:
+        with open(f"/proc/{master_pid}/task/{master_pid}/children") as fh:
+            pids += [int(p) for p in fh.read().split()]
+    except OSError:
+        return float("nan")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            continue
+    return total / tick

@@ -49,6 +49,7 @@ from bench.common import (  # noqa: E402
     machine,
     median,
     print_table,
+    server_cpu_seconds,
 )
 from services.crm.migrate import upgrade  # noqa: E402
 
@@ -154,27 +155,6 @@ def resolve_load(url: str, n: int, seconds: float) -> LoadResult:
         duration=seconds,
         wrk_request=RESOLVE_LUA % {"seed": 42, "n": n},
     )
-
-
-def server_cpu_seconds(master_pid: int) -> float:
-    """User + system CPU of the gunicorn master and its workers (from /proc): a cost per
-    request that other load on a shared machine does not distort the way req/s is."""
-    tick = os.sysconf("SC_CLK_TCK")
-    pids = [master_pid]
-    try:
-        with open(f"/proc/{master_pid}/task/{master_pid}/children") as fh:
-            pids += [int(p) for p in fh.read().split()]
-    except OSError:
-        return float("nan")
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except OSError:
-            continue
-    return total / tick
 
 
 def measure(label: str, db_url: str, n: int, seed_s: float, redis_url: str, var: str) -> list:

@@ -7,10 +7,13 @@ on an embedded Redis, all in this run:
 - POST /v1/sessions/introspect and GET .../verification-status, 32 connections;
 - offline token verifications per second in-process (PyJWT EdDSA, pinned key);
 - the CPU time one request of each kind costs in-process (no sockets), a figure
-  that the machine's bursts of throttling do not move the way req/s moves;
+  that the machine's bursts of throttling do not move the way req/s moves; for
+  the TOTP flow, one start + check;
 - complete TOTP flows per second over HTTP (wrk with bench/totp_flow.lua, 16
   connections): POST /v1/verifications then
-  POST .../checks with a fresh code, one pre-enrolled customer per flow.
+  POST .../checks with a fresh code, one pre-enrolled customer per flow; and the
+  server CPU (gunicorn and redis-server, from /proc) each flow cost under that
+  load, which bounds the flows/s the machine's cores can give.
 
 Targets (2 cores): introspect and status >= 60% of the baseline's requests/s
 with p99 <= 20 ms; >= 500 complete TOTP flows/s.
@@ -29,6 +32,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,6 +51,8 @@ from bench.common import (  # noqa: E402
     median,
     percentile,
     print_table,
+    server_cpu_seconds,
+    wsgi_call,
     wsgi_cpu_us,
 )
 from shared.config import Settings  # noqa: E402
@@ -59,6 +65,7 @@ ROUNDS = int(os.environ.get("SB_BENCH_ROUNDS", "9"))
 CONCURRENCY = 32
 FLOW_CUSTOMERS = 30_000  # a thread whose connection landed on a quiet worker runs ahead
 FLOW_THREADS = 16
+IN_PROCESS_FLOWS = 800  # 4 x 200: a warm-up share and 3 measured rounds
 
 
 def auth(scope: str) -> dict[str, str]:
@@ -245,10 +252,9 @@ def main() -> None:
             env = bench_env(redis_server.url, str(Path(tmp) / "var"))
             redis = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
             service = build_service(env, redis)  # also creates the dev keys gunicorn will share
-            customers = enroll_many(service, FLOW_CUSTOMERS)
-            with GunicornService(
-                "services.identity.app:create_app()", env
-            ) as app:
+            customers = enroll_many(service, FLOW_CUSTOMERS + IN_PROCESS_FLOWS)
+            spare, customers = customers[:IN_PROCESS_FLOWS], customers[IN_PROCESS_FLOWS:]
+            with GunicornService("services.identity.app:create_app()", env) as app:
                 # One approved session to introspect and to ask the status of.
                 cid, totp = customers.pop()
                 conn = http.client.HTTPConnection(*app.url.removeprefix("http://").split(":"))
@@ -288,8 +294,16 @@ def main() -> None:
                         duration=DURATION,
                     )
                     rounds.append((base, intro, status))
+                # Server CPU per flow under load, from /proc: steadier than flows/s on a
+                # machine whose speed varies, and it says what the 2 cores can give.
+                pids = app.process.pid, redis_server.process.pid
+                cpu0 = [server_cpu_seconds(pid) for pid in pids]
                 flows = totp_flows(app.url, customers, 8.0)
-            cpu = in_process_cpu(env, token, cid)
+                cpu1 = [server_cpu_seconds(pid) for pid in pids]
+                done = max(1, flows["flows"])
+                flows["gunicorn_us"] = (cpu1[0] - cpu0[0]) / done * 1e6
+                flows["redis_us"] = (cpu1[1] - cpu0[1]) / done * 1e6
+            cpu = in_process_cpu(env, token, cid, spare)
             offline = offline_verifications(service, token)
         finally:
             redis_server.stop()
@@ -335,7 +349,7 @@ def main() -> None:
             "",
             f"{flows['p50']:.2f}",
             f"{flows['p99']:.2f}",
-            "",
+            f"{cpu['flow']:.0f}",
             flows["failed"],
         ]
     )
@@ -348,6 +362,13 @@ def main() -> None:
         ["what", "throughput", "vs baseline", "p50 ms", "p99 ms", "CPU us/req", "errors"],
         rows,
     )
+    server = flows["gunicorn_us"] + flows["redis_us"]
+    print(
+        f"TOTP flows under load: {server:,.0f} us of server CPU per flow (gunicorn "
+        f"{flows['gunicorn_us']:,.0f}, redis-server {flows['redis_us']:,.0f}; in-process "
+        f"{cpu['flow']:,.0f}): {os.cpu_count()} cores give at most "
+        f"{(os.cpu_count() or 1) * 1e6 / server:,.0f} flows/s before the load generator's share"
+    )
     intro, status = results["introspect"], results["status"]
     ok = (
         intro["ratio"] >= 0.6
@@ -359,13 +380,17 @@ def main() -> None:
     print("targets met" if ok else "targets NOT met (see table)")
 
 
-def in_process_cpu(env: dict[str, str], token: str, cid: str) -> dict[str, float]:
-    """CPU per request of the same three requests through the app in this process."""
+def in_process_cpu(
+    env: dict[str, str], token: str, cid: str, spare: list[tuple[str, pyotp.TOTP]]
+) -> dict[str, float]:
+    """CPU per request of the same three requests through the app in this process, and
+    per TOTP flow (start + check), each flow with a customer of its own."""
     from services.identity.app import create_app
 
     app = create_app(Settings.from_env(env, service="identity"))
     ivr = auth("ivr")
     return {
+        "flow": wsgi_flow_cpu_us(app, spare),
         "healthz": wsgi_cpu_us(app, "GET", "/healthz"),
         "introspect": wsgi_cpu_us(
             app, "POST", "/v1/sessions/introspect", ivr, json.dumps({"token": token}).encode()
@@ -374,6 +399,32 @@ def in_process_cpu(env: dict[str, str], token: str, cid: str) -> dict[str, float
             app, "GET", f"/v1/customers/{cid}/verification-status?channel=chat", ivr
         ),
     }
+
+
+def wsgi_flow_cpu_us(app: Any, customers: list[tuple[str, pyotp.TOTP]], rounds: int = 3) -> float:
+    """This thread's CPU per complete TOTP flow through the WSGI stack: the least of
+    ``rounds`` runs over equal shares of ``customers``."""
+    channel = auth("channel")
+    share = len(customers) // (rounds + 1)
+
+    def flow(cid: str, totp: pyotp.TOTP) -> None:
+        body = json.dumps({"customer_id": cid, "channel": "chat"}).encode()
+        status, out = wsgi_call(app, "POST", "/v1/verifications", channel, body)
+        assert status.startswith("201"), out
+        vid = json.loads(out)["verification_id"]
+        body = json.dumps({"factor": "totp", "code": totp.now()}).encode()
+        status, out = wsgi_call(app, "POST", f"/v1/verifications/{vid}/checks", channel, body)
+        assert json.loads(out)["status"] == "approved", out
+
+    for customer in customers[:share]:  # warm-up
+        flow(*customer)
+    best = float("inf")
+    for i in range(1, rounds + 1):
+        began = time.thread_time()
+        for customer in customers[i * share : (i + 1) * share]:
+            flow(*customer)
+        best = min(best, (time.thread_time() - began) / share * 1e6)
+    return best
 
 
 if __name__ == "__main__":
