@@ -33,6 +33,9 @@ def test_every_service_runs_under_gunicorn_with_a_health_check() -> None:
         command = " ".join(services[name]["command"])
         assert "gunicorn" in command and f"services.{name}.app:create_app()" in command
         assert "--no-control-socket" in command
+        # The workers' heartbeat file off the container's overlay filesystem, whose
+        # writes can stall a worker into being killed (gunicorn's advice for Docker).
+        assert "--worker-tmp-dir /dev/shm" in command
         assert "readyz" in " ".join(services[name]["healthcheck"]["test"])
         # the layout make run, the tests and the benchmarks use (for 2 cores)
         assert " ".join(layout(name, cpus=2).args()) in command, name
