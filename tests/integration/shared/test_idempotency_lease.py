@@ -149,3 +149,24 @@ def test_leases_renew_until_released_and_then_stop(redis) -> None:
     while leases._runner is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert leases._runner is None  # no idle thread left behind
+
+
+def test_leases_renew_on_a_cluster(cluster_servers) -> None:
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster.from_url(cluster_servers.url, decode_responses=True)
+    try:
+        leases = idempotency.Leases(LEASE)
+        keys = [f"sb:idem:identity:c:{i}" for i in range(6)]  # spread over the nodes
+        claim = json.dumps({"state": "pending", "fp": "x", "token": "t"})
+        for key in keys:
+            client.set(key, claim, px=leases.ttl_ms)
+            leases.hold(client, key, "t")
+        time.sleep(LEASE * 3)
+        assert [client.get(key) for key in keys] == [claim] * len(keys)
+        for key in keys:
+            leases.release(key, "t")
+        time.sleep(LEASE * 1.5)
+        assert [client.get(key) for key in keys] == [None] * len(keys)
+    finally:
+        client.close()
