@@ -463,7 +463,10 @@ def safe_trim_point(redis: Any, stream: str, expected: Iterable[str] = ()) -> st
     for group in groups:
         points.append(group["last-delivered-id"])
         if group.get("pending"):
-            points.append(redis.xpending(stream, group["name"])["min"])
+            oldest = redis.xpending(stream, group["name"])["min"]
+            # None: acknowledged since XINFO (a busy consumer); last-delivered bounds it.
+            if oldest is not None:
+                points.append(oldest)
     return min(points, key=_id_key)
 
 

@@ -239,6 +239,33 @@ def test_trimming_keeps_every_entry_a_slow_group_has_not_finished(redis) -> None
     assert slow_seen == list(range(500)) + list(range(600, 3000))
 
 
+def test_entries_acknowledged_between_the_two_reads_of_trimming_are_no_error(redis) -> None:
+    """XINFO counts pending entries that a busy consumer acknowledges before XPENDING
+    looks: trimming then goes up to what the group has read, and does not crash."""
+    import redis as redis_lib
+
+    from shared.bus import safe_trim_point, trim_consumed
+
+    class AcksFirst(redis_lib.Redis):
+        """A real client that lets the consumer acknowledge just before XPENDING."""
+
+        def xpending(self, name: Any, groupname: Any) -> Any:
+            pending = redis.xpending_range(name, groupname, "-", "+", 1000)
+            redis.xack(name, groupname, *[p["message_id"] for p in pending])
+            return super().xpending(name, groupname)
+
+    publish(redis, 50)
+    redis.xgroup_create(STREAM, "busy", id="0")
+    read = redis.xreadgroup("busy", "c", {STREAM: ">"}, count=50)  # all read, all pending
+    last = read[0][1][-1][0]
+    client = AcksFirst(connection_pool=redis.connection_pool)
+    assert safe_trim_point(client, STREAM) == last
+    assert redis.xpending(STREAM, "busy")["pending"] == 0
+    publish(redis, 10)
+    redis.xreadgroup("busy", "c", {STREAM: ">"}, count=10)
+    trim_consumed(client, STREAM)  # the runnable's call: no exception either
+
+
 def test_trimming_does_nothing_before_any_group_exists(redis) -> None:
     from shared.bus import trim_consumed
 
