@@ -22,6 +22,13 @@ the tests and the benchmarks, so what is measured is what ships.
   offers, which would hold a sync worker for the whole wait; the CRM's export and
   erasure may run long, and its resolve is bound by the database round trip,
   where threads overlap the waits.
+- **Keep-alive 75 s on gthread** (gunicorn's default is 2 s). A client that reuses a
+  connection the server is closing at that moment gets no response at all
+  ("Server disconnected"), and a POST cannot be retried blindly. At 2 s that race
+  hit 9-11 of 260 journeys in a minute of bench/journey.py on a slow machine
+  (httpx keeps idle connections 5 s), and none at 75 s. The server must keep a
+  connection longer than the clients and proxies in front of it do (nginx's
+  upstream keepalive_timeout 60 s, a cloud load balancer's idle timeout 60 s).
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["Layout", "gunicorn_args", "layout"]
+__all__ = ["KEEP_ALIVE_SECONDS", "Layout", "gunicorn_args", "layout"]
+
+KEEP_ALIVE_SECONDS = 75
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,9 @@ class Layout:
 
     def args(self) -> list[str]:
         out = ["--worker-class", self.worker_class, "--workers", str(self.workers)]
-        return out + (["--threads", str(self.threads)] if self.worker_class == "gthread" else [])
+        if self.worker_class == "gthread":  # sync workers close after each response
+            out += ["--threads", str(self.threads), "--keep-alive", str(KEEP_ALIVE_SECONDS)]
+        return out
 
 
 def _sync_workers(cpus: int | None) -> int:

@@ -288,3 +288,23 @@ def test_long_polls_beyond_the_per_process_bound_answer_at_once_and_never_stall_
     quick, held = answers[:2], answers[2:]
     assert all(s < 1.5 and retry == "1" for s, _, retry in quick)
     assert all(s > 3.5 and retry is None for s, _, retry in held)
+
+
+def test_an_idle_keep_alive_connection_outlives_the_clients_pool_timeout(
+    routing: GunicornService,
+) -> None:
+    """The server keeps an idle connection longer than clients do (httpx: 5 s), so a
+    request on a reused connection never meets a close (shared/serving.py)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", routing.port, timeout=10)
+    try:
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().read() == b'{"status":"ok"}'
+        first = conn.sock
+        time.sleep(6)  # past gunicorn's 2 s default and httpx's 5 s pool expiry
+        conn.request("GET", "/healthz")  # on a closed connection: RemoteDisconnected
+        assert conn.getresponse().status == 200
+        assert conn.sock is first  # the same connection, not a new one
+    finally:
+        conn.close()

@@ -18,6 +18,8 @@ def test_the_others_run_two_gthread_workers_of_four_threads() -> None:
             "2",
             "--threads",
             "4",
+            "--keep-alive",
+            "75",
         ]
 
 
