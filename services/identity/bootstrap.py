@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ from services.identity.adapters.delivery import DevDelivery, SmtpDelivery, Webho
 from services.identity.adapters.documents import SandboxDocumentVerifier
 from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
 from services.identity.adapters.jwt_tokens import load_pem_keys as _load
+from services.identity.adapters.qr import qr_png_base64
 from services.identity.adapters.redis_store import TRACKED_PREFIXES, RedisStore
 from services.identity.factors import DELIVERY_GROUP, DOCUMENT_GROUP, load_named, load_registry
 from services.identity.ports import DeliveryProvider
@@ -39,16 +38,6 @@ def signing_keys(settings: Settings) -> list[SigningKey]:
     if not keys:
         raise ConfigError("no PEM private key found in the session signing key settings")
     return keys
-
-
-def qr_png_base64(text: str) -> str:
-    import qrcode
-    from qrcode.image.pure import PyPNGImage  # pure Python: qrcode[png] brings pypng, not PIL
-
-    image = qrcode.make(text, image_factory=PyPNGImage)
-    buffer = io.BytesIO()
-    image.save(buffer)
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def build_delivery(settings: Settings, redis: Any) -> dict[str, DeliveryProvider]:
