@@ -970,9 +970,9 @@ class IdentityService:
                     "success_rate": (c.get("approved", 0) / c["started"])
                     if c.get("started")
                     else None,
+                    "requested": c.get("requested", 0),
                     # At most 1: verifications started before ``requested`` was counted
                     # (an upgrade) still end as approved.
-                    "requested": c.get("requested", 0),
                     "completion_rate": min(1.0, c.get("approved", 0) / c["requested"])
                     if c.get("requested")
                     else None,
