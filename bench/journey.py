@@ -1,6 +1,6 @@
 """N concurrent cross-channel journeys for a fixed time against the whole product
-(three services under gunicorn, consumers, dispatcher, real Redis, SQLite):
-journeys/s, per-step p50/p99, errors (must be 0).
+(three services under gunicorn in the layout `make run` and compose use, consumers,
+dispatcher, real Redis, SQLite): journeys/s, per-step p50/p99, errors (must be 0).
 
 Each worker drives its own customers end to end and has two agents with a skill
 of its own, so its tasks are offered to its agents (the stickiness check of the
@@ -33,7 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     keys_env = ",".join(f"b-{s}:{k}:{s}" for s, k in BENCH_KEYS.items())
     with tempfile.TemporaryDirectory() as tmp:
-        product = Product(Path(tmp), keys_env, BENCH_KEYS["admin"])
+        # As it ships: identity on 2 x cores + 1 sync workers, the others 2 x 4 gthread.
+        product = Product(Path(tmp), keys_env, BENCH_KEYS["admin"], workers=None)
         try:
             run(product, args.workers, args.seconds)
         finally:

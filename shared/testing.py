@@ -112,7 +112,7 @@ class Product:
         api_keys_env: str,
         internal_key: str,
         *,
-        workers: int = 2,
+        workers: int | None = 2,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.redis = RedisServer(directory / "redis", persistent=True)
@@ -125,7 +125,6 @@ class Product:
             {
                 "SB_ENV": "dev",
                 "SB_VAR_DIR": str(directory / "var"),
-                "SB_WORKERS": str(workers),
                 "REDIS_URL": self.redis.url,
                 "DATABASE_URL": self.database_url,
                 "API_KEYS": api_keys_env,
@@ -134,6 +133,11 @@ class Product:
                 "LOG_LEVEL": "WARNING",
             }
         )
+        # None: the layout `make run` and production use (shared/serving.py).
+        if workers is not None:
+            env["SB_WORKERS"] = str(workers)
+        else:
+            env.pop("SB_WORKERS", None)
         env.update(extra_env or {})
         self.log_path = directory / "run.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
