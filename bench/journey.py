@@ -36,12 +36,17 @@ def main() -> None:
         # As it ships: identity on 2 x cores + 1 sync workers, the others 2 x 4 gthread.
         product = Product(Path(tmp), keys_env, BENCH_KEYS["admin"], workers=None)
         try:
-            run(product, args.workers, args.seconds)
+            errors = run(product, args.workers, args.seconds)
         finally:
             product.stop()
+        if errors:
+            # The product's own log says why (a worker that died, a port taken...).
+            print("\nthe product's logs:\n" + product.log_tails())
+            sys.exit(f"{len(errors)} journeys failed")
 
 
-def run(product: Product, workers: int, seconds: float) -> None:
+def run(product: Product, workers: int, seconds: float) -> list[str]:
+    """Runs the journeys, prints the tables; returns the errors (must be none)."""
     endpoints = Endpoints(**product.urls, keys=dict(BENCH_KEYS))
     timings: dict[str, list[float]] = {}
     totals: list[float] = []
@@ -58,7 +63,12 @@ def run(product: Product, workers: int, seconds: float) -> None:
                 skill=f"bench_{index}",
                 poll_timeout=30,
             )
-            journey.prepare()
+            try:
+                journey.prepare()
+            except Exception as exc:  # noqa: BLE001 - a worker that cannot start is an error
+                with lock:
+                    errors.append(f"prepare: {type(exc).__name__}: {exc}"[:300])
+                return
             while time.monotonic() < stop_at:
                 journey.timings = {}
                 started = time.perf_counter()
@@ -101,8 +111,11 @@ def run(product: Product, workers: int, seconds: float) -> None:
         ["step", "p50", "p99"],
         [[step, percentile(v, 50) * 1000, percentile(v, 99) * 1000] for step, v in timings.items()],
     )
+    if not totals and not errors:
+        errors.append("no journey completed")
     for error in errors[:5]:
         print("error:", error)
+    return errors
 
 
 if __name__ == "__main__":

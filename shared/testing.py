@@ -155,6 +155,18 @@ class Product:
                 raise RuntimeError("the product did not start:\n" + self.log_path.read_text())
             time.sleep(0.2)
 
+    def log_tails(self, lines: int = 30) -> str:
+        """The end of run.py's output and of every process's log under var/log: why a
+        service died or refused connections, for a failed test or benchmark."""
+        parts = []
+        for path in [self.log_path, *sorted((self.log_path.parent / "var" / "log").glob("*.log"))]:
+            try:
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+            except OSError:
+                continue
+            parts.append(f"== {path.name}\n" + "\n".join(text))
+        return "\n".join(parts)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
