@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -46,7 +48,54 @@ def redis_cli_binary() -> str | None:
     return str(sibling) if sibling.exists() else shutil.which("redis-cli")
 
 
-def free_port(maximum: int = 65535) -> int:
+# Where the kernel picks the local ports of outgoing connections (and of bind to port
+# 0). A port chosen there for a server that binds it a moment later can be taken first
+# by any connection some process opens meanwhile - a Redis client, a load generator -
+# and the server then cannot bind; a client connecting to it before the server listens
+# may even connect to itself. Ports below this range are never handed out that way.
+_PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST = 10_000
+_handed_out: set[int] = set()
+_handed_lock = threading.Lock()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(_PORT_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default; other systems differ, the bind check still holds
+
+
+def free_port(maximum: int = 65535, *, offset: int = 0) -> int:
+    """A port nothing is bound to, below the kernel's ephemeral range, never handed out
+    twice by this process. ``offset``: the port + offset must be free and below that
+    range too (a Redis Cluster node's bus port is port + 10000)."""
+    top = min(maximum, _ephemeral_start() - offset)
+    if top <= _LOWEST:  # an unusual range: fall back to what the kernel picks
+        return _kernel_port(maximum - offset)
+    for _ in range(500):
+        port = random.randrange(_LOWEST, top)
+        with _handed_lock:
+            if port in _handed_out:
+                continue
+        if _bindable(port) and (not offset or _bindable(port + offset)):
+            with _handed_lock:
+                if port not in _handed_out:
+                    _handed_out.add(port)
+                    return port
+    raise RuntimeError(f"no free port between {_LOWEST} and {top}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _kernel_port(maximum: int) -> int:
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
@@ -72,7 +121,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         # A cluster node also listens on port + 10000.
         cluster = "--cluster-enabled" in extra_args
-        self.port = port or free_port(55535 if cluster else 65535)
+        self.port = port or free_port(offset=10000 if cluster else 0)
         args = [
             binary or redis_server_binary(),
             "--port",
