@@ -312,6 +312,7 @@ redis.call('EXPIRE', KEYS[5], ARGV[3])
 return {limit - math.max(a - 1, 0), redis.call('SMEMBERS', KEYS[5])}
 """
 
+
 # The tail of a script that appends ``a.events`` (field lists) to the stream KEYS[n], if given.
 def _append_events(n: int) -> str:
     return f"""
