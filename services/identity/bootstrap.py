@@ -6,7 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from services.identity.adapters.delivery import DevDelivery, SmtpDelivery, WebhookDelivery
+from services.identity.adapters.delivery import (
+    CircuitBreaker,
+    DevDelivery,
+    GuardedDelivery,
+    SmtpDelivery,
+    WebhookDelivery,
+)
 from services.identity.adapters.documents import SandboxDocumentVerifier
 from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
 from services.identity.adapters.jwt_tokens import load_pem_keys as _load
@@ -77,6 +83,20 @@ def build_delivery(settings: Settings, redis: Any) -> dict[str, DeliveryProvider
             if factory is None:
                 raise ConfigError(f"unknown delivery provider {name!r}")
             providers[channel] = factory(settings)  # type: ignore[operator]
+    failures = settings.int_env("IDENTITY_DELIVERY_BREAKER_FAILURES", 5, minimum=0, maximum=1000)
+    if failures:
+        open_seconds = settings.int_env(
+            "IDENTITY_DELIVERY_BREAKER_SECONDS", 30, minimum=1, maximum=3600
+        )
+        for channel, provider in providers.items():
+            if not isinstance(provider, DevDelivery):  # Redis itself: nothing to guard
+                breaker = CircuitBreaker(
+                    redis,
+                    f"{provider.name}:{channel}",
+                    failures=failures,
+                    open_seconds=open_seconds,
+                )
+                providers[channel] = GuardedDelivery(provider, breaker)
     return providers
 
 

@@ -122,7 +122,10 @@ class _Env:
         try:
             return self.s.delivery(channel).send(channel, destination, message, meta)
         except Exception as exc:  # noqa: BLE001 - any provider failure is one answer to the client
-            raise DeliveryUnavailable("the code could not be sent; try again shortly") from exc
+            retry = getattr(exc, "retry_after", None)  # the provider's breaker is open
+            raise DeliveryUnavailable(
+                "the code could not be sent; try again shortly", retry_after=retry
+            ) from exc
 
     def qr_png_base64(self, text: str) -> str:
         return self.s.qr(text) if self.s.qr else ""

@@ -1,7 +1,13 @@
 """Delivery providers for one-time codes: dev (Redis outbox), webhook, smtp.
 
 Every provider implements ``send(channel, to, message, meta) -> message id``
-and raises ``DeliveryFailed`` when the message could not be handed over.
+and raises ``DeliveryFailed`` when the message could not be handed over
+(``DeliveryRejected`` when the provider answered and refused this message).
+
+``GuardedDelivery`` puts a circuit breaker, shared through Redis, in front of
+a provider: identity serves IVR status checks from the same sync workers, and a
+gateway that hangs would otherwise hold each of them for a whole retry budget
+(webhook: 4 tries of up to 5 s).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import smtplib
 import time
 import urllib.error
@@ -27,6 +34,19 @@ DEV_TTL = 600
 
 class DeliveryFailed(Exception):
     pass
+
+
+class DeliveryRejected(DeliveryFailed):
+    """The provider answered and refused this message (a 4xx, a refused recipient): the
+    gateway works, so the circuit breaker does not count it against it."""
+
+
+class GatewayUnavailable(DeliveryFailed):
+    """Not tried: the provider failed too often lately (its circuit breaker is open)."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(f"the delivery gateway is failing; retry in {self.retry_after} s")
 
 
 class DevDelivery:
@@ -111,7 +131,8 @@ class WebhookDelivery:
             except urllib.error.HTTPError as exc:
                 last = exc
                 if exc.code < 500:
-                    break
+                    log.warning("webhook refused the message", extra={"status": exc.code})
+                    raise DeliveryRejected(f"the delivery gateway refused it ({exc.code})") from exc
             except (urllib.error.URLError, OSError) as exc:
                 last = exc
         log.warning("webhook delivery failed", extra={"channel": channel, "error": repr(last)})
@@ -149,7 +170,120 @@ class SmtpDelivery:
                 if self.username:
                     smtp.login(self.username, self.password)
                 smtp.send_message(email)
+        except smtplib.SMTPRecipientsRefused as exc:
+            log.warning("smtp refused the recipient", extra={"error": type(exc).__name__})
+            raise DeliveryRejected("the mail server refused the recipient") from exc
         except (smtplib.SMTPException, OSError) as exc:
             log.warning("smtp delivery failed", extra={"error": type(exc).__name__})
             raise DeliveryFailed("the mail server did not accept the message") from exc
         return mid
+
+
+# KEYS: the breaker's hash. ARGV: probe_ms. -> 0: send; n > 0: refused, wait n ms.
+# Closed (no open_until): send. Open: refuse until open_until. After that, half-open:
+# one probe at a time is let through; a probe whose process died is replaced after
+# probe_ms. The server's clock, so hosts with skewed clocks agree.
+_BREAKER_ALLOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
+if open_until == 0 then return 0 end
+if now < open_until then return open_until - now end
+local probe = tonumber(redis.call('HGET', KEYS[1], 'probe') or '0')
+if probe > now then return math.min(probe - now, 1000) end
+redis.call('HSET', KEYS[1], 'probe', now + tonumber(ARGV[1]))
+return 0
+"""
+
+# KEYS: the breaker's hash. ARGV: ok (1/0), failures to open, open_ms, memory_ms.
+# -> 1: this failure opened (or re-opened) the breaker; 2: this success closed it; 0.
+# A success forgets every failure. Failures count while they come within memory_ms of
+# each other; a failed probe re-opens at once.
+_BREAKER_RESULT = """
+local was_open = redis.call('HEXISTS', KEYS[1], 'open_until') == 1
+if ARGV[1] == '1' then
+  redis.call('DEL', KEYS[1])
+  if was_open then return 2 end
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
+local opened = 0
+local probe_failed = open_until > 0 and now >= open_until
+if probe_failed or (open_until == 0 and failures >= tonumber(ARGV[2])) then
+  redis.call('HSET', KEYS[1], 'open_until', now + tonumber(ARGV[3]))
+  redis.call('HDEL', KEYS[1], 'probe')
+  opened = 1
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
+return opened
+"""
+
+
+class CircuitBreaker:
+    """Consecutive failures of one provider on one channel, counted by every process
+    through Redis: after ``failures`` in a row, sends are refused at once for
+    ``open_seconds``; then one probe at a time goes through, and its success closes
+    the breaker (its failure re-opens it)."""
+
+    def __init__(
+        self,
+        redis: Any,
+        name: str,
+        *,
+        failures: int = 5,
+        open_seconds: float = 30,
+        probe_seconds: float = 30,
+        memory_seconds: float = 300,
+    ) -> None:
+        self.key = f"idn:breaker:{name}"
+        self.name = name
+        self.failures = failures
+        self.open_ms = int(open_seconds * 1000)
+        self.probe_ms = int(probe_seconds * 1000)
+        self.memory_ms = int(memory_seconds * 1000)
+        self._allow = redis.register_script(_BREAKER_ALLOW)
+        self._result = redis.register_script(_BREAKER_RESULT)
+
+    def allow(self) -> float:
+        """0: send now; otherwise the seconds to wait before trying again."""
+        return int(self._allow(keys=[self.key], args=[self.probe_ms])) / 1000
+
+    def record(self, ok: bool) -> None:
+        args = [1 if ok else 0, self.failures, self.open_ms, self.memory_ms]
+        changed = int(self._result(keys=[self.key], args=args))
+        if changed == 1:
+            log.warning(
+                "delivery breaker opened: sends refused for a while",
+                extra={"breaker": self.name, "open_seconds": self.open_ms / 1000},
+            )
+        elif changed == 2:
+            log.info(
+                "delivery breaker closed: the provider answers again", extra={"breaker": self.name}
+            )
+
+
+class GuardedDelivery:
+    """A provider behind a ``CircuitBreaker``: the same ``send``, refused at once with
+    ``GatewayUnavailable`` while the provider keeps failing."""
+
+    def __init__(self, provider: Any, breaker: CircuitBreaker) -> None:
+        self.provider, self.breaker = provider, breaker
+        self.name = provider.name
+
+    def send(self, channel: str, to: str, message: str, meta: Mapping[str, Any]) -> str:
+        wait = self.breaker.allow()
+        if wait > 0:
+            raise GatewayUnavailable(math.ceil(wait))
+        try:
+            mid = self.provider.send(channel, to, message, meta)
+        except DeliveryRejected:
+            self.breaker.record(True)  # the gateway answered: it works
+            raise
+        except Exception:
+            self.breaker.record(False)
+            raise
+        self.breaker.record(True)
+        return str(mid)

@@ -103,3 +103,7 @@ class DocumentSuperseded(IdentityError):
 
 class DeliveryUnavailable(IdentityError):
     """The delivery provider could not hand the code over (503, retry later)."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        self.retry_after = retry_after  # known when the provider's breaker is open
+        super().__init__(message)
