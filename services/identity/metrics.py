@@ -61,3 +61,22 @@ class KpiCollector:
                 completion.add_metric([row["tier"], row["channel"]], row["completion_rate"])
         yield success
         yield completion
+        yield from self._breakers()
+
+    def _breakers(self) -> Iterable[GaugeMetricFamily]:
+        """1 while a provider's circuit breaker refuses sends: the alert for a gateway down."""
+        family = GaugeMetricFamily(
+            "sb_identity_delivery_breaker_open",
+            "1 while a delivery provider's circuit breaker refuses sends",
+            labels=["provider", "channel"],
+        )
+        try:
+            for channel in ("sms", "email", "voice"):
+                provider = self.service.delivery(channel)
+                breaker = getattr(provider, "breaker", None)
+                if breaker is not None:
+                    family.add_metric([provider.name, channel], float(breaker.is_open()))
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail on Redis trouble
+            log.warning("delivery breakers unavailable", extra={"error": type(exc).__name__})
+            return
+        yield family

@@ -244,12 +244,17 @@ class CircuitBreaker:
         self.open_ms = int(open_seconds * 1000)
         self.probe_ms = int(probe_seconds * 1000)
         self.memory_ms = int(memory_seconds * 1000)
+        self.r = redis
         self._allow = redis.register_script(_BREAKER_ALLOW)
         self._result = redis.register_script(_BREAKER_RESULT)
 
     def allow(self) -> float:
         """0: send now; otherwise the seconds to wait before trying again."""
         return int(self._allow(keys=[self.key], args=[self.probe_ms])) / 1000
+
+    def is_open(self) -> bool:
+        """Refusing sends: open, or past its open time with a probe allowed through."""
+        return bool(self.r.hexists(self.key, "open_until"))
 
     def record(self, ok: bool) -> None:
         args = [1 if ok else 0, self.failures, self.open_ms, self.memory_ms]

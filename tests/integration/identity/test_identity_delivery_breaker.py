@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.identity.adapters.delivery import (
     CircuitBreaker,
@@ -182,3 +183,10 @@ def test_an_open_breaker_is_a_503_with_retry_after_and_no_gateway_call(
     assert 55 <= int(answers[2].headers["Retry-After"]) <= 60
     assert answers[2].json["retry_after"] == int(answers[2].headers["Retry-After"])
     assert Gateway.posts == 2
+    # The alert for a gateway down: only the SMS breaker is open.
+    families = {f.name: f for f in text_string_to_metric_families(api.c.get("/metrics").text)}
+    states = {
+        (x.labels["provider"], x.labels["channel"]): x.value
+        for x in families["sb_identity_delivery_breaker_open"].samples
+    }
+    assert states == {("webhook", "sms"): 1.0, ("webhook", "email"): 0.0, ("webhook", "voice"): 0.0}
