@@ -34,6 +34,7 @@ _ERRORS: dict[type[e.IdentityError], tuple[int, str]] = {
     e.CustomerLocked: (423, "Locked"),
     e.Throttled: (429, "Too Many Requests"),
     e.DeliveryUnavailable: (503, "Delivery Unavailable"),
+    e.DocumentsUnavailable: (503, "Document Verifier Unavailable"),
 }
 
 

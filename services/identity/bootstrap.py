@@ -6,14 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from services.identity.adapters.breaker import CircuitBreaker
 from services.identity.adapters.delivery import (
-    CircuitBreaker,
     DevDelivery,
     GuardedDelivery,
     SmtpDelivery,
     WebhookDelivery,
 )
-from services.identity.adapters.documents import SandboxDocumentVerifier
+from services.identity.adapters.documents import GuardedDocuments, SandboxDocumentVerifier
 from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
 from services.identity.adapters.jwt_tokens import load_pem_keys as _load
 from services.identity.adapters.qr import qr_png_base64
@@ -83,24 +83,27 @@ def build_delivery(settings: Settings, redis: Any) -> dict[str, DeliveryProvider
             if factory is None:
                 raise ConfigError(f"unknown delivery provider {name!r}")
             providers[channel] = factory(settings)  # type: ignore[operator]
-    failures = settings.int_env("IDENTITY_DELIVERY_BREAKER_FAILURES", 5, minimum=0, maximum=1000)
-    if failures:
-        open_seconds = settings.int_env(
-            "IDENTITY_DELIVERY_BREAKER_SECONDS", 30, minimum=1, maximum=3600
-        )
-        for channel, provider in providers.items():
-            if not isinstance(provider, DevDelivery):  # Redis itself: nothing to guard
-                breaker = CircuitBreaker(
-                    redis,
-                    f"{provider.name}:{channel}",
-                    failures=failures,
-                    open_seconds=open_seconds,
-                )
-                providers[channel] = GuardedDelivery(provider, breaker)
+    for channel, provider in providers.items():
+        if isinstance(provider, DevDelivery):  # Redis itself: nothing to guard
+            continue
+        breaker = _breaker(settings, redis, f"{provider.name}:{channel}")
+        if breaker is not None:
+            providers[channel] = GuardedDelivery(provider, breaker)
     return providers
 
 
-def build_documents(settings: Settings) -> Any:
+def _breaker(settings: Settings, redis: Any, name: str) -> CircuitBreaker | None:
+    """The circuit breaker of one external service identity calls while a request waits;
+    None when IDENTITY_DELIVERY_BREAKER_FAILURES is 0."""
+    failures = settings.int_env("IDENTITY_DELIVERY_BREAKER_FAILURES", 5, minimum=0, maximum=1000)
+    if not failures:
+        return None
+    seconds = settings.int_env("IDENTITY_DELIVERY_BREAKER_SECONDS", 30, minimum=1, maximum=3600)
+    return CircuitBreaker(redis, name, failures=failures, open_seconds=seconds)
+
+
+def build_documents(settings: Settings, redis: Any = None) -> Any:
+    """The document verifier; a third party's behind a circuit breaker (given ``redis``)."""
     name = settings.str_env("IDENTITY_DOCUMENT_VERIFIER", "sandbox")
     if name == "sandbox":
         return SandboxDocumentVerifier(
@@ -110,7 +113,9 @@ def build_documents(settings: Settings) -> Any:
     factory = load_named(DOCUMENT_GROUP, name)
     if factory is None:
         raise ConfigError(f"unknown document verifier {name!r}")
-    return factory(settings)  # type: ignore[operator]
+    verifier = factory(settings)  # type: ignore[operator]
+    breaker = _breaker(settings, redis, f"documents:{verifier.name}") if redis else None
+    return verifier if breaker is None else GuardedDocuments(verifier, breaker)
 
 
 def secret(settings: Settings, name: str) -> bytes:
@@ -167,6 +172,6 @@ def build_service(
         load_registry(),
         build_config(settings),
         delivery=lambda channel: delivery[channel],
-        documents=build_documents(settings),
+        documents=build_documents(settings, redis),
         qr=qr_png_base64,
     )

@@ -18,11 +18,13 @@ from services.identity.domain.errors import (
     CustomerLocked,
     DeliveryUnavailable,
     DeviceNotTrustable,
+    DocumentsUnavailable,
     DocumentSuperseded,
     EnrollmentInvalid,
     FactorNotAllowed,
     FactorNotChallengeable,
     FactorNotReady,
+    IdentityError,
     InvalidSignature,
     NotFound,
     PolicyInvalid,
@@ -133,7 +135,15 @@ class _Env:
     def submit_document(self, verification_id: str, document: Mapping[str, Any]) -> str:
         if self.s.documents is None:
             raise FactorNotChallengeable("no document verifier is configured")
-        reference = self.s.documents.submit(verification_id, document)
+        try:
+            reference = self.s.documents.submit(verification_id, document)
+        except IdentityError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a verifier's failure is one answer: retry later
+            raise DocumentsUnavailable(
+                "the document could not be submitted; try again shortly",
+                retry_after=getattr(exc, "retry_after", None),  # the verifier's breaker is open
+            ) from exc
         self.s.store.put_ref("doc", reference, verification_id, 86400)
         return reference
 

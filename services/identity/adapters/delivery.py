@@ -4,10 +4,8 @@ Every provider implements ``send(channel, to, message, meta) -> message id``
 and raises ``DeliveryFailed`` when the message could not be handed over
 (``DeliveryRejected`` when the provider answered and refused this message).
 
-``GuardedDelivery`` puts a circuit breaker, shared through Redis, in front of
-a provider: identity serves IVR status checks from the same sync workers, and a
-gateway that hangs would otherwise hold each of them for a whole retry budget
-(webhook: 4 tries of up to 5 s).
+``GuardedDelivery`` puts a circuit breaker (``breaker.py``) in front of a
+provider.
 """
 
 from __future__ import annotations
@@ -25,6 +23,8 @@ import uuid
 from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
+
+from services.identity.adapters.breaker import CircuitBreaker
 
 log = logging.getLogger("sb.identity.delivery")
 DEV_OUTBOX = "idn:dev:outbox"
@@ -177,97 +177,6 @@ class SmtpDelivery:
             log.warning("smtp delivery failed", extra={"error": type(exc).__name__})
             raise DeliveryFailed("the mail server did not accept the message") from exc
         return mid
-
-
-# KEYS: the breaker's hash. ARGV: probe_ms. -> 0: send; n > 0: refused, wait n ms.
-# Closed (no open_until): send. Open: refuse until open_until. After that, half-open:
-# one probe at a time is let through; a probe whose process died is replaced after
-# probe_ms. The server's clock, so hosts with skewed clocks agree.
-_BREAKER_ALLOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
-if open_until == 0 then return 0 end
-if now < open_until then return open_until - now end
-local probe = tonumber(redis.call('HGET', KEYS[1], 'probe') or '0')
-if probe > now then return math.min(probe - now, 1000) end
-redis.call('HSET', KEYS[1], 'probe', now + tonumber(ARGV[1]))
-return 0
-"""
-
-# KEYS: the breaker's hash. ARGV: ok (1/0), failures to open, open_ms, memory_ms.
-# -> 1: this failure opened (or re-opened) the breaker; 2: this success closed it; 0.
-# A success forgets every failure. Failures count while they come within memory_ms of
-# each other; a failed probe re-opens at once.
-_BREAKER_RESULT = """
-local was_open = redis.call('HEXISTS', KEYS[1], 'open_until') == 1
-if ARGV[1] == '1' then
-  redis.call('DEL', KEYS[1])
-  if was_open then return 2 end
-  return 0
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
-local opened = 0
-local probe_failed = open_until > 0 and now >= open_until
-if probe_failed or (open_until == 0 and failures >= tonumber(ARGV[2])) then
-  redis.call('HSET', KEYS[1], 'open_until', now + tonumber(ARGV[3]))
-  redis.call('HDEL', KEYS[1], 'probe')
-  opened = 1
-end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
-return opened
-"""
-
-
-class CircuitBreaker:
-    """Consecutive failures of one provider on one channel, counted by every process
-    through Redis: after ``failures`` in a row, sends are refused at once for
-    ``open_seconds``; then one probe at a time goes through, and its success closes
-    the breaker (its failure re-opens it)."""
-
-    def __init__(
-        self,
-        redis: Any,
-        name: str,
-        *,
-        failures: int = 5,
-        open_seconds: float = 30,
-        probe_seconds: float = 30,
-        memory_seconds: float = 300,
-    ) -> None:
-        self.key = f"idn:breaker:{name}"
-        self.name = name
-        self.failures = failures
-        self.open_ms = int(open_seconds * 1000)
-        self.probe_ms = int(probe_seconds * 1000)
-        self.memory_ms = int(memory_seconds * 1000)
-        self.r = redis
-        self._allow = redis.register_script(_BREAKER_ALLOW)
-        self._result = redis.register_script(_BREAKER_RESULT)
-
-    def allow(self) -> float:
-        """0: send now; otherwise the seconds to wait before trying again."""
-        return int(self._allow(keys=[self.key], args=[self.probe_ms])) / 1000
-
-    def is_open(self) -> bool:
-        """Refusing sends: open, or past its open time with a probe allowed through."""
-        return bool(self.r.hexists(self.key, "open_until"))
-
-    def record(self, ok: bool) -> None:
-        args = [1 if ok else 0, self.failures, self.open_ms, self.memory_ms]
-        changed = int(self._result(keys=[self.key], args=args))
-        if changed == 1:
-            log.warning(
-                "delivery breaker opened: sends refused for a while",
-                extra={"breaker": self.name, "open_seconds": self.open_ms / 1000},
-            )
-        elif changed == 2:
-            log.info(
-                "delivery breaker closed: the provider answers again", extra={"breaker": self.name}
-            )
 
 
 class GuardedDelivery:

@@ -12,6 +12,7 @@ the sandbox can also post that callback itself (``callback_url``).
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import urllib.request
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from services.identity.adapters.breaker import CircuitBreaker
 from services.identity.adapters.delivery import sign_body
 
 
@@ -67,3 +69,36 @@ class SandboxDocumentVerifier:
                 response.read()
         except OSError:
             pass  # the verification stays pending; a real provider would retry
+
+
+class VerifierUnavailable(Exception):
+    """Not tried: the verifier failed too often lately (its circuit breaker is open)."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(f"the document verifier is failing; retry in {self.retry_after} s")
+
+
+class GuardedDocuments:
+    """A document verifier behind a ``CircuitBreaker``: the same ``submit``, refused at
+    once with ``VerifierUnavailable`` while the verifier keeps failing. Everything
+    else is the verifier's own."""
+
+    def __init__(self, verifier: Any, breaker: CircuitBreaker) -> None:
+        self.verifier, self.breaker = verifier, breaker
+        self.name = verifier.name
+
+    def submit(self, verification_id: str, document: Mapping[str, Any]) -> str:
+        wait = self.breaker.allow()
+        if wait > 0:
+            raise VerifierUnavailable(math.ceil(wait))
+        try:
+            reference = self.verifier.submit(verification_id, document)
+        except Exception:
+            self.breaker.record(False)
+            raise
+        self.breaker.record(True)
+        return str(reference)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.verifier, name)

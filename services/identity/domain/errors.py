@@ -15,7 +15,8 @@ IdentityError
  ├── FactorNotAllowed       400  the factor does not count on this channel
  ├── DeviceNotTrustable     409  voice line, flagged fingerprint, unapproved verification
  ├── DocumentSuperseded     409  a result for a document that is no longer the current one
- └── DeliveryUnavailable    503  the delivery provider did not take the message
+ ├── DeliveryUnavailable    503  the delivery provider did not take the message
+ └── DocumentsUnavailable   503  the document verifier did not take the document
 """
 
 from __future__ import annotations
@@ -99,6 +100,14 @@ class FactorNotReady(IdentityError):
 
 class DocumentSuperseded(IdentityError):
     """A document result whose reference is not the verification's current submission."""
+
+
+class DocumentsUnavailable(IdentityError):
+    """The document verifier could not take the document (503, retry later)."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        self.retry_after = retry_after  # known when the verifier's breaker is open
+        super().__init__(message)
 
 
 class DeliveryUnavailable(IdentityError):

@@ -120,3 +120,37 @@ def test_a_rejection_from_the_plugged_verifier_does_not_satisfy_the_factor(
     assert r["status"] == "pending" and r["satisfied_factors"] == []
     assert r["remaining_attempts"] == 4
     assert callback(api, settings, "acme-unknown", "approved") == 404
+
+
+def test_a_failing_verifier_is_a_503_and_then_is_left_alone_for_a_while(
+    acme_installed: None,
+    make_settings: Callable[..., Settings],
+    headers: Callable[[str], dict[str, str]],
+) -> None:
+    app = create_app(
+        make_settings(
+            "identity",
+            IDENTITY_DOCUMENT_VERIFIER="acme",
+            IDENTITY_DELIVERY_BREAKER_FAILURES="2",
+            IDENTITY_DELIVERY_BREAKER_SECONDS="60",
+        )
+    )
+    api = Api(app.test_client(), headers)
+    guarded: Any = app.extensions["sb"].extras["identity"].documents
+    calls = []
+
+    def down(verification_id: str, document: Any) -> str:
+        calls.append(verification_id)
+        raise ConnectionError("the vendor is down")
+
+    guarded.verifier.submit = down
+    api.tier("docs", POLICY)
+    answers = []
+    for i in range(3):
+        vid = api.start(f"c-{i}", "web", tier="docs").json["verification_id"]
+        answers.append(api.challenge(vid, "document", document={"number": "P1"}))
+    assert [r.status_code for r in answers] == [503, 503, 503]
+    assert all(r.mimetype == "application/problem+json" for r in answers)
+    assert "Retry-After" not in answers[0].headers
+    assert 55 <= int(answers[2].headers["Retry-After"]) <= 60
+    assert len(calls) == 2  # the third was refused without calling the vendor
