@@ -58,6 +58,7 @@ import orjson
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from services.identity.domain.errors import StepTaken
 from services.identity.domain.lockout import FAILURE_CAP
 from shared.events import Event
 from shared.sealing import Sealer
@@ -299,18 +300,31 @@ if KEYS[3] then policies = redis.call('HGETALL', KEYS[3]) end
 return {tier, sessions, policies}
 """
 
+
 # KEYS: attempts, failures, lock, streak, satisfied set. ARGV: max_attempts, factor, ttl, cap.
 # A successful attempt: refund it, clear the failures and the streak, record the factor.
 # -> {remaining, [satisfied...]}
-_SETTLE_SUCCESS = """
-local limit = math.min(tonumber(ARGV[1]), tonumber(ARGV[4]))
-local a = tonumber(redis.call('GET', KEYS[1]) or '0')
-if a > 0 then redis.call('DECR', KEYS[1]) end
-redis.call('DEL', KEYS[2], KEYS[4])
-redis.call('SADD', KEYS[5], ARGV[2])
-redis.call('EXPIRE', KEYS[5], ARGV[3])
-return {limit - math.max(a - 1, 0), redis.call('SMEMBERS', KEYS[5])}
+def _settle_success_body(k: int, factor: str, ttl: str) -> str:
+    """Refund the attempt, clear failures and streak, record the factor: KEYS[k..k+4]
+    are the attempts, failures, lock, streak and satisfied set; ``factor`` and ``ttl``
+    are the Lua expressions of the factor and the set's TTL. Leaves the attempts read
+    in ``att``."""
+    return f"""
+local att = tonumber(redis.call('GET', KEYS[{k}]) or '0')
+if att > 0 then redis.call('DECR', KEYS[{k}]) end
+redis.call('DEL', KEYS[{k + 1}], KEYS[{k + 3}])
+redis.call('SADD', KEYS[{k + 4}], {factor})
+redis.call('EXPIRE', KEYS[{k + 4}], {ttl})
 """
+
+
+_SETTLE_SUCCESS = (
+    _settle_success_body(1, "ARGV[2]", "ARGV[3]")
+    + """
+local limit = math.min(tonumber(ARGV[1]), tonumber(ARGV[4]))
+return {limit - math.max(att - 1, 0), redis.call('SMEMBERS', KEYS[5])}
+"""
+)
 
 
 # The tail of a script that appends ``a.events`` (field lists) to the stream KEYS[n], if given.
@@ -341,22 +355,44 @@ redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('EXPIRE', KEYS[3], a.ttl)
 """ + _append_events(5)
 
+
 # KEYS: claim, session, customer's session set, verification hash, stats, durations[, stream].
 # ARGV[1]: JSON {session, ttl, fields, counters, duration, events: [[k, v, ...]], maxlen}.
 # Always stores the session and the verification state; the first caller for a
 # verification (the claim) also appends the events and counts the KPIs. One round trip.
-_APPROVE = """
+def _approve_body(k: int) -> str:
+    """KEYS[k..k+5]: claim, session, session set, verification, stats, durations."""
+    return f"""
 local a = cjson.decode(ARGV[1])
-local first = redis.call('SET', KEYS[1], '1', 'NX', 'EX', 3600)
-redis.call('SET', KEYS[2], a.session, 'EX', a.ttl)
-redis.call('SADD', KEYS[3], a.sid)
-redis.call('EXPIRE', KEYS[3], 172800)
-for k, v in pairs(a.fields) do redis.call('HSET', KEYS[4], k, v) end
+local first = redis.call('SET', KEYS[{k}], '1', 'NX', 'EX', 3600)
+redis.call('SET', KEYS[{k + 1}], a.session, 'EX', a.ttl)
+redis.call('SADD', KEYS[{k + 2}], a.sid)
+redis.call('EXPIRE', KEYS[{k + 2}], 172800)
+for k, v in pairs(a.fields) do redis.call('HSET', KEYS[{k + 3}], k, v) end
 if not first then return 0 end
-for name, n in pairs(a.counters) do redis.call('HINCRBY', KEYS[5], name, n) end
-redis.call('LPUSH', KEYS[6], a.duration)
-redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[2]) - 1)
-""" + _append_events(7)
+for name, n in pairs(a.counters) do redis.call('HINCRBY', KEYS[{k + 4}], name, n) end
+redis.call('LPUSH', KEYS[{k + 5}], a.duration)
+redis.call('LTRIM', KEYS[{k + 5}], 0, tonumber(ARGV[2]) - 1)
+"""
+
+
+_APPROVE = _approve_body(1) + _append_events(7)
+
+# The approving check of a TOTP code in one round trip: claim the code's time step (as
+# _ACCEPT_STEP), settle the successful attempt (as _SETTLE_SUCCESS), approve (as
+# _APPROVE). KEYS: the factor's last step, _SETTLE_SUCCESS's five, _APPROVE's six[,
+# stream]. ARGV: _APPROVE's two, then the step, the factor, the satisfied set's TTL.
+# -> -1 when the step was accepted before (nothing written), else _APPROVE's answer.
+_CLAIM_SETTLE_APPROVE = (
+    """
+local last = redis.call('GET', KEYS[1])
+if last and tonumber(last) >= tonumber(ARGV[3]) then return -1 end
+redis.call('SET', KEYS[1], ARGV[3])
+"""
+    + _settle_success_body(2, "ARGV[4]", "ARGV[5]")
+    + _approve_body(7)
+    + _append_events(13)
+)
 
 
 def _factor_aad(cid: str, fid: str) -> bytes:
@@ -413,6 +449,7 @@ class RedisStore:
         self._consume_code = redis.register_script(_CONSUME_CODE)
         self._status = redis.register_script(_STATUS)
         self._approve = redis.register_script(_APPROVE)
+        self._claim_settle_approve = redis.register_script(_CLAIM_SETTLE_APPROVE)
         self._create = redis.register_script(_CREATE)
         self._reseal = redis.register_script(_RESEAL)
 
@@ -662,6 +699,12 @@ class RedisStore:
 
     def accept_step(self, fid: str, step: int) -> bool:
         return bool(self._accept_step(keys=[totp_key(fid)], args=[step]))
+
+    def claims_with_approval(self, cid: str, vid: str, sid: str, fid: str) -> bool:
+        """Can ``commit_approval`` claim factor ``fid``'s step in the approval's script? On a
+        cluster only when every key is in the customer's slot (ids made here are)."""
+        shard = shard_of(cid)
+        return not self.cluster or all(shard_of_id(i) == shard for i in (vid, sid, fid))
 
     # -- verifications --------------------------------------------------------
     def create_verification(
@@ -1097,12 +1140,16 @@ class RedisStore:
         counters: Mapping[str, int],
         duration_ms: float | None,
         settle: tuple[str, int] | None = None,
+        claim: tuple[str, int] | None = None,
     ) -> bool:
         """Session and verification state, plus - for the first caller only - events and KPIs.
 
         One script call; returns True for the first caller of this verification. With
         ``settle`` (factor, max_attempts), the successful attempt that approves is settled
-        first (as ``settle_success``) in the same round trip.
+        first (as ``settle_success``) in the same round trip. With ``claim`` (TOTP factor
+        id, time step) as well, the step is accepted first (as ``accept_step``) and
+        nothing is written when it was accepted before: ``StepTaken``. Only where
+        ``claims_with_approval`` says the keys share a slot.
         """
         cid, sid = session["customer_id"], session["sid"]
         shard = shard_of(cid)
@@ -1128,6 +1175,15 @@ class RedisStore:
         if settle is None:
             return bool(self._approve(keys=keys, args=args))
         settle_keys, settle_args = self._settle_success_call(vid, cid, *settle)
+        if claim is not None:
+            fid, step = claim
+            answer = self._claim_settle_approve(
+                keys=[totp_key(fid), *settle_keys, *keys],
+                args=[*args, step, settle[0], VERIFICATION_TTL],
+            )
+            if int(answer) < 0:
+                raise StepTaken(fid)
+            return bool(answer)
         with self.r.pipeline(transaction=False) as pipe:
             # EVAL, not EVALSHA: a NOSCRIPT retry would settle the attempt twice.
             pipe.execute_command(

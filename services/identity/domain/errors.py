@@ -116,3 +116,8 @@ class DeliveryUnavailable(IdentityError):
     def __init__(self, message: str, retry_after: int | None = None) -> None:
         self.retry_after = retry_after  # known when the provider's breaker is open
         super().__init__(message)
+
+
+class StepTaken(Exception):
+    """Internal, never an answer: a TOTP time step this check would have used was accepted
+    by a concurrent one first, so this check failed (the replay guard)."""

@@ -84,6 +84,47 @@ def test_the_same_totp_code_submitted_ten_times_concurrently_is_accepted_once(
     assert all(r.body["status"] == "pending" for r in results)
 
 
+SOLO = {"min_factors": 1, "allowed_factors": ["totp"], "require_possession": False}
+
+
+def test_the_same_code_approving_ten_verifications_concurrently_approves_one(
+    api: Api, service: IdentityService, redis: Any
+) -> None:
+    # A one-factor tier: each check would approve, so the step is claimed in the
+    # approval's own script.
+    api.tier("solo", {**SOLO, "max_attempts": 20})
+    _, totp = api.enroll_totp("c-1")
+    vids = [api.start("c-1", "chat", tier="solo").json["verification_id"] for _ in range(10)]
+    code = totp.now()
+    results = in_parallel(10, lambda i: service.check(vids[i], {"factor": "totp", "code": code}))
+    statuses = sorted(r.body["status"] for r in results)
+    assert statuses == ["approved"] + ["pending"] * 9
+    refused = [r.body for r in results if r.body["status"] == "pending"]
+    # Each refusal is a failed attempt; consecutive failures are the customer's, so how many
+    # remain depends on how many of the others had failed already.
+    assert all(b["satisfied_factors"] == [] and b["remaining_attempts"] <= 19 for b in refused)
+    assert len(service.store.sessions_of("c-1")) == 1
+    types = [f["type"] for _, f in redis.xrange("sb:events:identity")]
+    assert types.count("identity.session.issued") == 1
+    assert types.count("identity.verification.failed") == 9
+
+
+def test_a_code_used_to_approve_fails_a_second_verification_and_writes_nothing(
+    api: Api, service: IdentityService
+) -> None:
+    api.tier("solo", SOLO)
+    _, totp = api.enroll_totp("c-1")
+    first, second = (api.start("c-1", "chat", tier="solo").json["verification_id"] for _ in "ab")
+    code = totp.now()
+    assert api.check(first, "totp", code=code).json["status"] == "approved"
+    # The plugin finds the code right; the step's claim, in the approval's script, does not.
+    again = api.check(second, "totp", code=code).json
+    assert again["status"] == "pending" and again["satisfied_factors"] == []
+    assert again["remaining_attempts"] == 4
+    assert len(service.store.sessions_of("c-1")) == 1
+    assert service.store.verification(second)["status"] == "pending"
+
+
 def test_a_time_step_is_accepted_once_and_never_an_older_one(redis: Any) -> None:
     store = RedisStore(redis)
     assert store.accept_step("f-1", 100)
