@@ -8,6 +8,8 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 
+from services.identity.bootstrap import OTP_CHANNELS
+
 log = logging.getLogger("sb.identity.metrics")
 
 
@@ -71,7 +73,7 @@ class KpiCollector:
             labels=["provider", "channel"],
         )
         try:
-            for channel in ("sms", "email", "voice"):
+            for channel in OTP_CHANNELS:
                 provider = self.service.delivery(channel)
                 breaker = getattr(provider, "breaker", None)
                 if breaker is not None:

@@ -10,18 +10,27 @@ at the IVR waiting. After some failures in a row, calls are refused at once.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 log = logging.getLogger("sb.identity.breaker")
+T = TypeVar("T")
+
+# The Redis server's clock in ms: hosts with skewed clocks agree on when a breaker opens.
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
 
 
 # KEYS: the breaker's hash. ARGV: probe_ms. -> 0: send; n > 0: refused, wait n ms.
 # Closed (no open_until): send. Open: refuse until open_until. After that, half-open:
 # one probe at a time is let through; a probe whose process died is replaced after
-# probe_ms. The server's clock, so hosts with skewed clocks agree.
-_BREAKER_ALLOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+# probe_ms.
+_BREAKER_ALLOW = (
+    _NOW
+    + """
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
 if open_until == 0 then return 0 end
 if now < open_until then return open_until - now end
@@ -30,20 +39,23 @@ if probe > now then return math.min(probe - now, 1000) end
 redis.call('HSET', KEYS[1], 'probe', now + tonumber(ARGV[1]))
 return 0
 """
+)
 
 # KEYS: the breaker's hash. ARGV: ok (1/0), failures to open, open_ms, memory_ms.
 # -> 1: this failure opened (or re-opened) the breaker; 2: this success closed it; 0.
 # A success forgets every failure. Failures count while they come within memory_ms of
 # each other; a failed probe re-opens at once.
-_BREAKER_RESULT = """
+_BREAKER_RESULT = (
+    """
 local was_open = redis.call('HEXISTS', KEYS[1], 'open_until') == 1
 if ARGV[1] == '1' then
   redis.call('DEL', KEYS[1])
   if was_open then return 2 end
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+    + _NOW
+    + """
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
 local opened = 0
@@ -56,6 +68,15 @@ end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
 return opened
 """
+)
+
+
+class BreakerOpen(Exception):
+    """Not tried: the service failed too often lately (its circuit breaker is open)."""
+
+    def __init__(self, what: str, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(f"{what} is failing; retry in {self.retry_after} s")
 
 
 class CircuitBreaker:
@@ -101,6 +122,27 @@ class CircuitBreaker:
                 extra={"breaker": self.name, "open_seconds": self.open_ms / 1000},
             )
         elif changed == 2:
-            log.info(
-                "delivery breaker closed: the provider answers again", extra={"breaker": self.name}
-            )
+            log.info("circuit breaker closed: the service answers", extra={"breaker": self.name})
+
+    def call(
+        self,
+        fn: Callable[[], T],
+        refused: Callable[[int], BreakerOpen],
+        healthy: tuple[type[BaseException], ...] = (),
+    ) -> T:
+        """``fn()`` unless the breaker is open (then ``refused(seconds to wait)`` is raised),
+        recording its outcome. ``healthy``: exceptions that show the service answered (it
+        refused this one call), so they count as a success."""
+        wait = self.allow()
+        if wait > 0:
+            raise refused(math.ceil(wait))
+        try:
+            result = fn()
+        except healthy:
+            self.record(True)
+            raise
+        except Exception:
+            self.record(False)
+            raise
+        self.record(True)
+        return result

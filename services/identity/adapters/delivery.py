@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import smtplib
 import time
 import urllib.error
@@ -24,7 +23,7 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
-from services.identity.adapters.breaker import CircuitBreaker
+from services.identity.adapters.breaker import BreakerOpen, CircuitBreaker
 
 log = logging.getLogger("sb.identity.delivery")
 DEV_OUTBOX = "idn:dev:outbox"
@@ -41,12 +40,11 @@ class DeliveryRejected(DeliveryFailed):
     gateway works, so the circuit breaker does not count it against it."""
 
 
-class GatewayUnavailable(DeliveryFailed):
+class GatewayUnavailable(DeliveryFailed, BreakerOpen):
     """Not tried: the provider failed too often lately (its circuit breaker is open)."""
 
     def __init__(self, retry_after: int) -> None:
-        self.retry_after = max(1, retry_after)
-        super().__init__(f"the delivery gateway is failing; retry in {self.retry_after} s")
+        BreakerOpen.__init__(self, "the delivery gateway", retry_after)
 
 
 class DevDelivery:
@@ -188,16 +186,9 @@ class GuardedDelivery:
         self.name = provider.name
 
     def send(self, channel: str, to: str, message: str, meta: Mapping[str, Any]) -> str:
-        wait = self.breaker.allow()
-        if wait > 0:
-            raise GatewayUnavailable(math.ceil(wait))
-        try:
-            mid = self.provider.send(channel, to, message, meta)
-        except DeliveryRejected:
-            self.breaker.record(True)  # the gateway answered: it works
-            raise
-        except Exception:
-            self.breaker.record(False)
-            raise
-        self.breaker.record(True)
+        mid = self.breaker.call(
+            lambda: self.provider.send(channel, to, message, meta),
+            GatewayUnavailable,
+            healthy=(DeliveryRejected,),  # the gateway answered: it works
+        )
         return str(mid)

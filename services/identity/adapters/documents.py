@@ -12,7 +12,6 @@ the sandbox can also post that callback itself (``callback_url``).
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 import urllib.request
@@ -20,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from services.identity.adapters.breaker import CircuitBreaker
+from services.identity.adapters.breaker import BreakerOpen, CircuitBreaker
 from services.identity.adapters.delivery import sign_body
 
 
@@ -71,12 +70,11 @@ class SandboxDocumentVerifier:
             pass  # the verification stays pending; a real provider would retry
 
 
-class VerifierUnavailable(Exception):
+class VerifierUnavailable(BreakerOpen):
     """Not tried: the verifier failed too often lately (its circuit breaker is open)."""
 
     def __init__(self, retry_after: int) -> None:
-        self.retry_after = max(1, retry_after)
-        super().__init__(f"the document verifier is failing; retry in {self.retry_after} s")
+        super().__init__("the document verifier", retry_after)
 
 
 class GuardedDocuments:
@@ -89,15 +87,9 @@ class GuardedDocuments:
         self.name = verifier.name
 
     def submit(self, verification_id: str, document: Mapping[str, Any]) -> str:
-        wait = self.breaker.allow()
-        if wait > 0:
-            raise VerifierUnavailable(math.ceil(wait))
-        try:
-            reference = self.verifier.submit(verification_id, document)
-        except Exception:
-            self.breaker.record(False)
-            raise
-        self.breaker.record(True)
+        reference = self.breaker.call(
+            lambda: self.verifier.submit(verification_id, document), VerifierUnavailable
+        )
         return str(reference)
 
     def __getattr__(self, name: str) -> Any:

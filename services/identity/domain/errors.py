@@ -102,20 +102,20 @@ class DocumentSuperseded(IdentityError):
     """A document result whose reference is not the verification's current submission."""
 
 
-class DocumentsUnavailable(IdentityError):
+class _DependencyUnavailable(IdentityError):
+    """An external service did not take the request (503, retry later)."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        self.retry_after = retry_after  # known when the service's circuit breaker is open
+        super().__init__(message)
+
+
+class DocumentsUnavailable(_DependencyUnavailable):
     """The document verifier could not take the document (503, retry later)."""
 
-    def __init__(self, message: str, retry_after: int | None = None) -> None:
-        self.retry_after = retry_after  # known when the verifier's breaker is open
-        super().__init__(message)
 
-
-class DeliveryUnavailable(IdentityError):
+class DeliveryUnavailable(_DependencyUnavailable):
     """The delivery provider could not hand the code over (503, retry later)."""
-
-    def __init__(self, message: str, retry_after: int | None = None) -> None:
-        self.retry_after = retry_after  # known when the provider's breaker is open
-        super().__init__(message)
 
 
 class StepTaken(Exception):
