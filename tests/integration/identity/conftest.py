@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import http.server
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyotp
@@ -108,3 +110,39 @@ def api(client: FlaskClient, headers: Callable[[str], dict[str, str]]) -> Api:
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+class Gateway(http.server.BaseHTTPRequestHandler):
+    """A stand-in SMS gateway: answers 503 to the first ``failures`` posts, then ``status``;
+    counts every post in ``posts`` and keeps the accepted ones (2xx) in ``received``."""
+
+    failures = 0
+    status = 202
+    posts = 0
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Gateway.posts += 1
+        if Gateway.failures > 0:
+            Gateway.failures -= 1
+            self.send_response(503)
+        else:
+            if Gateway.status < 300:
+                Gateway.received.append((dict(self.headers), body))
+            self.send_response(Gateway.status)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    """The URL of a fresh ``Gateway`` that accepts every post until a test says otherwise."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    Gateway.failures, Gateway.status, Gateway.posts, Gateway.received = 0, 202, 0, []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/sms"
+    server.shutdown()
+    server.server_close()

@@ -3,10 +3,8 @@ keeps failing stops costing a worker per code sent."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,33 +20,14 @@ from services.identity.adapters.delivery import (
 )
 from services.identity.app import create_app
 from shared.config import Settings
-from tests.integration.identity.conftest import Api
-
-
-class Gateway(http.server.BaseHTTPRequestHandler):
-    """An SMS gateway answering every post with ``status``; counts the posts."""
-
-    status = 503
-    posts = 0
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        self.rfile.read(int(self.headers["Content-Length"]))
-        Gateway.posts += 1
-        self.send_response(Gateway.status)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
+from tests.integration.identity.conftest import Api, Gateway
 
 
 @pytest.fixture
-def gateway() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    Gateway.status, Gateway.posts = 503, 0
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/sms"
-    server.shutdown()
-    server.server_close()
+def gateway(gateway: str) -> str:
+    """The shared stand-in gateway, down (503) until a test says otherwise."""
+    Gateway.status = 503
+    return gateway
 
 
 def guarded(redis: Any, url: str, failures: int = 3, open_seconds: float = 1) -> GuardedDelivery:

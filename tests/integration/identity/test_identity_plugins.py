@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import textwrap
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,7 +13,7 @@ from services.identity.adapters.delivery import DeliveryFailed, WebhookDelivery,
 from services.identity.app import create_app
 from services.identity.factors import load_registry
 from shared.config import Settings
-from tests.integration.identity.conftest import Api
+from tests.integration.identity.conftest import Api, Gateway
 
 PLUGIN = '''
 import hashlib, hmac
@@ -140,37 +137,6 @@ def test_a_plugged_possession_factor_satisfies_require_possession(
     assert knowledge_only["available_factors"] == ["hwtoken"]
     approved = api.check(vid, "hwtoken", code="HW-778").json
     assert approved["status"] == "approved" and approved["satisfied_factors"] == ["pin", "hwtoken"]
-
-
-class Gateway(http.server.BaseHTTPRequestHandler):
-    """A stand-in SMS gateway: fails the first `failures` posts, then records them."""
-
-    failures = 0
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if Gateway.failures > 0:
-            Gateway.failures -= 1
-            self.send_response(503)
-        else:
-            Gateway.received.append((dict(self.headers), body))
-            self.send_response(202)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def gateway() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    Gateway.received, Gateway.failures = [], 0
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/sms"
-    server.shutdown()
-    server.server_close()
 
 
 def test_the_webhook_signs_its_posts_and_retries_server_errors(gateway: str) -> None:
