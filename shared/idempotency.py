@@ -53,7 +53,10 @@ WAIT_SECONDS = 10.0
 NOT_STORED = {401, 403, 429}
 REPLAYED_HEADERS = ("Content-Type", "Location", "Retry-After")
 KEY_SECRET = "SB_INTERNAL_API_KEY"  # the secret every service already holds
-SUBJECT_FIELDS = ("id", "profile_id", "customer_id")
+# Who a stored response is about, wherever it names them: a merge's answer names its
+# source, an unmerge's holds both profiles nested (erasing either must forget it).
+SUBJECT_FIELDS = ("id", "profile_id", "customer_id", "source_id", "survivor_id")
+SUBJECT_DEPTH = 3
 SUBJECT_PREFIX = "sb:idem:subject:"
 
 # Release the claim only if it is still ours (a slow request's claim may have
@@ -219,12 +222,26 @@ def _subjects(response: Response) -> set[str]:
     if response.is_json:
         bodies.append(response.get_json(silent=True))
     for body in bodies:
-        if isinstance(body, dict):
-            for name in SUBJECT_FIELDS:
-                value = body.get(name)
-                if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-                    found.add(str(value))
+        _collect_subjects(body, found, SUBJECT_DEPTH)
     return found
+
+
+def _collect_subjects(body: Any, found: set[str], depth: int) -> None:
+    if depth <= 0:
+        return
+    if isinstance(body, list):
+        for item in body:
+            _collect_subjects(item, found, depth - 1)
+        return
+    if not isinstance(body, dict):
+        return
+    for name in SUBJECT_FIELDS:
+        value = body.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            found.add(str(value))
+    for value in body.values():
+        if isinstance(value, dict | list):
+            _collect_subjects(value, found, depth - 1)
 
 
 def _before() -> Response | None:

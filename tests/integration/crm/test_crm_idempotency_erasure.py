@@ -39,3 +39,49 @@ def test_erasure_leaves_no_trace_of_an_idempotent_creation(
     again = client.post("/v1/profiles", json=body, headers=h)
     assert "Idempotent-Replayed" not in again.headers
     assert again.status_code == 201 and again.json["id"] != profile_id
+
+
+def test_erasing_a_merge_source_forgets_the_merge_and_unmerge_answers(
+    client: FlaskClient, headers: Callable[[str], dict[str, str]], redis: Any
+) -> None:
+    agent = headers("agent")
+    survivor = client.post(
+        "/v1/profiles",
+        json={"name": "Survivor", "identifiers": [{"type": "phone", "value": "13900139000"}]},
+        headers=headers("channel"),
+    ).json
+    source = client.post(
+        "/v1/profiles",
+        json={"name": NAME, "identifiers": [{"type": "email", "value": EMAIL}]},
+        headers=headers("channel"),
+    ).json
+    merge = {"source_id": source["id"]}
+    merge_h = {**agent, "Idempotency-Key": "merge-xiaoming"}
+    merged = client.post(f"/v1/profiles/{survivor['id']}/merge", json=merge, headers=merge_h)
+    assert merged.status_code == 200, merged.json
+    unmerge = {"merge_id": merged.json["merge_id"]}
+    unmerge_h = {**agent, "Idempotency-Key": "unmerge-xiaoming"}
+    unmerged = client.post(
+        f"/v1/profiles/{survivor['id']}/unmerge", json=unmerge, headers=unmerge_h
+    )
+    assert unmerged.status_code == 200, unmerged.json
+    # Both answers carry the source's personal data, and both replay.
+    assert EMAIL in merged.text and NAME in unmerged.text
+    assert (
+        client.post(
+            f"/v1/profiles/{survivor['id']}/unmerge", json=unmerge, headers=unmerge_h
+        ).headers.get("Idempotent-Replayed")
+        == "true"
+    )
+
+    assert (
+        client.delete(f"/v1/profiles/{source['id']}", headers=headers("admin")).status_code == 204
+    )
+
+    for path, body, h in (
+        (f"/v1/profiles/{survivor['id']}/merge", merge, merge_h),
+        (f"/v1/profiles/{survivor['id']}/unmerge", unmerge, unmerge_h),
+    ):
+        again = client.post(path, json=body, headers=h)
+        assert "Idempotent-Replayed" not in again.headers, path
+        assert NAME not in again.text and EMAIL not in again.text, path
