@@ -131,4 +131,6 @@ def normalise_phone(raw: str, region: str) -> str:
         raise InvalidIdentifier(f"{text!r} is not a phone number") from None
     if not phonenumbers.is_possible_number(number):
         raise InvalidIdentifier(f"{text!r} is not a possible phone number")
+    if number.national_number == 0:  # "+86 000 0000 0000": zeros behind a country code
+        raise JunkIdentifier(f"{text!r} is a placeholder")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

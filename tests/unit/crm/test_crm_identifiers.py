@@ -80,6 +80,14 @@ def test_junk_values_are_refused_for_every_type(type_: str, raw: str) -> None:
         POLICY.normalise(type_, raw)
 
 
+@pytest.mark.parametrize(
+    "raw", ["+86 000 0000 0000", "+1 000 000 0000", "0086 0000 0000", "(+86)000-0000-0000"]
+)
+def test_zeros_behind_a_country_code_are_a_placeholder_phone(raw: str) -> None:
+    with pytest.raises(JunkIdentifier):
+        POLICY.normalise("phone", raw)
+
+
 def test_the_junk_list_is_configurable() -> None:
     policy = IdentifierPolicy(extra_junk=("guest",))
     with pytest.raises(JunkIdentifier):
