@@ -28,7 +28,7 @@ from services.crm.domain.errors import (
     ProfileNotFound,
     ResolutionConflict,
 )
-from services.crm.domain.identifiers import Identifier, IdentifierPolicy
+from services.crm.domain.identifiers import Identifier, IdentifierPolicy, name_key
 from services.crm.domain.merge import (
     ProfileValues,
     check_mergeable,
@@ -191,7 +191,7 @@ class CrmService:
             "status": "active",
             "merged_into": None,
             "name": name,
-            "name_key": name.casefold() if name else None,
+            "name_key": name_key(name),
             "tier": fields.get("tier") or self.config.default_tier,
             "language": fields.get("language"),
             "attributes": dict(fields.get("attributes") or {}),
@@ -305,7 +305,7 @@ class CrmService:
                 if name in changes and changes[name] != row[name]:
                     values[name] = changes[name]
             if "name" in values:
-                values["name_key"] = values["name"].casefold() if values["name"] else None
+                values["name_key"] = name_key(values["name"])
             if "attributes" in changes:
                 attributes = dict(row["attributes"] or {})
                 for key, value in changes["attributes"].items():
@@ -357,7 +357,7 @@ class CrmService:
 
         def work(tx: Tx) -> list[dict[str, Any]]:
             rows = tx.search_profiles(
-                name_prefix=term.casefold() if term else None,
+                name_prefix=name_key(term),
                 identifiers=idents,
                 tier=tier,
                 after=after,
@@ -418,7 +418,7 @@ class CrmService:
             name = plan.result.name
             tx.update_profile(
                 survivor_id,
-                {**after, "name_key": name.casefold() if name else None, "updated_at": now},
+                {**after, "name_key": name_key(name), "updated_at": now},
             )
             tx.update_profile(
                 source_id, {"status": "merged", "merged_into": survivor_id, "updated_at": now}
@@ -527,7 +527,7 @@ class CrmService:
                 survivor_id,
                 {
                     **after,
-                    "name_key": restored.name.casefold() if restored.name else None,
+                    "name_key": name_key(restored.name),
                     "updated_at": now,
                 },
             )
@@ -537,7 +537,7 @@ class CrmService:
                     "status": "active",
                     "merged_into": None,
                     "name": back.name,
-                    "name_key": back.name.casefold() if back.name else None,
+                    "name_key": name_key(back.name),
                     "tier": back.tier,
                     "language": back.language,
                     "attributes": dict(back.attributes),

@@ -93,6 +93,8 @@ class IdentifierPolicy:
                 raise InvalidIdentifier(f"{type_} value must not contain spaces or control chars")
         if self.is_junk(value):
             raise JunkIdentifier(f"{type_} value {raw.strip()!r} is a placeholder")
+        if len(value) > MAX_VALUE_LENGTH:  # lower-casing can lengthen: "İ" -> "i̇"
+            raise InvalidIdentifier(f"{type_} value must be at most 200 characters once normalised")
         return Identifier(type_, value)
 
     def normalise_all(self, pairs: Iterable[tuple[str, str]]) -> list[Identifier]:
@@ -111,6 +113,13 @@ class IdentifierPolicy:
             except InvalidIdentifier:
                 continue
         return found
+
+
+def name_key(name: str | None) -> str | None:
+    """A name's search key: case-folded and cut to the stored key's length (folding can
+    lengthen a name, "ß" -> "ss"); a search term is keyed the same way, so it still
+    finds the name it is a prefix of."""
+    return name.casefold()[:MAX_VALUE_LENGTH] if name else None
 
 
 _PHONE_CHARS = re.compile(r"^[0-9+()\-.\s/]+$")

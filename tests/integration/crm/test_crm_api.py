@@ -327,6 +327,26 @@ def test_malformed_bodies_are_400_with_the_field_named(
     assert response.status_code == 400 and response.json["errors"]
 
 
+def test_values_that_lengthen_when_folded_are_stored_or_refused_never_500(
+    client: FlaskClient, headers: Headers
+) -> None:
+    # "ß" folds to "ss" and "ﬃ" to "ffi": the search key outgrows the name's 200 characters.
+    created = make_profile(client, headers, name="ß" * 150)
+    assert created["name"] == "ß" * 150
+    found = client.get("/v1/profiles", query_string={"q": "SS" * 3}, headers=headers("agent"))
+    assert [p["id"] for p in found.json["items"]] == [created["id"]]
+    patched = client.patch(
+        f"/v1/profiles/{created['id']}", json={"name": "ﬃ" * 100}, headers=headers("agent")
+    )
+    assert patched.status_code == 200 and patched.json["name"] == "ﬃ" * 100
+    # Lower-cased, "İ" is two characters: this address is 202 once normalised.
+    email = {"type": "email", "value": "İ" * 95 + "@example.com"}
+    for path in ("/v1/profiles", "/v1/profiles/resolve"):
+        answer = client.post(path, json={"identifiers": [email]}, headers=headers("channel"))
+        assert answer.status_code == 400, (path, answer.json)
+        assert answer.json["status"] == 400
+
+
 def test_patching_a_profile_sets_and_removes_attributes(
     client: FlaskClient, headers: Headers
 ) -> None:

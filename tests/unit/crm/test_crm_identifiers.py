@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.crm.domain.errors import InvalidIdentifier, JunkIdentifier
-from services.crm.domain.identifiers import Identifier, IdentifierPolicy
+from services.crm.domain.identifiers import Identifier, IdentifierPolicy, name_key
 
 POLICY = IdentifierPolicy()
 
@@ -86,6 +86,12 @@ def test_junk_values_are_refused_for_every_type(type_: str, raw: str) -> None:
 def test_zeros_behind_a_country_code_are_a_placeholder_phone(raw: str) -> None:
     with pytest.raises(JunkIdentifier):
         POLICY.normalise("phone", raw)
+
+
+def test_a_name_key_is_folded_and_fits_its_column_and_prefixes_still_match() -> None:
+    assert name_key("Zhang WEI") == "zhang wei" and name_key("") is None
+    assert name_key("ß" * 150) == "ss" * 100  # cut to the column, as a search term is
+    assert name_key("ß" * 20) == "ss" * 20
 
 
 def test_the_junk_list_is_configurable() -> None:
