@@ -264,9 +264,14 @@ class CrmService:
                 if not decision.missing:  # the hot path: one query in all
                     held = holders[decision.profile_id]
                     return self._view(tx, held["row"], held["identifiers"]), False, ()
-                if decision.missing:
-                    tx.insert_identifiers(decision.profile_id, decision.missing)
-                    kinds = ", ".join(sorted({i.type for i in decision.missing}))
+                # A recently erased customer's identifier is not attached in passing (it
+                # may be a recycled number): only PATCH, an explicit act, attaches it.
+                digests = {self._digest(i): i for i in decision.missing}
+                blocked = tx.suppressed(list(digests), self.clock())
+                missing = [i for d, i in digests.items() if d not in blocked]
+                if missing:
+                    tx.insert_identifiers(decision.profile_id, missing)
+                    kinds = ", ".join(sorted({i.type for i in missing}))
                     self._timeline(
                         tx, decision.profile_id, "profile.identifiers_added", f"added {kinds}"
                     )

@@ -13,7 +13,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    func,
     insert,
     literal,
     or_,
@@ -453,15 +452,16 @@ class SqlTx:
             if done.rowcount == 0:
                 self.conn.execute(insert(t.suppressions).values(digest=digest, until=until))
 
-    def suppressed(self, digests: Sequence[str], now: datetime) -> bool:
+    def suppressed(self, digests: Sequence[str], now: datetime) -> set[str]:
+        """The ``digests`` still suppressed at ``now``."""
         if not digests:
-            return False
-        found = self.conn.execute(
-            select(func.count())
-            .select_from(t.suppressions)
-            .where(t.suppressions.c.digest.in_(list(digests)), t.suppressions.c.until > now)
-        ).scalar_one()
-        return bool(found)
+            return set()
+        rows = self.conn.execute(
+            select(t.suppressions.c.digest).where(
+                t.suppressions.c.digest.in_(list(digests)), t.suppressions.c.until > now
+            )
+        ).all()
+        return {r.digest for r in rows}
 
     # -- events -------------------------------------------------------------------
     def emit(self, event: Event) -> None:

@@ -306,6 +306,33 @@ def test_erased_identifiers_are_not_silently_recreated(
     assert created
 
 
+def test_resolve_does_not_attach_an_erased_identifier_to_another_profile(
+    crm: CrmService, profile: dict[str, Any]
+) -> None:
+    other = crm.create_profile([{"type": "app_user_id", "value": "u-other"}], {})
+    crm.erase(profile["id"])
+    for create in (False, True):
+        found, created = crm.resolve(
+            [
+                {"type": "app_user_id", "value": "u-other"},
+                {"type": "phone", "value": "13800138000"},
+                {"type": "email", "value": "other@example.com"},
+            ],
+            create=create,
+        )
+        assert found["id"] == other["id"] and not created
+        # The erased phone stays detached; the address nobody erased is attached.
+        assert {(i["type"], i["value"]) for i in found["identifiers"]} == {
+            ("app_user_id", "u-other"),
+            ("email", "other@example.com"),
+        }
+    # Attaching it is an explicit act.
+    patched = crm.update_profile(
+        other["id"], {"identifiers": [{"type": "phone", "value": "13800138000"}]}
+    )
+    assert ("phone", "+8613800138000") in {(i["type"], i["value"]) for i in patched["identifiers"]}
+
+
 def test_the_outbox_relays_every_event_exactly_once(
     crm: CrmService, engine: Engine, redis: Any
 ) -> None:
