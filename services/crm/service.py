@@ -124,6 +124,20 @@ class CrmService:
             raise ProfileMoved(profile_id, row["id"])
         return row
 
+    def _locked(self, tx: Tx, profile_id: str, *, follow: bool = False) -> dict[str, Any]:
+        """The live profile, read under its writers' lock. Read before the lock, a merge
+        committing in between would let the write land on the merged-away tombstone,
+        where the survivor's view, timeline and lookups never see it. ``follow``: a
+        tombstone's id stands for its survivor (locked in its place)."""
+        for _ in range(MAX_ATTEMPTS):
+            row = self._live_or_survivor(tx, profile_id) if follow else self._live(tx, profile_id)
+            tx.lock_profile(row["id"])
+            fresh = tx.get_profile(row["id"])
+            if fresh is not None and fresh["status"] == "active":
+                return fresh
+            # Merged or erased before the lock was ours: look again from the id given.
+        raise Contention(f"profile {profile_id} kept changing")
+
     def _live_or_survivor(self, tx: Tx, profile_id: str) -> dict[str, Any]:
         """For writes: a tombstone's id stands for its survivor."""
         try:
@@ -264,6 +278,12 @@ class CrmService:
                 if not decision.missing:  # the hot path: one query in all
                     held = holders[decision.profile_id]
                     return self._view(tx, held["row"], held["identifiers"]), False, ()
+                # Under the profile's lock: a merge taking it since the read is retried
+                # (the identifiers then resolve to the survivor), not written past.
+                tx.lock_profile(decision.profile_id)
+                locked = tx.get_profile(decision.profile_id)
+                if locked is None or locked["status"] != "active":
+                    raise Contention(f"profile {decision.profile_id} changed meanwhile")
                 # A recently erased customer's identifier is not attached in passing (it
                 # may be a recycled number): only PATCH, an explicit act, attaches it.
                 digests = {self._digest(i): i for i in decision.missing}
@@ -275,9 +295,7 @@ class CrmService:
                     self._timeline(
                         tx, decision.profile_id, "profile.identifiers_added", f"added {kinds}"
                     )
-                row = tx.get_profile(decision.profile_id)
-                assert row is not None
-                return self._view(tx, row), False, ()
+                return self._view(tx, locked), False, ()
             if tx.suppressed([self._digest(i) for i in idents], self.clock()):
                 raise IdentifierSuppressed(
                     "an identifier belongs to a recently erased customer; "
@@ -301,10 +319,7 @@ class CrmService:
 
     def update_profile(self, profile_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         def work(tx: Tx) -> dict[str, Any]:
-            self._live(tx, profile_id)
-            tx.lock_profile(profile_id)
-            row = tx.get_profile(profile_id)
-            assert row is not None
+            row = self._locked(tx, profile_id)
             values: dict[str, Any] = {}
             for name in ("name", "tier", "language"):
                 if name in changes and changes[name] != row[name]:
@@ -602,7 +617,7 @@ class CrmService:
 
     def add_interaction(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         def work(tx: Tx) -> dict[str, Any]:
-            profile = self._live_or_survivor(tx, fields["profile_id"])
+            profile = self._locked(tx, fields["profile_id"], follow=True)
             case_id = fields.get("case_id")
             if case_id:
                 case = tx.get_case(case_id)
@@ -647,9 +662,9 @@ class CrmService:
         found = self.config.classifier.classify(subject, description)
 
         def work(tx: Tx) -> tuple[dict[str, Any], bool]:
-            profile = self._live_or_survivor(tx, fields["profile_id"])
+            # Locked: two contacts at once cannot both open a case.
+            profile = self._locked(tx, fields["profile_id"], follow=True)
             pid, channel, now = profile["id"], fields["channel"], self.clock()
-            tx.lock_profile(pid)  # two contacts at once cannot both open a case
             summaries = [
                 case_rules.CaseSummary(
                     c["id"], c["category"], c["channel"], c["status"], c["created_at"]
@@ -900,12 +915,14 @@ class CrmService:
             return False
 
         def work(tx: Tx) -> bool:
-            if tx.seen_event(event.id, self.clock()):
-                return False
             try:
-                profile = self._live_or_survivor(tx, customer_id)
+                # Locked before anything is written: a merge committing after the
+                # read would otherwise leave the item on the tombstone's timeline.
+                profile = self._locked(tx, customer_id, follow=True)
             except ProfileNotFound:
                 return False  # not a customer we know (or erased): nothing to show
+            if tx.seen_event(event.id, self.clock()):
+                return False
             self._timeline(
                 tx,
                 profile["id"],
