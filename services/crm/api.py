@@ -31,7 +31,14 @@ from shared.errors import (
     TooManyRequests,
 )
 from shared.kpis import WindowArgs
-from shared.pagination import decode_cursor, encode_cursor, page_schema
+from shared.pagination import (
+    cursor_int,
+    cursor_str,
+    cursor_time,
+    decode_cursor,
+    encode_cursor,
+    page_schema,
+)
 
 blp = Blueprint("crm", __name__, url_prefix="/v1", description="Switchboard CRM API")
 
@@ -121,12 +128,6 @@ def _page(items: list[Any], limit: int, cursor: dict[str, Any] | None) -> dict[s
     return {"items": items[:limit], "next_cursor": encode_cursor(cursor) if cursor else None}
 
 
-def _bad_cursor() -> BadRequest:
-    return BadRequest(
-        "the cursor is not one this service issued", errors={"cursor": ["Invalid cursor."]}
-    )
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -171,9 +172,7 @@ def resolve_profile(body: dict[str, Any]) -> Any:
 def search_profiles(args: dict[str, Any]) -> Any:
     """Search by name prefix or any identifier; filter by tier."""
     position = decode_cursor(args.get("cursor"))
-    after = position.get("after") if position else None
-    if position is not None and not isinstance(after, str):
-        raise _bad_cursor()
+    after = cursor_str(position, "after") if position is not None else None
     limit = args["limit"]
     items = crm().search(q=args.get("q"), tier=args.get("tier"), after=after, limit=limit + 1)
     more = {"after": items[limit - 1]["id"]} if len(items) > limit else None
@@ -231,9 +230,7 @@ def unmerge_profiles(body: dict[str, Any], profile_id: str) -> Any:
 def merge_candidates(args: dict[str, Any]) -> Any:
     """Pairs of profiles that one resolve request named together (409s)."""
     position = decode_cursor(args.get("cursor"))
-    after = position.get("after") if position else None
-    if position is not None and not isinstance(after, int):
-        raise _bad_cursor()
+    after = cursor_int(position, "after") if position is not None else None
     limit = args["limit"]
     items = crm().merge_candidates(after=after, limit=limit + 1)
     more = {"after": items[limit - 1]["id"]} if len(items) > limit else None
@@ -249,10 +246,7 @@ def timeline(args: dict[str, Any], profile_id: str) -> Any:
     position = decode_cursor(args.get("cursor"))
     before = None
     if position is not None:
-        try:
-            before = (datetime.fromisoformat(position["at"]), int(position["id"]))
-        except (KeyError, TypeError, ValueError):
-            raise _bad_cursor() from None
+        before = (cursor_time(position, "at"), cursor_int(position, "id"))
     limit = args["limit"]
     items = crm().timeline(profile_id, before=before, limit=limit + 1)
     more = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Response, request
@@ -12,7 +13,13 @@ from services.identity.service import IdentityService
 from shared.app import Blueprint, ctx, problem_response
 from shared.auth import current_client, require_scope
 from shared.errors import PROBLEM_BASE, ProblemError
-from shared.pagination import PageArgs, decode_cursor, encode_cursor
+from shared.pagination import (
+    PageArgs,
+    bad_cursor,
+    cursor_str,
+    decode_cursor,
+    encode_cursor,
+)
 
 blp = Blueprint("identity", __name__, url_prefix="/v1", description="Switchboard Identity API")
 wk = Blueprint("well-known", __name__, url_prefix="/.well-known", description="Public keys")
@@ -86,6 +93,18 @@ def _check_id(value: str, name: str = "customer_id") -> str:
     return value
 
 
+_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+
+
+def _stream_id(text: str) -> str:
+    """An audit cursor holds an entry id: two 64-bit numbers above 0-0 (Redis refuses
+    anything else in the exclusive bound of XREVRANGE, and that would be a 500)."""
+    match = _STREAM_ID.fullmatch(text)
+    if not match or max(map(int, match.groups())) >= 2**64 or text == "0-0":
+        raise bad_cursor()
+    return text
+
+
 def _page(items: list[dict[str, Any]], args: dict[str, Any], key: str) -> dict[str, Any]:
     after = (decode_cursor(args.get("cursor")) or {}).get("after")
     rows = [i for i in items if after is None or str(i[key]) > str(after)]
@@ -140,7 +159,8 @@ def delete_tier(tier: str) -> None:
 @require_scope("admin")
 def audit(args: dict[str, Any]) -> dict[str, Any]:
     """Policy changes, newest first: who, when, before, after."""
-    before = (decode_cursor(args.get("cursor")) or {}).get("before")
+    position = decode_cursor(args.get("cursor"))
+    before = _stream_id(cursor_str(position, "before")) if position is not None else None
     items, last = svc().store.audit(args["limit"], before)  # type: ignore[attr-defined]
     return {"items": items, "next_cursor": encode_cursor({"before": last}) if last else None}
 

@@ -27,7 +27,7 @@ from shared.app import Blueprint, ctx
 from shared.auth import require_scope
 from shared.errors import BadRequest
 from shared.kpis import WindowArgs
-from shared.pagination import PageArgs, decode_cursor, encode_cursor
+from shared.pagination import PageArgs, cursor_str, decode_cursor, encode_cursor
 
 blp = Blueprint("routing", __name__, url_prefix="/v1", description="Switchboard Routing API")
 
@@ -193,10 +193,8 @@ def kpi_stats(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, AgentPageSchema)
 def agent_stats(args: dict[str, Any]) -> dict[str, Any]:
     """Every agent with status, load and occupancy (paginated by agent id)."""
-    position = decode_cursor(args["cursor"]) or {}
-    after = position.get("after", "")
-    if not isinstance(after, str):
-        raise BadRequest("the cursor is not one this service issued")
+    position = decode_cursor(args["cursor"])
+    after = cursor_str(position, "after") if position is not None else ""
     items, last = service().agent_stats(after, args["limit"])
     return {"items": items, "next_cursor": encode_cursor({"after": last}) if last else None}
 

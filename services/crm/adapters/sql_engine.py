@@ -26,13 +26,20 @@ def normalise_url(url: str) -> str:
 
 def make_engine(url: str, *, pool_size: int = 8, autocommit: bool = False) -> Engine:
     """``autocommit``: an engine for reads only; on PostgreSQL its connections never
-    send BEGIN/COMMIT. (pysqlite never begins a transaction for a SELECT anyway.)"""
+    send BEGIN/COMMIT. (pysqlite never begins a transaction for a SELECT anyway.)
+
+    ``hide_parameters``: a database error's message leaves out the bound values, which
+    are customer names and identifiers, so the logged traceback of a 500 holds none."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            hide_parameters=True,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -50,4 +57,11 @@ def make_engine(url: str, *, pool_size: int = 8, autocommit: bool = False) -> En
     options: dict[str, Any] = (
         {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
     )
-    return create_engine(url, pool_size=pool_size, max_overflow=16, pool_recycle=1800, **options)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=16,
+        pool_recycle=1800,
+        hide_parameters=True,
+        **options,
+    )

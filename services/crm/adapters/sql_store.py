@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,6 +129,12 @@ def _row(mapping: Any) -> dict[str, Any]:
     return dict(mapping._mapping)
 
 
+# The service mints ids ("p-<hex>", "c-<hex>") without control characters; one in a
+# key (a path id) names no row, and must not reach the database: PostgreSQL refuses a
+# NUL in text outright, and neither driver can encode a lone surrogate.
+_NOT_AN_ID = re.compile(r"[\x00-\x1f\ud800-\udfff]")
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -138,6 +145,8 @@ class SqlTx:
 
     # -- profiles -----------------------------------------------------------------
     def get_profile(self, profile_id: str) -> dict[str, Any] | None:
+        if _NOT_AN_ID.search(profile_id):
+            return None
         row = self.conn.execute(_PROFILE_BY_ID, {"profile_id": profile_id}).first()
         return _row(row) if row else None
 
@@ -149,6 +158,8 @@ class SqlTx:
 
     def lock_profile(self, profile_id: str) -> None:
         """Serialise writers of one profile: a row lock on PostgreSQL, the write lock on SQLite."""
+        if _NOT_AN_ID.search(profile_id):
+            return  # no such row to lock
         self.conn.execute(
             update(t.profiles)
             .where(t.profiles.c.id == profile_id)
@@ -331,6 +342,8 @@ class SqlTx:
         return 1
 
     def lock_case(self, case_id: str) -> None:
+        if _NOT_AN_ID.search(case_id):
+            return  # no such row to lock; get_case then finds none
         self.conn.execute(
             update(t.cases).where(t.cases.c.id == case_id).values(updated_at=t.cases.c.updated_at)
         )
@@ -339,6 +352,8 @@ class SqlTx:
         self.conn.execute(insert(t.cases).values(**row))
 
     def get_case(self, case_id: str) -> dict[str, Any] | None:
+        if _NOT_AN_ID.search(case_id):
+            return None
         row = self.conn.execute(_CASE_BY_ID, {"case_id": case_id}).first()
         return _row(row) if row else None
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.pagination import encode_cursor
 from tests.integration.identity.conftest import GOLD, Api
 
 
@@ -50,3 +51,13 @@ def test_unknown_fields_and_wrong_types_are_rejected(api: Api) -> None:
 def test_policies_need_the_admin_scope(api: Api) -> None:
     assert api.call("PUT", "/v1/admin/tiers/gold", "channel", json=GOLD).status_code == 403
     assert api.c.get("/v1/admin/tiers").status_code == 401
+
+
+def test_a_forged_audit_cursor_is_a_400(api: Api) -> None:
+    """Only an entry id the audit issued reaches XREVRANGE: anything else was a 500."""
+    api.tier("gold", GOLD)
+    for before in ("garbage", True, {"a": 1}, "\ud800", "0-0", f"{2**64}-1", "١-1"):
+        cursor = encode_cursor({"before": before})
+        r = api.call("GET", f"/v1/admin/audit?cursor={cursor}", "admin")
+        assert r.status_code == 400, (before, r.json)
+        assert r.json["detail"] == "the cursor is not one this service issued"

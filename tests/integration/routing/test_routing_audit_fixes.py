@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from services.routing.app import create_app
 from services.routing.domain.model import InvalidTransition
 from services.routing.service import RoutingService
+from shared.pagination import encode_cursor
 
 from .conftest import Clock, events
 
@@ -149,3 +151,13 @@ def test_a_long_poll_without_offers_answers_empty_after_its_wait(
     started = time.monotonic()
     assert service.wait_for_offers("a1", 0.5) == []
     assert 0.4 < time.monotonic() - started < 3
+
+
+def test_a_forged_agent_stats_cursor_is_a_400(make_settings: Any, headers: Any) -> None:
+    """A lone surrogate in the cursor could not be sent to Redis: it was a 500."""
+    client = create_app(make_settings("routing")).test_client()
+    for after in ("\ud800", "a\u0000", True):
+        cursor = encode_cursor({"after": after})
+        r = client.get(f"/v1/stats/agents?cursor={cursor}", headers=headers("admin"))
+        assert r.status_code == 400, (after, r.json)
+        assert r.json["detail"] == "the cursor is not one this service issued"
