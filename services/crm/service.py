@@ -693,13 +693,29 @@ class CrmService:
                     "updated_at": now,
                 }
                 tx.update_case(case["id"], changes)
+                # The contact itself, in the customer's own words: the case keeps its
+                # first description, and this one must not be lost with the request.
+                contact = {
+                    "id": "i-" + uuid.uuid4().hex,
+                    "profile_id": pid,
+                    "channel": channel,
+                    "direction": "inbound",
+                    "summary": f"{subject}\n\n{description}" if description else subject,
+                    "case_id": case["id"],
+                    "at": now,
+                }
+                tx.insert_interaction(contact)
                 self._timeline(
                     tx,
                     pid,
                     "case.contact_added",
-                    f"{case['case_number']}: new contact on {channel}: {subject}",
+                    f"{case['case_number']}: new contact on {channel}: {contact['summary']}",
                     channel=channel,
-                    refs={"case_id": case["id"], "case_number": case["case_number"]},
+                    refs={
+                        "case_id": case["id"],
+                        "case_number": case["case_number"],
+                        "interaction_id": contact["id"],
+                    },
                 )
                 self._event(
                     tx,

@@ -77,6 +77,35 @@ def test_a_similar_case_on_another_channel_takes_the_new_contact(
     assert not merged
 
 
+def test_a_contact_folded_into_a_similar_case_keeps_its_own_words(
+    crm: CrmService, profile: dict[str, Any]
+) -> None:
+    first, _ = new_case(crm, profile, "chat", "refund please")
+    again, merged = crm.create_case(
+        {
+            "profile_id": profile["id"],
+            "channel": "voice",
+            "subject": "refund still not here",
+            "description": "I sent the parcel back on Monday, tracking SF1234567",
+        }
+    )
+    assert merged and again["id"] == first["id"]
+    [item] = [
+        i
+        for i in crm.timeline(profile["id"], before=None, limit=20)
+        if i["kind"] == "case.contact_added"
+    ]
+    assert "tracking SF1234567" in item["summary"] and item["channel"] == "voice"
+    exported = crm.export(profile["id"])
+    [contact] = [i for i in exported["interactions"] if i["id"] == item["refs"]["interaction_id"]]
+    assert (contact["case_id"], contact["channel"], contact["direction"]) == (
+        first["id"],
+        "voice",
+        "inbound",
+    )
+    assert contact["summary"].endswith("I sent the parcel back on Monday, tracking SF1234567")
+
+
 def test_the_status_workflow_is_enforced_and_reopening_has_a_window(
     crm: CrmService, profile: dict[str, Any], clock: Clock
 ) -> None:
