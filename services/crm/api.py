@@ -17,7 +17,7 @@ from services.crm.domain.errors import (
     NotFoundError,
     ProfileMoved,
 )
-from services.crm.ports import PeerUnavailable, StoreUnavailable
+from services.crm.ports import Contention, PeerUnavailable, StoreUnavailable
 from services.crm.service import CrmService, RateLimited
 from shared import idempotency
 from shared.app import Blueprint, ctx, problem_response
@@ -121,6 +121,16 @@ def _peer_down(error: PeerUnavailable) -> Response:
 def _store_down(error: StoreUnavailable) -> Response:
     return problem_response(
         ServiceUnavailable("the database is unavailable", headers={"Retry-After": "1"})
+    )
+
+
+@blp.errorhandler(Contention)
+def _busy(error: Contention) -> Response:
+    # Concurrent writers won every one of the service's retries: rare, and worth a retry.
+    return problem_response(
+        ServiceUnavailable(
+            "the customer's data is changing concurrently; retry", headers={"Retry-After": "1"}
+        )
     )
 
 

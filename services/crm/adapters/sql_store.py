@@ -22,7 +22,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.crm.adapters import sql_tables as t
@@ -133,6 +133,14 @@ def _row(mapping: Any) -> dict[str, Any]:
 # key (a path id) names no row, and must not reach the database: PostgreSQL refuses a
 # NUL in text outright, and neither driver can encode a lone surrogate.
 _NOT_AN_ID = re.compile(r"[\x00-\x1f\ud800-\udfff]")
+
+
+def _contention(exc: DBAPIError) -> Contention:
+    """Named by the constraint or the error's class, never by the driver's message:
+    PostgreSQL's names the duplicate key's value (a phone, an email), and a retried-out
+    Contention ends in a log. Raised ``from None`` so no traceback carries the message."""
+    diag = getattr(exc.orig, "diag", None)
+    return Contention(getattr(diag, "constraint_name", None) or type(exc.orig).__name__)
 
 
 def _escape_like(text: str) -> str:
@@ -517,10 +525,10 @@ class SqlStore:
             with self.engine.begin() as conn:
                 yield SqlTx(conn)
         except IntegrityError as exc:
-            raise Contention(str(exc.orig)) from exc
+            raise _contention(exc) from None
         except OperationalError as exc:
             if "locked" in str(exc.orig) or "deadlock" in str(exc.orig):
-                raise Contention(str(exc.orig)) from exc
+                raise _contention(exc) from None
             # A lost connection (database restarted): the pool is already invalidated.
             raise StoreUnavailable(type(exc.orig).__name__) from exc
 

@@ -12,9 +12,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.crm.adapters.sql_engine import make_engine
+from services.crm.adapters.sql_store import SqlStore
+from services.crm.domain.identifiers import Identifier
+from services.crm.ports import Contention
+from services.crm.service import CrmService
 
 Headers = Callable[[str], dict[str, str]]
 BAD_CURSOR = "the cursor is not one this service issued"
@@ -171,3 +176,31 @@ def test_database_errors_do_not_carry_the_bound_values(db_url: str, autocommit: 
         engine.dispose()
     assert "no_such_column" in str(raised.value)
     assert secret not in str(raised.value) and "zhang.wei" not in repr(raised.value)
+
+
+def test_a_lost_race_names_no_customer_value(crm: CrmService, engine: Engine) -> None:
+    holder = crm.create_profile([{"type": "phone", "value": "13800138000"}], {})
+    other = crm.create_profile([{"type": "app_user_id", "value": "u-other"}], {})
+    with pytest.raises(Contention) as lost:
+        with SqlStore(engine).transaction() as tx:
+            tx.insert_identifiers(other["id"], [Identifier("phone", "+8613800138000")])
+    # What a log of it prints: every message of the chain a traceback would show.
+    messages, error = [], lost.value
+    while error is not None:
+        messages.append(str(error))
+        error = None if error.__suppress_context__ else (error.__cause__ or error.__context__)
+    assert "13800138000" not in " ".join(messages)  # PostgreSQL's message names the key
+    assert holder["id"] != other["id"]
+
+
+def test_concurrent_writers_winning_every_retry_is_a_503_to_retry(
+    client: FlaskClient, headers: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def always_lost(*_: Any, **__: Any) -> Any:
+        raise Contention("ix_crm_identifiers_type_value")
+
+    monkeypatch.setattr(CrmService, "update_profile", always_lost)
+    response = client.patch("/v1/profiles/p-1", json={"tier": "gold"}, headers=headers("agent"))
+    assert response.status_code == 503, response.json
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["Retry-After"] == "1"
