@@ -120,6 +120,27 @@ def http_problem(error: HTTPException) -> ProblemError:
 _LONG_NUMBER = re.compile(rb"\d{19}")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _refuse_surrogates(value: Any) -> None:
+    pending = [value]  # iterative: as deep as the parser allowed, no deeper recursion
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise ValueError("a lone surrogate")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
 def loads_json(data: bytes) -> Any:
     """orjson, except for documents with integers beyond 64 bits: it reads those as floats.
     Any unreadable document raises ``json.JSONDecodeError`` (a ``ValueError``, so a 400):
@@ -127,7 +148,12 @@ def loads_json(data: bytes) -> Any:
     if not _LONG_NUMBER.search(data):
         return orjson.loads(data)  # its JSONDecodeError subclasses json's
     try:
-        return json.loads(data)
+        # What orjson refuses, refused here too: NaN and Infinity, which no strict
+        # reader of our answers could parse, and "\ud800" escapes, lone surrogates
+        # that neither UTF-8, Redis nor a database can take.
+        value = json.loads(data, parse_constant=_not_json)
+        _refuse_surrogates(value)
+        return value
     except json.JSONDecodeError:
         raise
     except (RecursionError, ValueError) as exc:

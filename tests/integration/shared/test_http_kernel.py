@@ -142,8 +142,21 @@ def test_a_body_that_is_not_utf8_is_malformed_json(client, headers) -> None:
         '{"a": 100000000000000000000, "b": ' + "[" * 5000 + "]" * 5000 + "}",
         # ...and integers beyond its 4,300 digits.
         '{"name": "big", "size": 1' + "0" * 5000 + "}",
+        # ...and what orjson refuses: lone surrogates (as value or key, however deep)
+        # and NaN / Infinity, which the standard library would read.
+        '{"name": "\\ud800", "size": 1234567890123456789}',
+        '{"name": "a", "size": 1234567890123456789, "x": [{"\\udfff": 1}]}',
+        '{"name": "a", "size": 1234567890123456789, "x": NaN}',
+        '{"name": "a", "size": 1234567890123456789, "x": -Infinity}',
     ],
-    ids=["deep-nesting", "5000-digit-integer"],
+    ids=[
+        "deep-nesting",
+        "5000-digit-integer",
+        "lone-surrogate",
+        "lone-surrogate-key",
+        "nan",
+        "infinity",
+    ],
 )
 def test_a_document_past_the_parser_limits_is_malformed_json(client, headers, body) -> None:
     response = client.post(
