@@ -170,22 +170,26 @@ def fingerprint(key: bytes, components: Mapping[str, str]) -> str:
     return hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
-def similarity(a: Mapping[str, str], b: Mapping[str, str]) -> float:
-    """Weighted share of matching components; 0 when an identity component differs."""
-    if a.get("kind") != b.get("kind"):
+def similarity(known: Mapping[str, str], seen: Mapping[str, str]) -> float:
+    """Weighted share of the ``known`` device's components that ``seen`` matches; 0 when
+    an identity component differs. A signal the known device never sent says nothing,
+    but one it sent and ``seen`` leaves out counts as a mismatch: otherwise a caller
+    sending only a browser family and platform would match every such trusted device."""
+    if known.get("kind") != seen.get("kind"):
         return 0.0
     total = matched = 0.0
-    for name, (weight, identity, _stable) in COMPONENTS[a.get("kind", "browser")].items():
-        left, right = a.get(name), b.get(name)
-        if left is None or right is None:
-            continue  # a signal one side did not send says nothing
+    for name, (weight, identity, _stable) in COMPONENTS[known.get("kind", "browser")].items():
+        left, right = known.get(name), seen.get(name)
+        if left is None:
+            continue
         if identity and left != right:
             return 0.0
         total += weight
         if left == right:
             matched += weight
-        elif name in ("ua_major", "os_major") and _close_versions(left, right):
-            matched += weight * 0.75
+        elif right is not None and name in ("ua_major", "os_major"):
+            if _close_versions(left, right):
+                matched += weight * 0.75
     return matched / total if total else 0.0
 
 
@@ -196,8 +200,8 @@ def _close_versions(left: str, right: str) -> bool:
         return False
 
 
-def same_device(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
-    return similarity(a, b) >= SAME_DEVICE_THRESHOLD
+def same_device(known: Mapping[str, str], seen: Mapping[str, str]) -> bool:
+    return similarity(known, seen) >= SAME_DEVICE_THRESHOLD
 
 
 def is_authenticator(components: Mapping[str, str]) -> bool:

@@ -181,6 +181,19 @@ def test_a_trusted_device_counts_and_picks_up_the_active_session(api: Api) -> No
     assert r.json["status"] == "pending" and r.json["satisfied_factors"] == ["trusted_device"]
 
 
+def test_a_device_sending_only_its_browser_family_and_platform_is_not_trusted(
+    api: Api,
+) -> None:
+    first = approved_token(api)
+    api.call(
+        "POST", "/v1/customers/c-1/devices", json={"verification_id": first["verification_id"]}
+    )
+    api.call("POST", "/v1/customers/c-1/sessions/revoke-all", "admin")
+    bare = {"user_agent": CHROME["user_agent"], "platform": CHROME["platform"]}
+    r = api.start("c-1", "web", tier="gold", device=bare)
+    assert r.json["status"] == "pending" and r.json["satisfied_factors"] == []
+
+
 def test_a_voice_line_is_never_trusted(api: Api) -> None:
     enrolled(api)
     api.tier("gold", {**GOLD, "min_factors": 1})

@@ -144,6 +144,17 @@ def test_a_voice_line_is_never_an_authenticator() -> None:
     assert is_authenticator(normalise(BROWSER)) and is_authenticator(normalise(APP))
 
 
-def test_similarity_ignores_signals_only_one_side_sent() -> None:
+def test_a_signal_the_known_device_never_sent_says_nothing() -> None:
     partial = {k: v for k, v in BROWSER.items() if k != "screen"}
-    assert similarity(normalise(BROWSER), normalise(partial)) == 1.0
+    assert similarity(normalise(partial), normalise(BROWSER)) == 1.0
+
+
+def test_a_signal_left_out_counts_against_the_device_presented() -> None:
+    # One signal missing (a browser that hides its screen) is still the same device...
+    partial = {k: v for k, v in BROWSER.items() if k != "screen"}
+    assert similarity(normalise(BROWSER), normalise(partial)) < 1.0
+    assert same_device(normalise(BROWSER), normalise(partial))
+    # ...but sending only what identifies the kind of browser matches no trusted one.
+    bare = {"user_agent": CHROME_120, "platform": "Win32"}
+    assert not same_device(normalise(BROWSER), normalise(bare))
+    assert not same_device(normalise(APP), normalise({"app_install_id": "inst-1"}))
