@@ -302,29 +302,49 @@ return {tier, sessions, policies}
 
 
 # KEYS: attempts, failures, lock, streak, satisfied set. ARGV: max_attempts, factor, ttl, cap.
-# A successful attempt: refund it, clear the failures and the streak, record the factor.
-# -> {remaining, [satisfied...]}
-def _settle_success_body(k: int, factor: str, ttl: str) -> str:
-    """Refund the attempt, clear failures and streak, record the factor: KEYS[k..k+4]
-    are the attempts, failures, lock, streak and satisfied set; ``factor`` and ``ttl``
-    are the Lua expressions of the factor and the set's TTL. Leaves the attempts read
-    in ``att``."""
+# A successful attempt: refund it, record the factor; when it approves, clear the
+# earlier failures and the streak too. -> {remaining, [satisfied...]}
+def _settle_success_body(k: int, factor: str, ttl: str, *, approving: bool) -> str:
+    """Refund the attempt (counted as a failure in advance) and record the factor:
+    KEYS[k..k+4] are the attempts, failures, lock, streak and satisfied set; ``factor``
+    and ``ttl`` are the Lua expressions of the factor and the set's TTL. Leaves the
+    attempts read in ``att``.
+
+    Only an ``approving`` success clears the customer's earlier failures and streak: a
+    factor that does not complete the verification proves nothing about the others, and
+    a known answer to the weakest must not reset the count of guesses at the strongest."""
+    if approving:
+        clear = f"redis.call('DEL', KEYS[{k + 1}], KEYS[{k + 3}])\n"
+    else:  # refund only what the reservation counted in advance
+        clear = "".join(
+            f"if tonumber(redis.call('GET', KEYS[{k + i}]) or '0') > 0 then "
+            f"redis.call('DECR', KEYS[{k + i}]) end\n"
+            for i in (1, 3)
+        )
     return f"""
 local att = tonumber(redis.call('GET', KEYS[{k}]) or '0')
 if att > 0 then redis.call('DECR', KEYS[{k}]) end
-redis.call('DEL', KEYS[{k + 1}], KEYS[{k + 3}])
-redis.call('SADD', KEYS[{k + 4}], {factor})
+{clear}redis.call('SADD', KEYS[{k + 4}], {factor})
 redis.call('EXPIRE', KEYS[{k + 4}], {ttl})
 """
 
 
-_SETTLE_SUCCESS = (
-    _settle_success_body(1, "ARGV[2]", "ARGV[3]")
-    + """
-local limit = math.min(tonumber(ARGV[1]), tonumber(ARGV[4]))
-return {limit - math.max(att - 1, 0), redis.call('SMEMBERS', KEYS[5])}
+def _settle_success(*, approving: bool) -> str:
+    return (
+        _settle_success_body(1, "ARGV[2]", "ARGV[3]", approving=approving)
+        + """
+local cap = tonumber(ARGV[4])
+local limit = math.min(tonumber(ARGV[1]), cap)
+local f = tonumber(redis.call('GET', KEYS[2]) or '0')
+local s = tonumber(redis.call('GET', KEYS[4]) or '0')
+local left = math.min(limit - math.max(att - 1, 0, f), cap - s)
+return {math.max(0, left), redis.call('SMEMBERS', KEYS[5])}
 """
-)
+    )
+
+
+_SETTLE_SUCCESS = _settle_success(approving=False)
+_SETTLE_APPROVING = _settle_success(approving=True)
 
 
 # The tail of a script that appends ``a.events`` (field lists) to the stream KEYS[n], if given.
@@ -389,7 +409,7 @@ local last = redis.call('GET', KEYS[1])
 if last and tonumber(last) >= tonumber(ARGV[3]) then return -1 end
 redis.call('SET', KEYS[1], ARGV[3])
 """
-    + _settle_success_body(2, "ARGV[4]", "ARGV[5]")
+    + _settle_success_body(2, "ARGV[4]", "ARGV[5]", approving=True)
     + _approve_body(7)
     + _append_events(13)
 )
@@ -1187,7 +1207,7 @@ class RedisStore:
         with self.r.pipeline(transaction=False) as pipe:
             # EVAL, not EVALSHA: a NOSCRIPT retry would settle the attempt twice.
             pipe.execute_command(
-                "EVAL", _SETTLE_SUCCESS, len(settle_keys), *settle_keys, *settle_args
+                "EVAL", _SETTLE_APPROVING, len(settle_keys), *settle_keys, *settle_args
             )
             pipe.execute_command("EVAL", _APPROVE, len(keys), *keys, *args)
             _, first = pipe.execute()

@@ -4,8 +4,11 @@ An attempt is *reserved* before the code is evaluated (so N concurrent wrong
 codes evaluate at most ``max_attempts``) and counted as a failure in advance,
 then *settled*:
 
-- a success refunds the attempt and clears the customer's consecutive
-  failures and their streak;
+- a success refunds the attempt; a success that approves the verification
+  also clears the customer's consecutive failures and their streak (a factor
+  that leaves the verification pending proves nothing about the others: a
+  known answer to the weakest must not reset the count of guesses at the
+  strongest);
 - a failure that reaches ``max_attempts`` (per verification, or consecutive
   per customer across verifications and channels) locks the customer for
   ``lockout_seconds`` and starts a new count of failures - but not a new
@@ -35,7 +38,7 @@ class Counters:
     attempts: int = 0  # reserved attempts of this verification
     failures: int = 0  # consecutive failures of this customer since their last lockout
     locked_until: float = 0.0
-    streak: int = 0  # consecutive failures of this customer; only a success resets it
+    streak: int = 0  # consecutive failures of this customer; only an approval resets it
 
     @property
     def held(self) -> bool:
@@ -70,12 +73,27 @@ def reserve(c: Counters, max_attempts: int, now: float) -> tuple[Reservation, Co
 
 
 def settle(
-    c: Counters, success: bool, max_attempts: int, lockout_seconds: int, now: float
+    c: Counters,
+    success: bool,
+    max_attempts: int,
+    lockout_seconds: int,
+    now: float,
+    *,
+    approves: bool = True,
 ) -> tuple[bool, Counters]:
-    """(locked now?, counters) after the evaluation of a reserved attempt."""
+    """(locked now?, counters) after the evaluation of a reserved attempt; ``approves``:
+    the success completes the verification."""
     limit = min(max_attempts, FAILURE_CAP)
     if success:
-        return False, replace(c, attempts=max(0, c.attempts - 1), failures=0, streak=0)
+        if approves:
+            return False, replace(c, attempts=max(0, c.attempts - 1), failures=0, streak=0)
+        # Only what the reservation counted in advance is given back.
+        return False, replace(
+            c,
+            attempts=max(0, c.attempts - 1),
+            failures=max(0, c.failures - 1),
+            streak=max(0, c.streak - 1),
+        )
     if c.held:
         return True, c
     if c.attempts >= limit or c.failures >= limit:

@@ -49,8 +49,12 @@ class Model:
         self.keep(vid, after)
         return r.granted, r.remaining, r.retry_after, r.held
 
-    def settle(self, vid: str, success: bool, max_attempts: int) -> tuple[bool, int]:
-        locked, after = lockout.settle(self.counters(vid), success, max_attempts, LOCKOUT, self.now)
+    def settle(
+        self, vid: str, success: bool, max_attempts: int, *, approves: bool = True
+    ) -> tuple[bool, int]:
+        locked, after = lockout.settle(
+            self.counters(vid), success, max_attempts, LOCKOUT, self.now, approves=approves
+        )
         self.keep(vid, after)
         return locked, 0 if locked else lockout.remaining(after, max_attempts)
 
@@ -100,11 +104,12 @@ def test_the_lua_and_the_domain_model_agree_step_by_step(
             vid = outstanding.pop(rng.randrange(len(outstanding)))
             success = rng.random() < p_success
             got: tuple[Any, ...]
-            if success and rng.random() < 0.5:  # the script a successful check uses
+            if success and rng.random() < 0.5:  # a successful check that leaves it pending
                 got = (False, store.settle_success(vid, CID, "totp", max_attempts, LOCKOUT)[0])
+                assert got == model.settle(vid, success, max_attempts, approves=False), where
             else:
                 got = store.settle_attempt(vid, CID, success, max_attempts, LOCKOUT)
-            assert got == model.settle(vid, success, max_attempts), where
+                assert got == model.settle(vid, success, max_attempts), where
         elif op < 0.93:  # the lock runs out: the model's clock moves past it
             redis.delete(ckey(CID, "lock"))
             model.now = max(model.now, model.customer.locked_until)

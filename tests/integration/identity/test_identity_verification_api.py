@@ -194,6 +194,21 @@ def test_a_device_sending_only_its_browser_family_and_platform_is_not_trusted(
     assert r.json["status"] == "pending" and r.json["satisfied_factors"] == []
 
 
+def test_a_known_answer_to_one_factor_does_not_reset_the_guesses_at_another(api: Api) -> None:
+    totp = enrolled(api)
+    answers = []
+    for _ in range(2):  # a new verification each time, four wrong codes, then the known KBA
+        vid = api.start("c-1", "chat", tier="gold").json["verification_id"]
+        answers += [api.check(vid, "totp", code="000000").json["status"] for _ in range(4)]
+        answers.append(
+            api.check(vid, "kba", answers={"first_pet": "rex", "birth_city": "oslo"}).status_code
+        )
+    # The fifth wrong code in a row locks, whatever the KBA answers between them.
+    assert answers[:6] == ["pending"] * 4 + [200, "locked"], answers
+    vid = api.start("c-1", "chat", tier="gold").json["verification_id"]
+    assert api.check(vid, "totp", code=totp.now()).status_code == 423
+
+
 def test_a_voice_line_is_never_trusted(api: Api) -> None:
     enrolled(api)
     api.tier("gold", {**GOLD, "min_factors": 1})

@@ -35,6 +35,20 @@ def test_a_success_refunds_the_attempt_and_clears_consecutive_failures() -> None
     assert not locked and counters == Counters(attempts=1, failures=0)
 
 
+def test_a_success_that_leaves_the_verification_pending_clears_nothing() -> None:
+    counters = Counters()
+    for _ in range(4):  # four wrong codes...
+        _, counters = reserve(counters, 5, now=0)
+        _, counters = settle(counters, False, 5, 900, now=0)
+    _, counters = reserve(counters, 5, now=0)  # ...then a right answer to another factor
+    _, counters = settle(counters, True, 5, 900, now=0, approves=False)
+    assert counters == Counters(attempts=4, failures=4, streak=4)
+    counters = replace(counters, attempts=0)  # a new verification: one more wrong code locks
+    _, counters = reserve(counters, 5, now=0)
+    locked, counters = settle(counters, False, 5, 900, now=0)
+    assert locked
+
+
 def test_no_more_than_a_hundred_consecutive_failures_are_ever_evaluated() -> None:
     # An attacker sits out every lockout and opens a new verification each time.
     counters, evaluated, now = Counters(), 0, 0.0
