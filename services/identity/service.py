@@ -441,12 +441,13 @@ class IdentityService:
         token: str | None,
         trusted: bool,
         sids: list[str],
+        seen: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any] | None, Decision | None, bool]:
         """(session, what it is worth here, an active session existed)."""
         candidates: list[dict[str, Any]] = []
         if token:
             claims = self.tokens.verify(token)
-            if claims and claims.get("sub") == cid:
+            if claims and claims.get("sub") == cid and _bound_to(claims, seen):
                 session = self.store.session(str(claims["sid"]))
                 if session and session["customer_id"] == cid:
                     candidates.append(session)
@@ -476,7 +477,7 @@ class IdentityService:
         seen = self._see_device(cid, cmd.get("device"))
         trusted = self._trusted_device(cid, policy, seen)
         session, carried, had_session = self._reusable(
-            cid, policy, channel, cmd.get("session_token"), trusted, snap["sids"]
+            cid, policy, channel, cmd.get("session_token"), trusted, snap["sids"], seen
         )
         vid = self.store.new_id("v", cid)
         started = self._event(
@@ -915,10 +916,9 @@ class IdentityService:
         if found is None:
             return {"active": False}
         claims, session = found
-        if device and claims.get("cnf", {}).get("fp"):
-            presented = self.fingerprint(device)
-            if presented["fingerprint"] != claims["cnf"]["fp"]:
-                return {"active": False}
+        bound = (claims.get("cnf") or {}).get("fp")
+        if device and bound and not _bound_to(claims, self.fingerprint(device)):
+            return {"active": False}
         return {
             "active": True,
             "sub": claims["sub"],
@@ -1075,3 +1075,11 @@ class IdentityService:
             "locked_for_seconds": locked_for,
             "locked_until_unlocked": held,
         }
+
+
+def _bound_to(claims: Mapping[str, Any], seen: Mapping[str, Any] | None) -> bool:
+    """A device-bound token presented with another device is not this device's: neither
+    active on introspection nor reusable at a start (where it would be re-issued bound to
+    the new device). Without a device (a phone line, an agent's desktop) nothing differs."""
+    bound = (claims.get("cnf") or {}).get("fp")
+    return not bound or seen is None or seen["fingerprint"] == bound

@@ -209,6 +209,18 @@ def test_a_known_answer_to_one_factor_does_not_reset_the_guesses_at_another(api:
     assert api.check(vid, "totp", code=totp.now()).status_code == 423
 
 
+def test_a_device_bound_token_is_not_reused_from_another_device(api: Api) -> None:
+    token = approved_token(api)["session_token"]  # issued to CHROME
+    other = {**CHROME, "platform": "MacIntel", "screen": "2560x1600"}
+    stolen = api.start("c-1", "web", tier="gold", device=other, session_token=token)
+    assert stolen.status_code == 201 and stolen.json["status"] == "pending"
+    assert stolen.json["satisfied_factors"] == []
+    # Its own device, or a channel that sends none (a phone line), still reuses it.
+    for device in ({"device": CHROME}, {}):
+        again = api.start("c-1", "web", tier="gold", session_token=token, **device)
+        assert again.status_code == 200 and again.json["reused"] is True, device
+
+
 def test_a_voice_line_is_never_trusted(api: Api) -> None:
     enrolled(api)
     api.tier("gold", {**GOLD, "min_factors": 1})
