@@ -137,7 +137,6 @@ class RoutingService:
             sticky_ms,
             route=route,
             offer=offer,
-            retention_s=cfg.retention_s,
         )
         if not created:
             return self.task_view(tid)

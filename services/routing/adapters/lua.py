@@ -358,7 +358,7 @@ return requeued
 # ARGV[6] task id, [7] task JSON (all hash fields), [8] timers JSON [[member, due], ...],
 # [9] escalated ('1'/'0'), [10] sla_due_at iso, [11] sticky timeout (ms),
 # [12] route now ('1'/'0'), [13] language or '*', [14] required skills JSON, [15] team or '',
-# [16] reservation id, [17] expires (ms), [18] expires iso, [19] retention (s)
+# [16] reservation id, [17] expires (ms), [18] expires iso
 # Returns {created, sticky agent, agent reserved, verification id applied}.
 TASK_CREATE = r"""
 local tid = ARGV[6]
@@ -377,8 +377,9 @@ if vid and t.verified ~= '1' then
 end
 enqueue(tid, t)
 redis.call('SADD', P .. 'cust:' .. t.customer_id, tid)
--- Outlives the task hashes (they expire `retention` after they end; refreshed then too).
-redis.call('EXPIRE', P .. 'cust:' .. t.customer_id, ARGV[19])
+-- No expiry while it lists an open task (open tasks never expire; erasure and export
+-- find tasks only here); ending tasks give it theirs (settle_customer).
+redis.call('PERSIST', P .. 'cust:' .. t.customer_id)
 redis.call('SADD', P .. 'channels', t.channel)
 for _, pair in ipairs(cjson.decode(ARGV[8])) do
   redis.call('ZADD', P .. 'timers', pair[2], pair[1])
@@ -487,8 +488,37 @@ end_reservation(ARGV[6], 'rejected', tonumber(ARGV[7]), 1000000)
 return {'ok', redis.call('HGETALL', P .. 'res:' .. ARGV[6])}
 """
 
+# Keeps ``cust:<customer>`` alive as long as its longest-lived task hash, since erasure
+# and export find a customer's tasks only through it: no expiry while it lists a task
+# without one (an open task), else the longest remaining TTL of its ended tasks, never
+# shortened. ``tid``: a task just ended, re-filed in case an older version let the set
+# expire under it. Drops ids whose hash is gone. Walks the set: not for hot paths.
+CUSTOMER_FN = r"""
+local function settle_customer(cust, tid)
+  local ckey = P .. 'cust:' .. cust
+  if tid then redis.call('SADD', ckey, tid) end
+  local longest = 0
+  for _, id in ipairs(redis.call('SMEMBERS', ckey)) do
+    local ttl = redis.call('PTTL', P .. 'task:' .. id)
+    if ttl == -1 then
+      redis.call('PERSIST', ckey)
+      return
+    elseif ttl == -2 then
+      redis.call('SREM', ckey, id)
+    elseif ttl > longest then
+      longest = ttl
+    end
+  end
+  if longest > 0 and redis.call('PTTL', ckey) < longest then  -- -1 (none) included
+    redis.call('PEXPIRE', ckey, longest)
+  end
+end
+"""
+
 # ARGV[6] task id, [7] retention (s)
-COMPLETE = r"""
+COMPLETE = (
+    CUSTOMER_FN
+    + r"""
 local tid = ARGV[6]
 local tkey = P .. 'task:' .. tid
 local t = hgetall(tkey)
@@ -496,7 +526,7 @@ if not t.status then return {'missing'} end
 if t.status ~= 'assigned' then return {'task_' .. t.status} end
 redis.call('HSET', tkey, 'status', 'completed', 'ended', NOW)
 redis.call('EXPIRE', tkey, ARGV[7])
-redis.call('EXPIRE', P .. 'cust:' .. t.customer_id, ARGV[7])
+settle_customer(t.customer_id, tid)
 release(t.agent, t.channel)
 emit('routing.task.completed', {task_id = tid, customer_id = t.customer_id, agent_id = t.agent,
   channel = t.channel, category = t.category})
@@ -504,6 +534,7 @@ emit('routing.task.completed', {task_id = tid, customer_id = t.customer_id, agen
 local waiting = redis.call('ZCARD', P .. 'queue:' .. t.channel)
 return {'ok', t.agent, waiting, redis.call('HGETALL', tkey)}
 """
+)
 
 # Cancels an open task, freeing whatever it held; shared by cancel and erase.
 CANCEL_FN = r"""
@@ -537,12 +568,13 @@ end
 # ARGV[6] task id, [7] reason, [8] retention (s)
 CANCEL = (
     CANCEL_FN
+    + CUSTOMER_FN
     + r"""
 local freed, outcome = cancel_task(ARGV[6], ARGV[7])
 if outcome == 'ok' then
   redis.call('EXPIRE', P .. 'task:' .. ARGV[6], ARGV[8])
   local cust = redis.call('HGET', P .. 'task:' .. ARGV[6], 'customer_id')
-  if cust then redis.call('EXPIRE', P .. 'cust:' .. cust, ARGV[8]) end
+  if cust then settle_customer(cust, ARGV[6]) end
 end
 return {outcome, freed or ''}
 """
@@ -571,10 +603,11 @@ return freed
 
 # ARGV[6] from customer, [7] to customer, [8] '1' to move only tasks merged from ARGV[7]
 # (an unmerge), '0' to move all (a merge). Re-keys tasks and the sticky memory.
-REKEY = r"""
+REKEY = (
+    CUSTOMER_FN
+    + r"""
 local src, dst, unmerge = ARGV[6], ARGV[7], ARGV[8] == '1'
 local moved = 0
-local src_ttl = redis.call('TTL', P .. 'cust:' .. src)
 for _, tid in ipairs(redis.call('SMEMBERS', P .. 'cust:' .. src)) do
   local tkey = P .. 'task:' .. tid
   local t = hgetall(tkey)
@@ -594,15 +627,16 @@ if not unmerge then
     redis.call('DEL', P .. 'last_agent:' .. src)
   end
 end
-if moved > 0 and src_ttl > redis.call('TTL', P .. 'cust:' .. dst) then
-  redis.call('EXPIRE', P .. 'cust:' .. dst, src_ttl)  -- as long as the tasks it received
-end
 if moved > 0 then
+  -- Each set lives as long as the tasks it now lists (an open one moved in: no expiry).
+  settle_customer(dst)
+  settle_customer(src)
   emit('routing.customer.rekeyed', {from_customer_id = src, to_customer_id = dst,
     tasks = moved, reason = unmerge and 'unmerged' or 'merged'})
 end
 return moved
 """
+)
 
 # ARGV[6] customer id, [7] verification id, [8] how long a later task still counts (s)
 VERIFIED = r"""

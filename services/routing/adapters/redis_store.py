@@ -13,8 +13,9 @@ Keys (all under ``sb:rt:{pool}:`` - one hash tag, one cluster slot per pool):
     sweep_at:<ch>         the sweep's rotating cursor (a rank past the head of queue:<ch>)
     waiting:<cat>:<ch>    zset task -> created ms (waiting count, longest wait)
     res:<id>              hash of a reservation; agent_res:<agent> set of pending ones
-    cust:<customer>       set of task ids (TTL refreshed with its tasks'); last_agent:<customer>
-                          the sticky agent; verified:<customer> a recent verification id (TTL)
+    cust:<customer>       set of task ids: no TTL while one is open, else its ended tasks'
+                          longest; last_agent:<customer> the sticky agent;
+                          verified:<customer> a recent verification id (TTL)
     offers:<agent>        tiny stream, one entry per offer made: wakes long-polls
     capacity_slots        hash channel -> capacity of the agents not offline
     timers                zset "<kind>|<id>" -> due ms (res, sla, lead, leadend, sticky, relax)
@@ -218,7 +219,6 @@ class RedisRoutingStore:
         sticky_timeout_ms: int = 20_000,
         route: Requirements | None = None,
         offer: tuple[str, int] | None = None,
-        retention_s: int = 7 * 86400,
     ) -> tuple[bool, str | None, str | None, str | None]:
         """Store and queue a task: (created, sticky agent it waits for, agent reserved,
         the verification id of a verification that came before it).
@@ -244,7 +244,6 @@ class RedisRoutingStore:
             rid,
             expires,
             iso(expires) if expires else "",
-            retention_s,
         )
         return bool(created), sticky or None, agent or None, verified or None
 
