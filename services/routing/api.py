@@ -31,8 +31,9 @@ from shared.pagination import PageArgs, cursor_str, decode_cursor, encode_cursor
 
 blp = Blueprint("routing", __name__, url_prefix="/v1", description="Switchboard Routing API")
 
-_AGENT_ID = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}$")
-_OPAQUE_ID = re.compile(r"^[^\x00-\x1f]{1,200}$")
+# \Z, not $: $ also matches before a final newline, so "a4\n" passed as an id.
+_AGENT_ID = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}\Z")
+_OPAQUE_ID = re.compile(r"^[^\x00-\x1f]{1,200}\Z")
 
 
 def service() -> RoutingService:

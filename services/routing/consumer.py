@@ -5,7 +5,8 @@
 - ``crm.profile.merged`` / ``.unmerged``: the source's tasks (and sticky agent) follow the
   survivor, and go back on an unmerge - so export and erasure of the survivor cover them.
 - ``crm.case.created``: when ``ROUTING_TASKS_FROM_CASES`` is on, queue a task for
-  the case (task id derived from the case id, so a redelivery creates nothing).
+  the case (task id derived from the case id, so a redelivery creates nothing). A case
+  on a channel no agent can have (CRM allows e.g. ``0800``) gets no task, with a warning.
 
 Every handler is idempotent by construction (state checks in the Lua scripts).
 """
@@ -13,17 +14,20 @@ Every handler is idempotent by construction (state checks in the Lua scripts).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.routing import kpis
 from services.routing.bootstrap import build_service
-from services.routing.domain.model import CATEGORIES
+from services.routing.domain.model import CATEGORIES, CHANNEL_NAME
 from services.routing.service import RoutingService
 from shared.bus import Consumer, Delivery, Handler
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
 from shared.events import STREAMS, Event
+
+log = logging.getLogger("sb.routing.consumer")
 
 CASE_PRIORITY_TO_CATEGORY = {"urgent": "urgent", "high": "urgent", "critical": "urgent"}
 
@@ -51,6 +55,14 @@ def handlers(service: RoutingService) -> Mapping[str, Handler]:
         if priority in CATEGORIES:
             category = priority
         channel = str(data.get("channel") or "chat").lower()
+        if not CHANNEL_NAME.match(channel):
+            # CRM's channel names are wider than agents' (a leading digit, 40 chars): a
+            # task there would wait in a queue no agent can ever serve. Nothing to retry.
+            log.warning(
+                "case not routed: no agent can have its channel",
+                extra={"case_id": str(data["case_id"]), "channel": channel[:64]},
+            )
+            return
         service.create_task(
             {
                 "channel": channel,

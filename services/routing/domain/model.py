@@ -13,6 +13,7 @@ and integer arithmetic keeps the ordering keys exact.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,6 +21,9 @@ CATEGORIES = ("basic", "complex", "urgent")
 STATUSES = ("queued", "reserved", "assigned", "completed", "canceled")
 AGENT_STATUSES = ("available", "away", "offline")
 OPEN_STATUSES = ("queued", "reserved", "assigned")
+# A channel an agent can have (so a task on it can be served); with re.match. \Z, not $:
+# $ also matches before a final newline, which made "chat\n" a channel of its own.
+CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_\-]{0,31}\Z")
 
 
 class RoutingError(Exception):
