@@ -93,6 +93,36 @@ def _check_id(value: str, name: str = "customer_id") -> str:
     return value
 
 
+# What RedisStore.new_id mints: a prefix, the shard as two hex digits, 30 more of a uuid4.
+# These ids become key names (idn:{T}:v:<vid>), so anything else must not reach the
+# store: "<vid>:att" named the attempts counter of a real verification, a WRONGTYPE 500.
+_MINTED = {prefix: re.compile(prefix + r"-[0-9a-f]{32}") for prefix in ("v", "s")}
+_NO_VERIFICATION = "no such verification (it may have expired)"  # service.py's own 404
+
+
+def _minted(value: str, prefix: str, name: str, unknown: str) -> str:
+    """``value`` if the store could have minted it; otherwise the very 404 of an unknown
+    id (an id of the wrong shape tells no more than one that expired)."""
+    _check_id(value, name)  # the 400 of an out-of-range length stays as it was
+    if not _MINTED[prefix].fullmatch(value):
+        raise e.NotFound(unknown)
+    return value
+
+
+def _vid(value: str) -> str:
+    return _minted(value, "v", "verification_id", _NO_VERIFICATION)
+
+
+_TIER = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+def _tier(value: str) -> str:
+    """A path tier, whole: the domain's check (re.match, "$") lets "gold\\n" through."""
+    if not _TIER.fullmatch(value):
+        raise e.PolicyInvalid({"tier": ["tier names are [a-z0-9][a-z0-9_-]{0,39}"]})
+    return value
+
+
 _STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 
 
@@ -118,45 +148,45 @@ def _page(items: list[dict[str, Any]], args: dict[str, Any], key: str) -> dict[s
 
 # -- policies (admin) ---------------------------------------------------------------------
 @blp.route("/admin/tiers")
+@require_scope("admin")
 @blp.arguments(PageArgs(), location="query")
 @blp.response(200, s.PolicyListSchema())
-@require_scope("admin")
 def list_tiers(args: dict[str, Any]) -> dict[str, Any]:
     """Every tier policy (the default tier is always there)."""
     return _page(svc().policies(), args, "tier")
 
 
 @blp.route("/admin/tiers/<tier>", methods=["GET"])
-@blp.response(200, s.PolicyOutSchema())
 @require_scope("admin")
+@blp.response(200, s.PolicyOutSchema())
 def get_tier(tier: str) -> dict[str, Any]:
     """One tier's policy."""
     return svc().get_policy(tier)
 
 
 @blp.route("/admin/tiers/<tier>", methods=["PUT"])
+@require_scope("admin")
 @blp.arguments(s.PolicySchema())
 @blp.response(200, s.PolicyOutSchema())
 @blp.alt_response(201, schema=s.PolicyOutSchema(), description="Created")
-@require_scope("admin")
 def put_tier(data: dict[str, Any], tier: str) -> Any:
     """Create or replace a tier's verification policy (audited, published)."""
-    result = svc().put_policy(tier, data, _who())
+    result = svc().put_policy(_tier(tier), data, _who())
     return result.body, result.status
 
 
 @blp.route("/admin/tiers/<tier>", methods=["DELETE"])
-@blp.response(204)
 @require_scope("admin")
+@blp.response(204)
 def delete_tier(tier: str) -> None:
     """Delete a tier's policy; its customers fall back to the default tier."""
     svc().delete_policy(tier, _who())
 
 
 @blp.route("/admin/audit")
+@require_scope("admin")
 @blp.arguments(PageArgs(), location="query")
 @blp.response(200, s.AuditPageSchema())
-@require_scope("admin")
 def audit(args: dict[str, Any]) -> dict[str, Any]:
     """Policy changes, newest first: who, when, before, after."""
     position = decode_cursor(args.get("cursor"))
@@ -166,8 +196,8 @@ def audit(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/customers/<customer_id>/lockout", methods=["DELETE"])
-@blp.response(204)
 @require_scope("admin")
+@blp.response(204)
 def unlock_customer(customer_id: str) -> None:
     """Unlock a customer: clear the lockout, the consecutive failures and their streak
     (the only way out after 100 consecutive failures). Idempotent."""
@@ -176,35 +206,35 @@ def unlock_customer(customer_id: str) -> None:
 
 # -- factors (channel) --------------------------------------------------------------------
 @blp.route("/customers/<customer_id>/factors", methods=["POST"])
+@require_scope("channel")
 @blp.arguments(s.EnrollSchema())
 @blp.response(201, s.FactorSchema())
-@require_scope("channel")
 def enroll(data: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """Enroll a factor: totp (secret + otpauth URI + QR), sms/email/voice_otp, kba."""
     return svc().enroll(_check_id(customer_id), data)
 
 
 @blp.route("/customers/<customer_id>/factors", methods=["GET"])
+@require_scope("channel")
 @blp.arguments(PageArgs(), location="query")
 @blp.response(200, s.FactorListSchema())
-@require_scope("channel")
 def list_factors(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """The customer's factors, secrets and destinations masked."""
     return _page(svc().list_factors(_check_id(customer_id)), args, "factor_id")
 
 
 @blp.route("/customers/<customer_id>/factors/<factor_id>/confirm", methods=["POST"])
+@require_scope("channel")
 @blp.arguments(s.ConfirmSchema())
 @blp.response(200, s.FactorSchema())
-@require_scope("channel")
 def confirm(data: dict[str, Any], customer_id: str, factor_id: str) -> dict[str, Any]:
     """Activate a pending TOTP factor with its first code."""
     return svc().confirm(_check_id(customer_id), factor_id, data)
 
 
 @blp.route("/customers/<customer_id>/factors/<factor_id>", methods=["DELETE"])
-@blp.response(204)
 @require_scope("channel")
+@blp.response(204)
 def remove_factor(customer_id: str, factor_id: str) -> None:
     """Remove a factor."""
     svc().remove_factor(_check_id(customer_id), factor_id)
@@ -212,10 +242,10 @@ def remove_factor(customer_id: str, factor_id: str) -> None:
 
 # -- verifications (channel) --------------------------------------------------------------
 @blp.route("/verifications", methods=["POST"])
+@require_scope("channel")
 @blp.arguments(s.StartSchema())
 @blp.response(201, s.VerificationSchema())
 @blp.alt_response(200, schema=s.VerificationSchema(), description="Approved by reusing a session")
-@require_scope("channel")
 def start(data: dict[str, Any]) -> Any:
     """Start a verification, or reuse a session that already satisfies the policy."""
     result = svc().start(data)
@@ -223,29 +253,29 @@ def start(data: dict[str, Any]) -> Any:
 
 
 @blp.route("/verifications/<verification_id>", methods=["GET"])
-@blp.response(200, s.VerificationSchema())
 @require_scope("channel")
+@blp.response(200, s.VerificationSchema())
 def get_verification(verification_id: str) -> dict[str, Any]:
     """The state of a verification."""
-    return svc().get_verification(_check_id(verification_id, "verification_id"))
+    return svc().get_verification(_vid(verification_id))
 
 
 @blp.route("/verifications/<verification_id>/challenges", methods=["POST"])
+@require_scope("channel")
 @blp.arguments(s.ChallengeSchema())
 @blp.response(200, s.ChallengeOutSchema())
-@require_scope("channel")
 def challenge(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
     """Send a code (sms/email/voice), choose KBA questions, or submit a document."""
-    return svc().challenge(_check_id(verification_id, "verification_id"), data)
+    return svc().challenge(_vid(verification_id), data)
 
 
 @blp.route("/verifications/<verification_id>/checks", methods=["POST"])
+@require_scope("channel")
 @blp.arguments(s.CheckSchema())
 @blp.response(200, s.VerificationSchema())
-@require_scope("channel")
 def check(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
     """Check a code or answers; approves and issues the session token when satisfied."""
-    return svc().check(_check_id(verification_id, "verification_id"), data).body
+    return svc().check(_vid(verification_id), data).body
 
 
 @blp.route("/documents/callback", methods=["POST"])
@@ -270,18 +300,18 @@ def jwks() -> dict[str, Any]:
 
 
 @blp.route("/sessions/introspect", methods=["POST"])
+@require_scope("ivr", "agent", "channel")
 @blp.arguments(s.IntrospectSchema())
 @blp.response(200, s.IntrospectionSchema())
-@require_scope("ivr", "agent", "channel")
 def introspect(data: dict[str, Any]) -> dict[str, Any]:
     """RFC 7662: whether a session token is active, and its claims."""
     return svc().introspect(data["token"], data.get("device"))
 
 
 @blp.route("/sessions/revoke", methods=["POST"])
+@require_scope("channel", "ivr", "agent", "admin")
 @blp.arguments(s.TokenSchema())
 @blp.response(200, s.EmptySchema())
-@require_scope("channel", "ivr", "agent", "admin")
 def revoke(data: dict[str, Any]) -> dict[str, Any]:
     """RFC 7009: revoke a session token (200 even for an unknown token)."""
     svc().revoke_token(data["token"])
@@ -289,25 +319,25 @@ def revoke(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/sessions/<sid>", methods=["DELETE"])
-@blp.response(204)
 @require_scope("channel", "agent", "admin")
+@blp.response(204)
 def delete_session(sid: str) -> None:
     """Revoke a session by its id."""
-    svc().revoke_sid(_check_id(sid, "sid"))
+    svc().revoke_sid(_minted(sid, "s", "sid", "no active session with this id"))
 
 
 @blp.route("/customers/<customer_id>/sessions/revoke-all", methods=["POST"])
-@blp.response(200, s.RevokedSchema())
 @require_scope("channel", "admin")
+@blp.response(200, s.RevokedSchema())
 def revoke_all(customer_id: str) -> dict[str, Any]:
     """Revoke every session of a customer."""
     return {"revoked": svc().revoke_all(_check_id(customer_id))}
 
 
 @blp.route("/customers/<customer_id>/verification-status")
+@require_scope("ivr", "agent")
 @blp.arguments(s.StatusArgs(), location="query")
 @blp.response(200, s.StatusSchema())
-@require_scope("ivr", "agent")
 def verification_status(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """Whether the customer holds an active session satisfying the channel's policy."""
     return svc().verification_status(_check_id(customer_id), args["channel"], args.get("ani"))
@@ -315,9 +345,9 @@ def verification_status(args: dict[str, Any], customer_id: str) -> dict[str, Any
 
 # -- devices ------------------------------------------------------------------------------
 @blp.route("/devices/fingerprint", methods=["POST"])
+@require_scope("channel")
 @blp.arguments(s.FingerprintInSchema())
 @blp.response(200, s.FingerprintSchema())
-@require_scope("channel")
 def fingerprint(data: dict[str, Any]) -> dict[str, Any]:
     """The keyed fingerprint of a device's normalised signals."""
     out = svc().fingerprint(data["device"])
@@ -328,26 +358,30 @@ def fingerprint(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/customers/<customer_id>/devices", methods=["GET"])
+@require_scope("channel")
 @blp.arguments(PageArgs(), location="query")
 @blp.response(200, s.DeviceListSchema())
-@require_scope("channel")
 def list_devices(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """The customer's trusted devices."""
     return _page(svc().devices(_check_id(customer_id)), args, "device_id")
 
 
 @blp.route("/customers/<customer_id>/devices", methods=["POST"])
+@require_scope("channel")
 @blp.arguments(s.TrustSchema())
 @blp.response(201, s.DeviceOutSchema())
-@require_scope("channel")
 def trust_device(data: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """Trust the device of an approved verification."""
-    return svc().trust_device(_check_id(customer_id), data["verification_id"])
+    cid = _check_id(customer_id)
+    vid = _minted(
+        data["verification_id"], "v", "verification_id", "no such verification for this customer"
+    )
+    return svc().trust_device(cid, vid)
 
 
 @blp.route("/customers/<customer_id>/devices/<device_id>", methods=["DELETE"])
-@blp.response(204)
 @require_scope("channel")
+@blp.response(204)
 def untrust_device(customer_id: str, device_id: str) -> None:
     """Stop trusting a device."""
     svc().untrust_device(_check_id(customer_id), device_id)
@@ -355,25 +389,25 @@ def untrust_device(customer_id: str, device_id: str) -> None:
 
 # -- KPIs, export, dev ----------------------------------------------------------------------
 @blp.route("/stats")
-@blp.response(200, s.StatsSchema())
 @require_scope("admin", "agent")
+@blp.response(200, s.StatsSchema())
 def stats() -> dict[str, Any]:
     """Repeat-verification rate, durations p50/p95, success rate per tier and channel."""
     return svc().stats()
 
 
 @blp.route("/customers/<customer_id>/export")
-@blp.response(200, s.ExportSchema())
 @require_scope("admin")
+@blp.response(200, s.ExportSchema())
 def export(customer_id: str) -> dict[str, Any]:
     """Everything identity holds on a customer, secrets masked (for the CRM's export)."""
     return svc().export(_check_id(customer_id))
 
 
 @blp.route("/dev/messages")
+@require_scope("admin")
 @blp.arguments(s.DevMessagesArgs(), location="query")
 @blp.response(200, s.DevMessagesSchema())
-@require_scope("admin")
 def dev_messages(args: dict[str, Any]) -> dict[str, Any]:
     """Dev mode only: the last messages the dev delivery provider 'sent' (404 otherwise)."""
     outbox = ctx().extras.get("identity_dev_outbox")

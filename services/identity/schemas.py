@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from services.identity.domain.kba import MAX_QUESTIONS
 from shared.pagination import page_schema
+from shared.validation import Exact
 
 ID = validate.Length(min=1, max=128)
 FACTOR = validate.Length(min=1, max=40)
-CHANNEL = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,31}$", error="Channel names are [a-z0-9_-].")
-TIER = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Tier names are [a-z0-9_-].")
+CHANNEL = Exact(r"^[a-z0-9][a-z0-9_-]{0,31}$", error="Channel names are [a-z0-9_-].")
+TIER = Exact(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Tier names are [a-z0-9_-].")
 SHORT = validate.Length(max=256)
 
 
@@ -50,7 +53,7 @@ class PolicySchema(Schema):
     max_attempts = fields.Integer(strict=True)
     lockout_seconds = fields.Integer(strict=True)
     channels = fields.Dict(
-        keys=fields.String(validate=validate.Length(max=32)),
+        keys=fields.String(validate=CHANNEL),
         values=fields.Nested(ChannelRuleSchema),
         validate=validate.Length(max=20),
     )
@@ -135,6 +138,54 @@ class VerificationSchema(Schema):
     sid = fields.String()
 
 
+# A document goes to the verifier as it came (docs/identity.md: {type, number, images}),
+# so it is kept flat and bounded: the sandbox's str() of a 1000-deep list raised, and any
+# exception of a verifier is a 503. Integers stay within 64 bits, which a verifier that
+# sends the document on as JSON (orjson) can still write.
+DOCUMENT_FIELDS = 20
+DOCUMENT_KEY = 40
+DOCUMENT_TEXT = 1024
+DOCUMENT_IMAGES = 10
+
+
+def _few_fields(value: dict[str, Any]) -> None:
+    # Not validate.Length: apispec would document it as maxLength, a string keyword.
+    if len(value) > DOCUMENT_FIELDS:
+        raise ValidationError(f"At most {DOCUMENT_FIELDS} fields.")
+
+
+class DocumentValue(fields.Raw):
+    """One field of a document: a string, a number, a boolean, null, or a list of strings
+    (``images``, base64; the request size bounds those)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            allow_none=True,
+            metadata={
+                "anyOf": [
+                    {"type": "string", "maxLength": DOCUMENT_TEXT},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                    {"type": "array", "items": {"type": "string"}, "maxItems": DOCUMENT_IMAGES},
+                ]
+            },
+        )
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, list):
+            if len(value) > DOCUMENT_IMAGES or not all(isinstance(v, str) for v in value):
+                raise ValidationError(f"A list holds at most {DOCUMENT_IMAGES} strings.")
+        elif isinstance(value, str):
+            if len(value) > DOCUMENT_TEXT:
+                raise ValidationError(f"At most {DOCUMENT_TEXT} characters.")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if not -(2**63) <= value < 2**63:
+                raise ValidationError("Integers are 64-bit.")
+        elif not isinstance(value, float | bool):
+            raise ValidationError("A string, a number, a boolean, null or a list of strings.")
+        return value
+
+
 class ChallengeSchema(Schema):
     factor = fields.String(required=True, validate=FACTOR)
     factor_id = fields.String(validate=ID)
@@ -142,7 +193,15 @@ class ChallengeSchema(Schema):
         fields.String(validate=validate.Length(max=40)),
         validate=validate.Length(min=1, max=MAX_QUESTIONS),
     )
-    document = fields.Dict(metadata={"description": "{type, number, images: [base64]}"})
+    document = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=DOCUMENT_KEY)),
+        values=DocumentValue(),
+        validate=_few_fields,
+        metadata={
+            "description": "{type, number, images: [base64]}",
+            "maxProperties": DOCUMENT_FIELDS,
+        },
+    )
 
 
 class DeliverySchema(Schema):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from services.identity.domain.errors import EnrollmentInvalid
 
-QUESTION_ID = re.compile(r"^[a-z0-9_]{1,40}$")
+QUESTION_ID = re.compile(r"^[a-z0-9_]{1,40}\Z")
 MAX_QUESTIONS = 10
 MAX_ANSWER_LENGTH = 200
 ITERATIONS = 60_000  # PBKDF2-SHA256: answers have little entropy, so make guesses cost

@@ -18,8 +18,8 @@ from services.identity.domain.errors import PolicyInvalid
 BUILTIN_FACTORS = ("totp", "sms_otp", "email_otp", "voice_otp", "kba", "trusted_device", "document")
 # The built-in possession factors; with plugins, the registry's possession types are passed in.
 POSSESSION = frozenset({"totp", "sms_otp", "email_otp", "voice_otp", "trusted_device"})
-TIER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+TIER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}\Z")
+CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
 MAX_ATTEMPTS_CEILING = 100  # NIST SP 800-63B 5.2.2: no more than 100 consecutive failures
 DEFAULT_TIER = "default"
 

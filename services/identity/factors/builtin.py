@@ -19,7 +19,7 @@ from services.identity.domain.factors import (
     FactorRecord,
 )
 
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}\Z")
 
 
 def mask_phone(number: str) -> str:
