@@ -41,7 +41,7 @@ from shared.redis_conn import connect
 log = logging.getLogger("sb.http")
 
 ErrorMap = Mapping[type[BaseException], tuple[int, str]]
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}\Z")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.crm.domain.cases import STATUSES
 from shared.pagination import PageArgs
+from shared.validation import Exact
 
 NAME_RE = r"^[a-z0-9][a-z0-9_\-]{0,39}$"
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -33,7 +34,7 @@ def Text(max_len: int, **kw: Any) -> fields.String:  # noqa: N802 - a field fact
 
 
 def Name(**kw: Any) -> fields.String:  # noqa: N802
-    return fields.String(validate=validate.Regexp(NAME_RE), **kw)
+    return fields.String(validate=Exact(NAME_RE), **kw)
 
 
 def Id(**kw: Any) -> fields.String:  # noqa: N802
@@ -60,7 +61,7 @@ class ProfileFieldsSchema(Schema):
     name = Text(200, allow_none=True)
     tier = Name()
     language = fields.String(
-        allow_none=True, validate=validate.Regexp(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+        allow_none=True, validate=Exact(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     )
     attributes = fields.Dict(
         keys=fields.String(validate=validate.Length(min=1, max=100)),

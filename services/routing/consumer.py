@@ -55,7 +55,7 @@ def handlers(service: RoutingService) -> Mapping[str, Handler]:
         if priority in CATEGORIES:
             category = priority
         channel = str(data.get("channel") or "chat").lower()
-        if not CHANNEL_NAME.match(channel):
+        if not CHANNEL_NAME.fullmatch(channel):
             # CRM's channel names are wider than agents' (a leading digit, 40 chars): a
             # task there would wait in a queue no agent can ever serve. Nothing to retry.
             log.warning(

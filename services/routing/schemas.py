@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from services.routing.domain.model import AGENT_STATUSES, CATEGORIES, CHANNEL_NAME, STATUSES
+from services.routing.domain.model import AGENT_STATUSES, CATEGORIES, CHANNEL_PATTERN, STATUSES
 from shared.pagination import page_schema
+from shared.validation import Exact
 
-# Anchored with \Z: $ also matches before a final newline ("en\n" passed as "en").
-NAME = validate.Regexp(r"^[A-Za-z0-9_.\-]{1,40}\Z", error="1-40 letters, digits, _ . -")
-CHANNEL = validate.Regexp(CHANNEL_NAME, error="a lower-case channel name")
-LANGUAGE = validate.Regexp(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}\Z", error="a language tag")
+NAME = Exact(r"^[A-Za-z0-9_.\-]{1,40}$", error="1-40 letters, digits, _ . -")
+CHANNEL = Exact(CHANNEL_PATTERN, error="a lower-case channel name")
+LANGUAGE = Exact(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$", error="a language tag")
 LEVEL = validate.Range(min=1, max=5)
 
 
@@ -72,7 +72,7 @@ class TaskInSchema(Schema):
     # As a path id of /v1/customers/{id} must be, so its tasks can be exported.
     customer_id = fields.String(
         required=True,
-        validate=validate.Regexp(r"^[^\x00-\x1f]{1,200}\Z", error="1-200 characters, no controls"),
+        validate=Exact(r"^[^\x00-\x1f]{1,200}$", error="1-200 characters, no controls"),
     )
     category = fields.String(load_default="basic", validate=validate.OneOf(CATEGORIES))
     skills = _skills(load_default=dict)

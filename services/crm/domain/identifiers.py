@@ -34,9 +34,9 @@ DEFAULT_JUNK = (
     "noemail@example.com",
 )
 MAX_VALUE_LENGTH = 200
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 _ALL_SAME_FILLER = re.compile(r"^[0\-_.\s*xX]+$")  # "0000000", "---", "000-000", "***"
-_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def name_key(name: str | None) -> str | None:
     return name.casefold()[:MAX_VALUE_LENGTH] if name else None
 
 
-_PHONE_CHARS = re.compile(r"^[0-9+()\-.\s/]+$")
+_PHONE_CHARS = re.compile(r"^[0-9+()\-.\s/]+\Z")
 _PHONE_SEPARATORS = re.compile(r"[()\-.\s/]")
 
 

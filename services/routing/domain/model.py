@@ -21,9 +21,10 @@ CATEGORIES = ("basic", "complex", "urgent")
 STATUSES = ("queued", "reserved", "assigned", "completed", "canceled")
 AGENT_STATUSES = ("available", "away", "offline")
 OPEN_STATUSES = ("queued", "reserved", "assigned")
-# A channel an agent can have (so a task on it can be served); with re.match. \Z, not $:
-# $ also matches before a final newline, which made "chat\n" a channel of its own.
-CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_\-]{0,31}\Z")
+# A channel an agent can have (so a task on it can be served). Matched whole (fullmatch):
+# a pattern's $ also matches before a final newline, which made "chat\n" a channel.
+CHANNEL_PATTERN = r"^[a-z][a-z0-9_\-]{0,31}$"
+CHANNEL_NAME = re.compile(CHANNEL_PATTERN)
 
 
 class RoutingError(Exception):
