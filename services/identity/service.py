@@ -985,6 +985,7 @@ class IdentityService:
         if best is None:
             return not_verified
         session, decision = best
+        self.store.count_status_reuse(session["sid"], channel, int(session["exp"] - self.clock()))
         return {
             "verified": True,
             "level": decision.acr,
@@ -996,7 +997,9 @@ class IdentityService:
     # == KPIs, export, erasure =================================================
     def stats(self) -> dict[str, Any]:
         counters, durations = self.store.stats()
-        reused, asked = counters.get("reused", 0), counters.get("asked_again", 0)
+        # A verified status answer (an IVR that skipped its verification) is a reuse too.
+        by_status = counters.get("status_reused", 0)
+        reused, asked = counters.get("reused", 0) + by_status, counters.get("asked_again", 0)
         by: dict[tuple[str, str], dict[str, int]] = {}
         for name, value in counters.items():
             parts = name.split(":")
@@ -1010,7 +1013,12 @@ class IdentityService:
             return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
         return {
-            "requests": {"reused": reused, "asked_again": asked, "fresh": counters.get("fresh", 0)},
+            "requests": {
+                "reused": reused - by_status,
+                "status_reused": by_status,
+                "asked_again": asked,
+                "fresh": counters.get("fresh", 0),
+            },
             "repeat_verification_rate": (asked / (asked + reused)) if asked + reused else None,
             "reuse_rate": (reused / (asked + reused)) if asked + reused else None,
             "duration_ms": {"p50": pct(50), "p95": pct(95), "samples": len(ordered)},

@@ -232,6 +232,18 @@ redis.call('SET', KEYS[1], string.format('%d', at), 'PX', ARGV[2])
 return at
 """
 
+# KEYS: a session's status-reuse marker, the stats hash. ARGV: ttl (s). A status answer
+# that found the customer verified is a verification avoided: counted once per session
+# and channel, however often the IVR asks during its calls.
+_STATUS_REUSE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('HINCRBY', KEYS[2], 'status_reused', 1)
+  return 1
+end
+return 0
+"""
+STATUS_COUNTED_KEPT = 50_000  # markers a process remembers having written
+
 # KEYS: last step. ARGV: step, ttl. A step is accepted once, and never one older.
 _ACCEPT_STEP = """
 local last = redis.call('GET', KEYS[1])
@@ -472,6 +484,10 @@ class RedisStore:
         self._claim_settle_approve = redis.register_script(_CLAIM_SETTLE_APPROVE)
         self._create = redis.register_script(_CREATE)
         self._reseal = redis.register_script(_RESEAL)
+        self._status_reuse = redis.register_script(_STATUS_REUSE)
+        # Markers this process wrote: the IVR's repeated questions cost no round trip
+        # (status answers from the read cache), only the first of each per process.
+        self._status_counted: set[str] = set()
 
     def new_id(self, prefix: str, cid: str) -> str:
         """An opaque id whose keys live in the shard of customer ``cid``."""
@@ -1111,6 +1127,21 @@ class RedisStore:
             profile, sids, factors, policies = pipe.execute()
         rows = _oldest_first(self._open_factors(cid, factors))
         return {"profile": profile, "sids": sorted(sids), "factors": rows, "policies": policies}
+
+    def count_status_reuse(self, sid: str, channel: str, ttl: int) -> None:
+        """Count a verified status answer as a reuse, once per session and channel."""
+        shard = shard_of_id(sid)
+        marker = f"{tag(shard)}statusreuse:{sid}:{channel}"
+        if marker in self._status_counted:
+            return
+        if len(self._status_counted) >= STATUS_COUNTED_KEPT:
+            self._status_counted.clear()  # forgetting costs a round trip, never a count
+        try:
+            self._status_reuse(keys=[marker, stats_keys(shard)[0]], args=[max(1, ttl)])
+        except RedisError as exc:  # a KPI: the IVR's answer matters more than its count
+            log.warning("status reuse not counted", extra={"error": type(exc).__name__})
+            return
+        self._status_counted.add(marker)
 
     def status_snapshot(self, cid: str) -> tuple[str, list[dict[str, Any]], dict[str, str]]:
         """(projected tier, active sessions, stored policies): one script call standalone,

@@ -392,6 +392,30 @@ def test_stats_report_reuse_and_durations(api: Api) -> None:
     assert "sb_identity_repeat_verification_rate 0.5" in metrics
 
 
+def test_a_verified_status_answer_counts_as_a_reuse_once_per_session_and_channel(
+    api: Api, app: Flask, redis: Any
+) -> None:
+    first = approved_token(api)  # on chat
+    api.start("c-1", "web", tier="gold")  # asked again: no token, no trusted device
+
+    def status(channel: str) -> bool:
+        url = f"/v1/customers/c-1/verification-status?channel={channel}"
+        return bool(api.call("GET", url, "ivr").json["verified"])
+
+    # An IVR asks several times during a call, another process asks too.
+    assert all(status("web") for _ in range(3)) and status("chat")
+    other = app.extensions["sb"].extras["identity"].store
+    other._status_counted.clear()  # as a second worker: it has counted nothing itself
+    assert status("web")
+    stats = api.call("GET", "/v1/stats", "admin").json
+    assert stats["requests"]["status_reused"] == 2  # web and chat, once each
+    assert stats["requests"]["reused"] == 0 and stats["requests"]["asked_again"] == 1
+    assert stats["repeat_verification_rate"] == 1 / 3
+    api.call("DELETE", f"/v1/sessions/{first['sid']}", "admin")
+    assert not status("app")  # not verified: nothing to count
+    assert api.call("GET", "/v1/stats", "admin").json["requests"]["status_reused"] == 2
+
+
 def test_an_expired_otp_is_refused(api: Api, app: Flask) -> None:
     enrolled(api)
     service = app.extensions["sb"].extras["identity"]
