@@ -35,8 +35,10 @@ from services.identity.domain.errors import (
 )
 from services.identity.domain.factors import Attempt, FactorRecord, FactorRegistry
 from services.identity.domain.policy import (
+    COMMON_CHANNELS,
     DEFAULT_POLICY,
     DEFAULT_TIER,
+    OTHER,
     TIER_NAME,
     Decision,
     TierPolicy,
@@ -1000,11 +1002,21 @@ class IdentityService:
         # A verified status answer (an IVR that skipped its verification) is a reuse too.
         by_status = counters.get("status_reused", 0)
         reused, asked = counters.get("reused", 0) + by_status, counters.get("asked_again", 0)
+        stored = self.store.list_policies()
+        tiers = {*stored, DEFAULT_TIER}
+        channels = {*COMMON_CHANNELS, *(c for p in stored.values() for c in p.get("channels", {}))}
         by: dict[tuple[str, str], dict[str, int]] = {}
         for name, value in counters.items():
             parts = name.split(":")
             if len(parts) == 3:
-                by.setdefault((parts[1], parts[2]), {})[parts[0]] = value
+                row = by.setdefault(
+                    (
+                        parts[1] if parts[1] in tiers else OTHER,
+                        parts[2] if parts[2] in channels else OTHER,
+                    ),
+                    {},
+                )
+                row[parts[0]] = row.get(parts[0], 0) + value
         ordered = sorted(durations)
 
         def pct(p: float) -> float | None:

@@ -20,6 +20,13 @@ BUILTIN_FACTORS = ("totp", "sms_otp", "email_otp", "voice_otp", "kba", "trusted_
 POSSESSION = frozenset({"totp", "sms_otp", "email_otp", "voice_otp", "trusted_device"})
 TIER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}\Z")
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
+# Channels a contact center has whether or not a policy names them: KPIs keep these (and
+# the tiers and channels policies name) apart and fold any other name into "other", so a
+# client sending made-up names cannot grow the metrics without bound.
+COMMON_CHANNELS = frozenset(
+    {"web", "app", "chat", "voice", "ivr", "email", "sms", "wechat", "whatsapp", "social"}
+)
+OTHER = "other"
 MAX_ATTEMPTS_CEILING = 100  # NIST SP 800-63B 5.2.2: no more than 100 consecutive failures
 DEFAULT_TIER = "default"
 

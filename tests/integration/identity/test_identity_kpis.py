@@ -139,3 +139,21 @@ def test_a_reused_session_is_requested_and_completed(api: Api) -> None:
     assert again["reused"] is True
     [row] = api.call("GET", "/v1/stats", "admin").json["by_tier_channel"]
     assert (row["requested"], row["approved"], row["completion_rate"]) == (2, 2, 1.0)
+
+
+def test_tiers_and_channels_nobody_configured_fold_into_other(api: Api) -> None:
+    api.tier("gold", {**KBA_ONLY, "channels": {"kiosk": {"allowed_factors": ["kba"]}}})
+    assert api.enroll("c-1", {"type": "kba", "answers": {"first_pet": "Rex"}}).status_code == 201
+    for i in range(30):  # a client inventing names: one row, one series, not thirty
+        assert api.start("c-1", f"ch{i}", tier=f"tier{i}").status_code == 201
+    for channel in ("chat", "kiosk"):  # a common channel, and one a policy names
+        api.start("c-1", channel, tier="gold")
+    stats = api.call("GET", "/v1/stats", "admin").json
+    rows = {(r["tier"], r["channel"]): r["requested"] for r in stats["by_tier_channel"]}
+    assert rows == {("other", "other"): 30, ("gold", "chat"): 1, ("gold", "kiosk"): 1}
+    families = {f.name: f for f in text_string_to_metric_families(api.c.get("/metrics").text)}
+    labels = {
+        (s.labels["tier"], s.labels["channel"])
+        for s in families["sb_identity_completion_rate"].samples
+    }
+    assert labels == set(rows)
