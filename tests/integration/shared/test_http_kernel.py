@@ -329,3 +329,11 @@ def test_errors_of_list_items_are_keyed_by_index(make_settings, redis, headers) 
     assert problem(response, 400)["errors"] == {"names": {"1": ["Longer than maximum length 2."]}}
     ok = client.post("/v1/many", json={"names": ["é", "中"]}, headers=headers("channel"))
     assert ok.status_code == 201 and ok.get_json() == {"names": ["é", "中"]}
+
+
+def test_made_up_methods_share_one_metrics_label(client, headers) -> None:
+    for i in range(20):
+        assert client.open("/healthz", method=f"MADEUP{i}").status_code == 405
+    metrics = client.get("/metrics").text
+    assert "MADEUP" not in metrics
+    assert 'method="OTHER"' in metrics
