@@ -246,12 +246,19 @@ class Consumer:
         self, streams: list[str], block: int
     ) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
         """One round trip: the acks the last full batch left, then the read."""
+        held = list(self._deferred)
         pipe = self.redis.pipeline(transaction=False)
         self._stage_deferred(pipe)
         pipe.xreadgroup(
             self.group, self.name, {s: ">" for s in streams}, count=self.batch, block=block or None
         )
-        response = pipe.execute()[-1]
+        try:
+            response = pipe.execute()[-1]
+        except redis_lib.RedisError:
+            # Kept for the next try (acks and marks are idempotent): dropped, the entries
+            # would be reclaimed and handled again after a blip.
+            self._deferred = held + self._deferred
+            raise
         return _streams_of(response)
 
     def run_once(self, *, block_ms: int | None = None) -> int:
@@ -261,6 +268,9 @@ class Consumer:
         count = 0
         now = time.monotonic()
         if now >= self._next_reclaim:
+            # A slow full batch's acks are still held back: sent first, or this consumer
+            # would reclaim (and handle again) entries it has finished itself.
+            self.flush()
             count += self.reclaim()
             self._next_reclaim = now + max(self.visibility_timeout_ms / 2000, 0.01)
         block = self.block_ms if block_ms is None else block_ms

@@ -296,3 +296,43 @@ def test_trimming_waits_for_every_group_the_product_runs_on_the_stream(redis) ->
     for group in set(GROUPS[stream]) - {"crm-kpi", "identity"}:
         drain(Consumer(redis, [stream], group, "x", {"*": lambda e, d: None}, batch=100))
     assert trim_consumed(redis, stream) > 0  # every group has it all: now it goes
+
+
+def test_a_slow_full_batch_is_not_reclaimed_and_handled_again_by_its_own_consumer(
+    redis,
+) -> None:
+    publish(redis, 4)
+    calls: list[int] = []
+
+    def slow(event: Event, _: Delivery) -> None:
+        calls.append(event.data["n"])
+        time.sleep(0.15)  # a full batch of two outlasts the visibility timeout
+
+    consumer = Consumer(
+        redis, [STREAM], "g", "c", {"*": slow}, batch=2, block_ms=10, visibility_timeout_ms=200
+    )
+    for _ in range(6):
+        consumer.run_once(block_ms=10)
+    consumer.flush()
+    assert calls == [0, 1, 2, 3]
+    assert redis.xpending(STREAM, "g")["pending"] == 0
+
+
+def test_acknowledgements_held_back_survive_a_failed_read(redis) -> None:
+    publish(redis, 4)
+    calls: list[int] = []
+    consumer = Consumer(
+        redis, [STREAM], "g", "c", {"*": lambda e, d: calls.append(e.data["n"])}, batch=2
+    )
+    consumer.run_once(block_ms=10)  # a full batch: its acks wait for the next read
+    held = list(consumer._deferred)
+    assert held
+    streams = consumer.streams
+    consumer.streams = ["sb:events:not-a-group-here"]  # the next read fails (NOGROUP)
+    with pytest.raises(Exception, match="NOGROUP"):
+        consumer._read(consumer.streams, 10)
+    consumer.streams = streams
+    assert consumer._deferred == held  # still to be sent
+    drain(consumer)
+    assert calls == [0, 1, 2, 3]
+    assert redis.xpending(STREAM, "g")["pending"] == 0
