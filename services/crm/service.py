@@ -34,6 +34,7 @@ from services.crm.domain.merge import (
     check_mergeable,
     plan_merge,
     plan_unmerge,
+    record_for_export,
     source_after_unmerge,
 )
 from services.crm.domain.resolution import Outcome, decide
@@ -881,7 +882,15 @@ class CrmService:
                 "interactions": tx.rows_of("interactions", ids),
                 "cases": tx.rows_of("cases", ids),
                 "timeline": tx.rows_of("timeline", ids),
-                "merges": tx.merges_of(ids),
+                "merges": [
+                    {
+                        **m,
+                        "record": record_for_export(
+                            m["record"], m["survivor_id"], m["source_id"], ids
+                        ),
+                    }
+                    for m in tx.merges_of(ids)
+                ],
             }
 
         document: dict[str, Any] = {

@@ -9,7 +9,7 @@ from the source (a missing name or language is not a conflict).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,25 @@ class MergePlan:
             "conflicts": self.conflicts,
             "filled": self.filled,
         }
+
+
+def record_for_export(
+    record: Mapping[str, Any], survivor_id: str, source_id: str, owner_ids: Collection[str]
+) -> dict[str, Any]:
+    """A merge record as the export of ``owner_ids`` (a profile and those merged into it)
+    may show it. A side whose profile is not among them - the other party of a merge that
+    was undone - is another customer: its values are withheld (``None``), ids and field
+    names stay, so the history still reads."""
+    keep = {"survivor": survivor_id in owner_ids, "source": source_id in owner_ids}
+    shown = dict(record)
+    for side, kept in keep.items():
+        if not kept:
+            shown[f"{side}_before"] = None
+    shown["conflicts"] = {
+        name: {side: (value if keep.get(side) else None) for side, value in values.items()}
+        for name, values in (record.get("conflicts") or {}).items()
+    }
+    return shown
 
 
 def _as_dict(values: ProfileValues) -> dict[str, Any]:

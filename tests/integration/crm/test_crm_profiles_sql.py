@@ -262,3 +262,17 @@ def test_the_name_prefix_search_is_served_by_the_name_index(
         plan = " ".join(str(row) for row in cursor.fetchall())
         cursor.close()
     assert "ix_crm_profiles_name_key" in plan, plan
+
+
+def test_an_undone_merge_shows_neither_customer_the_others_data(crm: CrmService) -> None:
+    alice = crm.create_profile([PHONE], {"name": "Alice Wang", "attributes": {"city": "Xi'an"}})
+    bob = crm.create_profile([EMAIL], {"name": "Bob Li", "attributes": {"addr": "1 Bob Road"}})
+    merged = crm.merge(alice["id"], bob["id"], dry_run=False)
+    # Merged, Bob's profile is part of Alice's: her export holds what he brought.
+    assert "Bob Li" in str(crm.export(alice["id"])["merges"])
+    crm.unmerge(alice["id"], merged["merge_id"])
+    for own, other in ((alice, ("Bob Li", "1 Bob Road")), (bob, ("Alice Wang", "Xi'an"))):
+        [record] = crm.export(own["id"])["merges"]
+        assert record["id"] == merged["merge_id"] and record["status"] == "unmerged"
+        assert not any(value in str(record) for value in other), own["name"]
+    assert "Alice Wang" in str(crm.export(alice["id"])["merges"])  # her own side stays
