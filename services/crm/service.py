@@ -27,6 +27,7 @@ from services.crm.domain.errors import (
     ProfileMoved,
     ProfileNotFound,
     ResolutionConflict,
+    UnknownCategory,
 )
 from services.crm.domain.identifiers import Identifier, IdentifierPolicy, name_key
 from services.crm.domain.merge import (
@@ -678,6 +679,11 @@ class CrmService:
                 channel=channel,
                 now=now,
                 policy=self.config.cases,
+                catch_all=self.config.classifier.default_category,
+            )
+            # What this contact alone would be worth: an urgent follow-up raises the case.
+            priority = self.config.classifier.priority(
+                found.category, profile["tier"], subject, description
             )
             if similar is not None:
                 case = tx.get_case(similar.id)
@@ -691,6 +697,7 @@ class CrmService:
                     "channels": sorted({*case["channels"], channel}),
                     "status": status,
                     "history": history,
+                    "priority": self.config.classifier.higher(case["priority"], priority),
                     "updated_at": now,
                 }
                 tx.update_case(case["id"], changes)
@@ -727,16 +734,13 @@ class CrmService:
                         "status": status,
                         "case_number": case["case_number"],
                         "category": case["category"],
-                        "priority": case["priority"],
+                        "priority": changes["priority"],
                         "channel": channel,
                         "merged": True,
                     },
                 )
                 return self._case_view({**case, **changes}, merged=True), True
             number = case_rules.case_number(now.year, tx.next_sequence("case"))
-            priority = self.config.classifier.priority(
-                found.category, profile["tier"], subject, description
-            )
             row = {
                 "id": "c-" + uuid.uuid4().hex,
                 "case_number": number,
@@ -809,6 +813,10 @@ class CrmService:
                 values["status"] = target
                 values["history"] = [*case["history"], {"status": target, "at": now.isoformat()}]
                 values["closed_at"] = now if target == "closed" else None
+            category = changes.get("category")
+            if category is not None and category not in self.config.classifier.categories:
+                known = ", ".join(self.config.classifier.categories)
+                raise UnknownCategory(f"no category {category!r}; known: {known}")
             for name in ("priority", "category"):
                 if changes.get(name) is not None and changes[name] != case[name]:
                     values[name] = changes[name]

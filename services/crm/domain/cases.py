@@ -77,8 +77,13 @@ def similar_case(
     channel: str,
     now: datetime,
     policy: CasePolicy,
+    catch_all: str | None = None,
 ) -> CaseSummary | None:
-    """The newest open case of this category raised on another channel within the window."""
+    """The newest open case of this category raised on another channel within the window.
+    Never for ``catch_all`` (the category of what no rule recognised): two contacts about
+    nothing the rules know are not therefore about the same problem."""
+    if category == catch_all:
+        return None
     fitting = [
         c
         for c in candidates

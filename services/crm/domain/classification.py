@@ -112,6 +112,10 @@ class Classifier:
         confidence = (scores[best] / total) * min(1.0, scores[best] / self.saturation)
         return Classification(best, round(confidence, 3), scores)
 
+    def higher(self, a: str, b: str) -> str:
+        """The higher of two priority levels."""
+        return max(a, b, key=lambda level: self.levels.index(level) if level in self.levels else -1)
+
     def _any(self, terms: list[_Term], text: str) -> bool:
         return any(t.found(text) for t in terms)
 

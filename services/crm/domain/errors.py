@@ -35,6 +35,10 @@ class JunkIdentifier(InvalidIdentifier):
     pass
 
 
+class UnknownCategory(CrmError):
+    """A category the classification rules do not define."""
+
+
 class NotFoundError(CrmError):
     pass
 

@@ -14,7 +14,12 @@ from services.crm.adapters import sql_tables as t
 from services.crm.adapters.sql_engine import make_engine
 from services.crm.adapters.sql_store import SqlStore
 from services.crm.consumer import timeline_consumer
-from services.crm.domain.errors import CaseNotFound, IdentifierSuppressed, InvalidTransition
+from services.crm.domain.errors import (
+    CaseNotFound,
+    IdentifierSuppressed,
+    InvalidTransition,
+    UnknownCategory,
+)
 from services.crm.service import CrmConfig, CrmService
 from shared.events import STREAMS, Event
 from shared.sql_outbox import add_to_outbox, relay_outbox
@@ -104,6 +109,35 @@ def test_a_contact_folded_into_a_similar_case_keeps_its_own_words(
         "inbound",
     )
     assert contact["summary"].endswith("I sent the parcel back on Monday, tracking SF1234567")
+
+
+def test_an_urgent_follow_up_raises_the_case_it_joins(crm: CrmService) -> None:
+    plain = crm.create_profile([{"type": "app_user_id", "value": "u-plain"}], {})
+    first, _ = new_case(crm, plain, "chat", "refund please")
+    assert first["priority"] == "normal"
+    again, merged = new_case(crm, plain, "voice", "refund URGENT, this is unacceptable")
+    assert merged and again["id"] == first["id"] and again["priority"] == "urgent"
+    assert crm.get_case(first["id"])["priority"] == "urgent"
+    calm, merged = new_case(crm, plain, "email", "about my refund")
+    assert merged and calm["priority"] == "urgent"  # a calmer contact never lowers it
+
+
+def test_contacts_no_rule_recognised_are_not_merged_as_one_problem(
+    crm: CrmService, profile: dict[str, Any]
+) -> None:
+    first, _ = new_case(crm, profile, "chat", "question about warranty terms")
+    second, merged = new_case(crm, profile, "voice", "can you recommend a gift?")
+    assert first["category"] == second["category"] == "other"
+    assert not merged and second["id"] != first["id"]
+
+
+def test_a_case_can_only_be_put_in_a_category_the_rules_define(
+    crm: CrmService, profile: dict[str, Any]
+) -> None:
+    case, _ = new_case(crm, profile, "chat", "invoice wrong")
+    with pytest.raises(UnknownCategory):
+        crm.update_case(case["id"], {"category": "no_such_category"})
+    assert crm.update_case(case["id"], {"category": "refund_return"})["category"] == "refund_return"
 
 
 def test_the_status_workflow_is_enforced_and_reopening_has_a_window(
