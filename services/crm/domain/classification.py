@@ -7,6 +7,14 @@ distinct matching keyword; text in the subject counts ``subject_weight``
 times. English keywords match whole words (a plural or -ed/-ing suffix
 allowed); Chinese keywords match as substrings (Chinese has no spaces).
 
+Text and keywords are folded alike before matching: Unicode NFKC (full-width
+"ｒｅｆｕｎｄ" is "refund"), traditional Chinese to simplified (OpenCC t2s:
+"訂單" is "订单"), lower case. Phrases under ``ignore`` are blanked out first:
+negations that would otherwise match a keyword ("没有问题" is not "有问题",
+"not urgent" is not "urgent"). Within a category a keyword found only as part
+of a longer one found too ("订单" in "订单号", "charge" in "charged") counts
+once, as the longer.
+
 score(c)   = sum of weights of c's keywords found
 category   = argmax score, ``default_category`` when every score is 0
 confidence = (best / total of all scores) * min(1, best / confidence_saturation)
@@ -20,12 +28,29 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import opencc
+
 DEFAULT_RULES = Path(__file__).with_name("classification.json")
+
+
+@cache
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def fold(text: str) -> str:
+    """What matching compares: NFKC, traditional Chinese as simplified, lower case."""
+    text = unicodedata.normalize("NFKC", text or "")
+    if not text.isascii():
+        text = _t2s().convert(text)
+    return text.lower()
 
 
 @dataclass(frozen=True)
@@ -40,6 +65,7 @@ class _Term:
     regex: re.Pattern[str] | None
     literal: str | None
     weight: float
+    keyword: str = ""
 
     def found(self, text: str) -> bool:
         if self.literal is not None:
@@ -51,11 +77,27 @@ class _Term:
 def _term(keyword: str, weight: float, *, pattern: bool = False) -> _Term:
     if pattern:
         return _Term(re.compile(keyword, re.IGNORECASE), None, weight)
-    word = keyword.strip().lower()
+    word = fold(keyword.strip())
     if word.isascii():
-        regex = re.compile(r"(?<![a-z0-9])" + re.escape(word) + r"(?:s|es|ed|d|ing)?(?![a-z0-9])")
-        return _Term(regex, None, weight)
-    return _Term(None, word, weight)
+        # A short word takes no -d/-ed: "fee" would find "feed".
+        suffixes = r"(?:s|es|ed|d|ing)?" if len(word) > 3 else r"(?:s|es|ing)?"
+        regex = re.compile(r"(?<![a-z0-9])" + re.escape(word) + suffixes + r"(?![a-z0-9])")
+        return _Term(regex, None, weight, word)
+    return _Term(None, word, weight, word)
+
+
+def _covered(term: _Term, by: list[_Term]) -> bool:
+    return any(term == o or (term.keyword and term.keyword in o.keyword) for o in by)
+
+
+def _longest(found: list[_Term]) -> list[_Term]:
+    """``found`` less the keywords that are part of a longer keyword also found."""
+    return [
+        t
+        for t in found
+        if not t.keyword
+        or not any(o is not t and t.keyword in o.keyword and o.keyword != t.keyword for o in found)
+    ]
 
 
 def _terms(rules: list[Mapping[str, Any]]) -> list[_Term]:
@@ -83,6 +125,9 @@ class Classifier:
         self.negative = _terms([config.get("negative", {})])
         self.urgent = _terms([config.get("urgent", {})])
         self.tier_boost: dict[str, int] = dict(config.get("tier_boost", {}))
+        # Longest first: a phrase inside a longer ignored one goes with it.
+        ignore = sorted({fold(p) for p in config.get("ignore", []) if p.strip()}, key=len)
+        self.ignore = [re.compile(re.escape(p)) for p in reversed(ignore)]
         self.levels: list[str] = list(config.get("priorities", ["low", "normal", "high", "urgent"]))
 
     @classmethod
@@ -90,17 +135,23 @@ class Classifier:
         with open(path or DEFAULT_RULES, encoding="utf-8") as fh:
             return cls(json.load(fh))
 
+    def _text(self, text: str) -> str:
+        folded = fold(text)
+        for phrase in self.ignore:
+            folded = phrase.sub(" ", folded)
+        return folded
+
     def classify(self, subject: str, description: str = "") -> Classification:
-        subject_text = (subject or "").lower()
-        body_text = (description or "").lower()
+        subject_text = self._text(subject)
+        body_text = self._text(description)
         scores: dict[str, float] = {}
         for name, terms in self.categories.items():
-            score = 0.0
-            for term in terms:
-                if term.found(subject_text):
-                    score += term.weight * self.subject_weight
-                elif term.found(body_text):
-                    score += term.weight
+            in_subject = _longest([t for t in terms if t.found(subject_text)])
+            in_body = _longest([t for t in terms if t.found(body_text)])
+            score = sum(t.weight for t in in_subject) * self.subject_weight
+            # Counted once, where it weighs most: in the subject, whole or as part of a
+            # longer keyword found there.
+            score += sum(t.weight for t in in_body if not _covered(t, in_subject))
             if score:
                 scores[name] = score
         if not scores:
@@ -120,7 +171,7 @@ class Classifier:
         return any(t.found(text) for t in terms)
 
     def priority(self, category: str, tier: str | None, subject: str, description: str = "") -> str:
-        text = f"{subject or ''}\n{description or ''}".lower()
+        text = self._text(f"{subject or ''}\n{description or ''}")
         level = self.base_priority.get(category, 1)
         level += self.tier_boost.get(tier or "default", 0)
         if self._any(self.negative, text):

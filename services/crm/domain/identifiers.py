@@ -12,6 +12,7 @@ refused for every type: attached to a profile they would merge strangers.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -84,7 +85,7 @@ class IdentifierPolicy:
         if type_ == "phone":
             value = normalise_phone(raw, self.default_region)
         elif type_ == "email":
-            value = raw.strip().lower()
+            value = _nfkc(raw).strip().lower()
             if not _EMAIL.match(value):
                 raise InvalidIdentifier(f"{raw.strip()!r} is not an email address")
         else:
@@ -122,13 +123,19 @@ def name_key(name: str | None) -> str | None:
     return name.casefold()[:MAX_VALUE_LENGTH] if name else None
 
 
+def _nfkc(text: str) -> str:
+    """Full-width forms as their ASCII ("１３８", "（+86）", "＠"): what a Chinese input
+    method types is the same number or address."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 _PHONE_CHARS = re.compile(r"^[0-9+()\-.\s/]+\Z")
 _PHONE_SEPARATORS = re.compile(r"[()\-.\s/]")
 
 
 def normalise_phone(raw: str, region: str) -> str:
     """E.164: "+86 138 0013 8000", "13800138000", "0086-138-0013-8000" -> "+8613800138000"."""
-    text = raw.strip()
+    text = _nfkc(raw).strip()
     if not _PHONE_CHARS.match(text):
         raise InvalidIdentifier(f"{text!r} is not a phone number")
     digits_plus = _PHONE_SEPARATORS.sub("", text)

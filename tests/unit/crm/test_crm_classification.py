@@ -25,6 +25,15 @@ CLASSIFIER = Classifier.from_file()
         ("账号被盗", "有异常登录，验证码不是我申请的", "account_security"),
         ("Double charged on my invoice", "the payment went through twice", "billing"),
         ("发票开错了", "账单金额不对", "billing"),
+        # Traditional Chinese and full-width text fold onto the same keywords.
+        ("訂單狀態查詢", "", "order_inquiry"),
+        ("我的快遞還沒到", "", "logistics_complaint"),
+        ("帳號被盜", "密碼被改了", "account_security"),
+        ("產品質量有問題", "", "product_quality"),
+        ("ｒｅｆｕｎｄ ｐｌｅａｓｅ", "", "refund_return"),
+        # Negations the rules file ignores, and a short word that takes no -d.
+        ("没有问题，谢谢", "", "other"),
+        ("my news feed is empty", "", "other"),
         ("Hello there", "just saying hi", "other"),
         ("你好", "", "other"),
     ],
@@ -48,6 +57,21 @@ def test_a_clear_case_is_more_confident_than_a_mixed_one() -> None:
 
 def test_english_keywords_match_whole_words_only() -> None:
     assert CLASSIFIER.classify("reorder the bordering shelves", "").category == "other"
+
+
+def test_a_keyword_inside_a_longer_one_found_counts_once() -> None:
+    # "订单" is part of "订单号": one order keyword, so the parcel wins.
+    result = CLASSIFIER.classify("订单号123快递没收到", "")
+    assert result.category == "logistics_complaint"
+    assert result.scores["order_inquiry"] == 4.0  # 订单号 alone, in the subject (x2)
+    # "charge" is part of "charged": billing no longer outweighs the refund.
+    assert CLASSIFIER.classify("I was charged and want a refund", "").category == "refund_return"
+
+
+def test_negated_urgency_does_not_raise_the_priority() -> None:
+    for calm in ("this is not urgent", "不紧急，有空再看", "不急"):
+        assert CLASSIFIER.priority("other", None, calm) == "low", calm
+    assert CLASSIFIER.priority("other", None, "urgent!") == "high"
 
 
 def test_rules_come_from_the_data_file() -> None:

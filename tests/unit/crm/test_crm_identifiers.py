@@ -22,6 +22,8 @@ POLICY = IdentifierPolicy()
         "+86-138-0013-8000",
         " 138.0013.8000 ",
         "008613800138000",
+        "１３８００１３８０００",  # full-width, as a Chinese input method types it
+        "（＋86）138 0013 8000",
     ],
 )
 def test_every_spelling_of_one_chinese_mobile_is_one_e164_number(raw: str) -> None:
