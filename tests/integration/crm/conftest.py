@@ -19,7 +19,11 @@ from services.crm.testing import database_kinds, fresh_database
 from shared.config import Settings
 
 # Ends PostgreSQL backends to simulate outages: only where a server is configured.
-collect_ignore = [] if os.environ.get("TEST_DATABASE_URL") else ["test_crm_postgres_outages.py"]
+collect_ignore = (
+    []
+    if os.environ.get("TEST_DATABASE_URL")
+    else ["test_crm_postgres_outages.py", "test_crm_postgres_migrations.py"]
+)
 
 
 @pytest.fixture(params=database_kinds())
