@@ -76,3 +76,15 @@ def test_a_complete_production_configuration_starts_without_a_dev_outbox(
     app = create_app(production(redis_url, tmp_path, **env))
     r = app.test_client().get("/v1/dev/messages", headers={"Authorization": "Bearer b"})
     assert r.status_code == 404
+
+
+def test_outside_dev_the_sandbox_document_verifier_must_be_named(
+    redis_url: str, tmp_path: Any
+) -> None:
+    # The sandbox approves any document number not ending in 0 or 9: never by default.
+    unnamed = create_app(production(redis_url, tmp_path, **complete()))
+    assert unnamed.extensions["sb"].extras["identity"].documents is None
+    named = create_app(
+        production(redis_url, tmp_path, **complete(), IDENTITY_DOCUMENT_VERIFIER="sandbox")
+    )
+    assert named.extensions["sb"].extras["identity"].documents.name == "sandbox"
