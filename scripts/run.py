@@ -142,6 +142,14 @@ def main() -> int:
 def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
     env = dict(os.environ)
     env.setdefault("SB_ENV", "dev")
+    if env["SB_ENV"] != "dev" and not env.get("REDIS_URL"):
+        # Production mode on an embedded, unauthenticated Redis with generated dev keys
+        # printed to the terminal: never what an operator means.
+        print(
+            f"SB_ENV={env['SB_ENV']}: make run starts an embedded Redis and dev keys, for "
+            "development only; set REDIS_URL (and DATABASE_URL, API_KEYS) or unset SB_ENV"
+        )
+        return 2
     env["SB_VAR_DIR"] = str(var)
     env["PYTHONPATH"] = str(ROOT)
     if not env.get("REDIS_URL"):

@@ -17,6 +17,8 @@ from pathlib import Path
 
 SCOPES = frozenset({"admin", "channel", "ivr", "agent"})
 
+DEV_SECRET_PREFIX = "DEV-"  # what dev mode generates; refused outside it
+
 
 class ConfigError(Exception):
     """The environment does not describe a runnable service."""
@@ -177,6 +179,9 @@ class Settings:
     def secret(self, name: str) -> str:
         """A required secret; in dev mode a generated one kept under var/secrets."""
         value = self.env.get(name, "").strip()
+        if value and not self.dev_mode and value.startswith(DEV_SECRET_PREFIX):
+            # Copied from a dev machine's var/secrets: known to whoever had that checkout.
+            raise ConfigError(f"{name} holds a dev-mode secret; set a production one")
         if value:
             return value
         if not self.dev_mode:
@@ -185,7 +190,7 @@ class Settings:
         if path.exists():
             return path.read_text().strip()
         path.parent.mkdir(parents=True, exist_ok=True)
-        generated = "DEV-" + secrets.token_urlsafe(32)  # marked: never valid-looking in prod
+        generated = DEV_SECRET_PREFIX + secrets.token_urlsafe(32)  # refused outside dev
         # Written whole to a temporary file, then linked into place: a concurrent
         # worker either wins the link or reads the complete winner, never a half file.
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")

@@ -118,3 +118,19 @@ def test_make_run_brings_everything_up_keeps_state_and_stops_cleanly(tmp_path: P
             )
         finally:
             output.append(stop(again))
+
+
+def test_make_run_refuses_production_mode_on_its_embedded_redis(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
+    env.update({"SB_ENV": "production", "SB_VAR_DIR": str(tmp_path / "var")})
+    run = subprocess.run(
+        [sys.executable, "scripts/run.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2 and "development only" in run.stdout
+    assert "dev-admin" not in run.stdout  # no keys made, none printed
+    assert not (tmp_path / "var" / "redis").exists()

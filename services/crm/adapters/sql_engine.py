@@ -8,11 +8,15 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
-from shared.config import Settings
+from shared.config import ConfigError, Settings
 
 
 def database_url(settings: Settings) -> str:
-    """DATABASE_URL, or ``sqlite:///<var_dir>/crm.db``; ``postgresql://`` means psycopg 3."""
+    """DATABASE_URL, or in dev mode ``sqlite:///<var_dir>/crm.db``; ``postgresql://`` means
+    psycopg 3. Outside dev mode it is required: a SQLite file in a container is a database
+    of that one process, lost with it."""
+    if not settings.database_url and not settings.dev_mode:
+        raise ConfigError("DATABASE_URL is required outside dev mode (SB_ENV=dev)")
     url = settings.database_url or f"sqlite:///{Path(settings.var_dir) / 'crm.db'}"
     return normalise_url(url)
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from services.crm.adapters.sql_engine import database_url
 from shared.config import ConfigError, Settings, parse_api_keys
 
 
@@ -47,6 +48,27 @@ def test_dev_mode_generates_a_marked_secret_once_and_keeps_it(tmp_path: Path) ->
     first = Settings.from_env(env, service="identity").secret("FINGERPRINT_KEY")
     again = Settings.from_env(env, service="identity").secret("FINGERPRINT_KEY")
     assert first.startswith("DEV-") and first == again
+
+
+def test_a_dev_mode_secret_is_refused_outside_dev_mode(tmp_path: Path) -> None:
+    dev = {"SB_ENV": "dev", "SB_VAR_DIR": str(tmp_path)}
+    generated = Settings.from_env(dev, service="identity").secret("FINGERPRINT_KEY")
+    prod = Settings.from_env(
+        {"REDIS_URL": "redis://x", "API_KEYS": "a:b:admin", "FINGERPRINT_KEY": generated},
+        service="identity",
+    )
+    with pytest.raises(ConfigError, match="dev-mode secret"):
+        prod.secret("FINGERPRINT_KEY")
+
+
+def test_the_crm_needs_a_database_url_outside_dev_mode(tmp_path: Path) -> None:
+    base = {"REDIS_URL": "redis://x", "API_KEYS": "a:b:admin", "SB_VAR_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        database_url(Settings.from_env(base, service="crm"))
+    given = Settings.from_env({**base, "DATABASE_URL": "postgresql://db/crm"}, service="crm")
+    assert database_url(given) == "postgresql+psycopg://db/crm"
+    dev = Settings.from_env({"SB_ENV": "dev", "SB_VAR_DIR": str(tmp_path)}, service="crm")
+    assert database_url(dev).startswith("sqlite:///")
 
 
 def test_typed_reads_reject_junk_with_the_variable_name() -> None:
