@@ -41,6 +41,17 @@ def test_every_service_runs_under_gunicorn_with_a_health_check() -> None:
         assert " ".join(layout(name, cpus=2).args()) in command, name
 
 
+def test_everything_restarts_and_is_given_time_to_finish_its_work() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        if name != "crm-migrate":  # runs once, to completion
+            assert service["restart"] == "unless-stopped", name
+    for name in ("identity", "crm", "routing", "crm-consumer", "routing-dispatcher"):
+        grace = services[name]["stop_grace_period"]
+        # gunicorn's --graceful-timeout 20 s and a consumer's 30 s wait for its batch
+        assert grace.endswith("s") and int(grace[:-1]) > 30, name
+
+
 def test_every_consumer_and_the_dispatcher_is_its_own_service() -> None:
     services = compose()["services"]
     for name, module in [
