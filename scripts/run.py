@@ -223,7 +223,7 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
         for i in range(1, instances):
             print(f"  {'':<9} http://127.0.0.1:{port + 100 * i}   (instance {i + 1})")
     if keys:
-        print("\nDEV API keys (Authorization: Bearer <key>; kept in var/dev-api-keys):")
+        print(f"\nDEV API keys (Authorization: Bearer <key>; kept in {var / 'dev-api-keys'}):")
         for name, secret in keys.items():
             print(f"  {name:<9} {secret}   scope {DEV_SCOPES[name]}")
     sys.stdout.flush()

