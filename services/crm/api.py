@@ -302,7 +302,9 @@ def create_case(body: dict[str, Any]) -> Any:
 def lookup_case(args: dict[str, Any]) -> Any:
     """Self-service progress: case number and phone must both match (rate-limited)."""
     client = current_client()
-    return crm().lookup_case(client.client if client else "?", args["case_number"], args["phone"])
+    return crm().lookup_case(
+        client.client if client else "?", args["case_number"], args["phone"], args.get("caller")
+    )
 
 
 @blp.route("/cases/<string:case_id>", methods=["GET"])

@@ -44,6 +44,7 @@ def crm_config(settings: Settings) -> CrmConfig:
         suppression=timedelta(days=settings.int_env("CRM_SUPPRESSION_DAYS", 30, minimum=0)),
         keep_anonymised_cases=settings.bool_env("CRM_KEEP_ANONYMISED_CASES", False),
         hash_key=settings.secret("CRM_HASH_KEY").encode(),
+        lookup_client_limit=settings.int_env("CRM_LOOKUP_CLIENT_LIMIT_PER_MINUTE", 600, minimum=1),
     )
 
 

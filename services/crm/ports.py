@@ -94,8 +94,9 @@ class PeerExports(Protocol):
 
 
 class RateLimiter(Protocol):
-    def hit(self, key: str) -> int | None:
-        """None when allowed; otherwise seconds until the caller may retry."""
+    def hit(self, key: str, limit: int | None = None) -> int | None:
+        """None when allowed; otherwise seconds until the caller may retry. ``limit``:
+        this key's own, instead of the limiter's."""
         ...
 
 

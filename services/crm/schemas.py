@@ -213,6 +213,13 @@ class LookupQuerySchema(Schema):
         required=True, validate=[validate.Length(min=1, max=32), _printable]
     )
     phone = fields.String(required=True, validate=[validate.Length(min=1, max=64), _printable])
+    caller = fields.String(
+        validate=[validate.Length(min=1, max=128), _printable],
+        metadata={
+            "description": "who the channel asks for (an IVR's ANI, a web user's IP): the "
+            "rate limit is then per caller, under a ceiling per API client"
+        },
+    )
 
 
 class LookupSchema(Schema):

@@ -74,6 +74,9 @@ class CrmConfig:
     suppression: timedelta = timedelta(days=30)
     keep_anonymised_cases: bool = False
     hash_key: bytes = b"crm-dev-hash-key"
+    # Self-service lookups per minute by one API client over all the callers it names
+    # (the per-caller budget is the limiter's own).
+    lookup_client_limit: int = 600
 
 
 @dataclass
@@ -853,11 +856,25 @@ class CrmService:
 
         return self._run(work)
 
-    def lookup_case(self, client: str, case_number: str, phone: str) -> dict[str, Any]:
+    def lookup_case(
+        self, client: str, case_number: str, phone: str, caller: str | None = None
+    ) -> dict[str, Any]:
+        """``caller``: the person the channel asks for (an IVR's ANI, a web user's address),
+        whose own budget it is; without one the API client's budget is everyone's."""
         if self.limiter is not None:
-            wait = self.limiter.hit(f"lookup:{client}")
-            if wait is not None:
-                raise RateLimited(wait)
+            if caller:
+                # Keyed by a digest: the ANI is personal data, and keys are not sealed.
+                who = hmac.new(self.config.hash_key, caller.encode(), hashlib.sha256)
+                budgets = [
+                    (f"lookup:{client}:{who.hexdigest()[:32]}", None),
+                    (f"lookup:{client}:*", self.config.lookup_client_limit),
+                ]
+            else:
+                budgets = [(f"lookup:{client}", None)]
+            for key, limit in budgets:
+                wait = self.limiter.hit(key, limit)
+                if wait is not None:
+                    raise RateLimited(wait)
         try:
             wanted = self.config.identifiers.normalise("phone", phone)
         except InvalidIdentifier:

@@ -12,7 +12,7 @@ class RedisRateLimiter:
         self.limit = limit
         self.window = window_seconds
 
-    def hit(self, key: str) -> int | None:
+    def hit(self, key: str, limit: int | None = None) -> int | None:
         now = time.time()
         window = int(now // self.window)
         name = f"sb:crm:rate:{key}:{window}"
@@ -20,6 +20,6 @@ class RedisRateLimiter:
         pipe.incr(name)
         pipe.expire(name, self.window + 1)
         count = pipe.execute()[0]
-        if count <= self.limit:
+        if count <= (self.limit if limit is None else limit):
             return None
         return max(1, int((window + 1) * self.window - now) + 1)

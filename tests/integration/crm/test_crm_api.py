@@ -224,6 +224,41 @@ def test_lookup_answers_only_with_both_parts_and_is_rate_limited(
     app.extensions["sb"]["store"].dispose()
 
 
+def test_lookup_budgets_are_per_caller_when_the_channel_names_one(
+    make_settings: Callable[..., Settings], empty_db_url: str, headers: Headers, redis: Any
+) -> None:
+    # An IVR serves every caller through one API key: one budget for all of them would
+    # turn callers away after the tenth lookup of the minute.
+    app = create_app(
+        make_settings(
+            "crm",
+            DATABASE_URL=empty_db_url,
+            CRM_LOOKUP_LIMIT_PER_MINUTE="2",
+            CRM_LOOKUP_CLIENT_LIMIT_PER_MINUTE="5",
+        )
+    )
+    client = app.test_client()
+    profile = make_profile(client, headers)
+    number = client.post(
+        "/v1/cases",
+        json={"profile_id": profile["id"], "channel": "chat", "subject": "refund"},
+        headers=headers("channel"),
+    ).json["case_number"]
+
+    def lookup(caller: str) -> int:
+        url = f"/v1/cases/lookup?case_number={number}&phone=13800138000&caller={caller}"
+        return client.get(url, headers=headers("channel")).status_code
+
+    # Each caller has 2; the API client 5 over all of its callers.
+    assert [lookup("+8613900000001") for _ in range(3)] == [200, 200, 429]
+    assert [lookup("+8613900000002") for _ in range(2)] == [200, 200]
+    assert [lookup(f"+861390000001{i}") for i in range(3)] == [200, 429, 429]
+    # The caller's number is not kept in clear in Redis.
+    keys = list(redis.scan_iter("sb:crm:rate:*"))
+    assert keys and not [k for k in keys if "8613900000001" in k]
+    app.extensions["sb"]["store"].dispose()
+
+
 class _Peer(http.server.BaseHTTPRequestHandler):
     """A stand-in for the identity / routing export endpoints (contract shape)."""
 
