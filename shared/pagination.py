@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -13,13 +12,12 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from shared.errors import BadRequest
+from shared.validation import UNPRINTABLE
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 _INT64 = range(-(2**63), 2**63)
-# C0 controls (PostgreSQL text cannot hold NUL) and lone surrogates (not UTF-8 at all).
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 
 
 class PageArgs(Schema):
@@ -85,7 +83,7 @@ def cursor_int(position: Mapping[str, Any], key: str) -> int:
 def cursor_str(position: Mapping[str, Any], key: str) -> str:
     """``position[key]``: a string without control characters or lone surrogates."""
     value = position.get(key)
-    if not isinstance(value, str) or _UNPRINTABLE.search(value):
+    if not isinstance(value, str) or UNPRINTABLE.search(value):
         raise bad_cursor()
     return value
 

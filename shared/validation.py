@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import ValidationError, validate
+
+# C0 controls (PostgreSQL text cannot hold NUL) and lone surrogates (not UTF-8 at all):
+# what no id or cursor this project issues contains.
+UNPRINTABLE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 
 
 class Exact(validate.Regexp):

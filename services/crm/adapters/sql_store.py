@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from services.crm.domain.identifiers import Identifier
 from services.crm.ports import Contention, StoreUnavailable
 from shared.events import STREAMS, Event
 from shared.sql_outbox import add_to_outbox
+from shared.validation import UNPRINTABLE
 
 if TYPE_CHECKING:
     import psycopg
@@ -132,7 +132,7 @@ def _row(mapping: Any) -> dict[str, Any]:
 # The service mints ids ("p-<hex>", "c-<hex>") without control characters; one in a
 # key (a path id) names no row, and must not reach the database: PostgreSQL refuses a
 # NUL in text outright, and neither driver can encode a lone surrogate.
-_NOT_AN_ID = re.compile(r"[\x00-\x1f\ud800-\udfff]")
+_NOT_AN_ID = UNPRINTABLE
 
 
 def _contention(exc: DBAPIError) -> Contention:
