@@ -8,6 +8,7 @@ from typing import Any
 
 from services.routing import kpis
 from services.routing.schemas import (
+    OPAQUE_ID,
     AgentInSchema,
     AgentPageSchema,
     AgentSchema,
@@ -31,9 +32,9 @@ from shared.pagination import PageArgs, cursor_str, decode_cursor, encode_cursor
 
 blp = Blueprint("routing", __name__, url_prefix="/v1", description="Switchboard Routing API")
 
-# \Z, not $: $ also matches before a final newline, so "a4\n" passed as an id.
-_AGENT_ID = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}\Z")
-_OPAQUE_ID = re.compile(r"^[^\x00-\x1f]{1,200}\Z")
+# Matched whole (fullmatch): $ also matches before a final newline, so "a4\n" passed.
+_AGENT_ID = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}$")
+_OPAQUE_ID = re.compile(OPAQUE_ID)
 
 
 def service() -> RoutingService:
@@ -41,7 +42,7 @@ def service() -> RoutingService:
 
 
 def _agent_id(agent_id: str) -> str:
-    if not _AGENT_ID.match(agent_id):
+    if not _AGENT_ID.fullmatch(agent_id):
         raise BadRequest(
             "agent ids are 1-64 letters, digits and _ . @ -",
             errors={"agent_id": ["Invalid agent id."]},
@@ -50,7 +51,7 @@ def _agent_id(agent_id: str) -> str:
 
 
 def _opaque(value: str, name: str) -> str:
-    if not _OPAQUE_ID.match(value):
+    if not _OPAQUE_ID.fullmatch(value):
         raise BadRequest(f"invalid {name}", errors={name: [f"Invalid {name}."]})
     return value
 

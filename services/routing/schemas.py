@@ -11,6 +11,9 @@ from shared.validation import Exact
 NAME = Exact(r"^[A-Za-z0-9_.\-]{1,40}$", error="1-40 letters, digits, _ . -")
 CHANNEL = Exact(CHANNEL_PATTERN, error="a lower-case channel name")
 LANGUAGE = Exact(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$", error="a language tag")
+# An id routing does not mint (a customer's, a task's, a reservation's): in a path and
+# in a body alike, so a customer a task names can be exported by that id.
+OPAQUE_ID = r"^[^\x00-\x1f]{1,200}$"
 LEVEL = validate.Range(min=1, max=5)
 
 
@@ -69,10 +72,8 @@ class AgentStatusInSchema(Schema):
 
 class TaskInSchema(Schema):
     channel = fields.String(required=True, validate=CHANNEL)
-    # As a path id of /v1/customers/{id} must be, so its tasks can be exported.
     customer_id = fields.String(
-        required=True,
-        validate=Exact(r"^[^\x00-\x1f]{1,200}$", error="1-200 characters, no controls"),
+        required=True, validate=Exact(OPAQUE_ID, error="1-200 characters, no controls")
     )
     category = fields.String(load_default="basic", validate=validate.OneOf(CATEGORIES))
     skills = _skills(load_default=dict)
