@@ -46,6 +46,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import time
 import uuid
 import zlib
@@ -87,6 +88,9 @@ ERASURE_MEMORY = 30 * 86400
 
 def shard_of(cid: str) -> int:
     return zlib.crc32(cid.encode()) % SHARDS
+
+
+_MINTED = re.compile(r"[a-z]+-[0-9a-f]{32}")
 
 
 def shard_of_id(oid: str) -> int:
@@ -490,8 +494,14 @@ class RedisStore:
         self._status_counted: set[str] = set()
 
     def new_id(self, prefix: str, cid: str) -> str:
-        """An opaque id whose keys live in the shard of customer ``cid``."""
+        """An opaque id whose keys live in the shard of customer ``cid``: the prefix, the
+        shard in two hex digits, 30 more of a uuid4 (``is_minted`` knows the shape)."""
         return f"{prefix}-{shard_of(cid):02x}{uuid.uuid4().hex[2:]}"
+
+    @staticmethod
+    def is_minted(oid: str, prefix: str) -> bool:
+        """Whether ``new_id(prefix, ...)`` could have made ``oid``."""
+        return _MINTED.fullmatch(oid) is not None and oid.startswith(prefix + "-")
 
     # -- events ---------------------------------------------------------------
     def _event_stream(self, shard: int | None) -> str:
