@@ -248,13 +248,20 @@ return 0
 """
 STATUS_COUNTED_KEPT = 50_000  # markers a process remembers having written
 
-# KEYS: last step. ARGV: step, ttl. A step is accepted once, and never one older.
-_ACCEPT_STEP = """
+
+def _claim_step(step: str, taken: int) -> str:
+    """A TOTP time step is accepted once, and never one older: KEYS[1] holds the last
+    accepted; ``step`` is the Lua expression of this one; the script answers ``taken``
+    when it was accepted before."""
+    return f"""
 local last = redis.call('GET', KEYS[1])
-if last and tonumber(last) >= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1
+if last and tonumber(last) >= tonumber({step}) then return {taken} end
+redis.call('SET', KEYS[1], {step})
 """
+
+
+# KEYS: last step. ARGV: step. -> 1 accepted, 0 taken before.
+_ACCEPT_STEP = _claim_step("ARGV[1]", 0) + "return 1\n"
 
 # KEYS: throttle zset. ARGV: unused, window_ms, max_sends, cooldown_ms, member
 # -> 0 (send now, recorded) or seconds to wait. The server's clock orders the sends,
@@ -420,11 +427,7 @@ _APPROVE = _approve_body(1) + _append_events(7)
 # stream]. ARGV: _APPROVE's two, then the step, the factor, the satisfied set's TTL.
 # -> -1 when the step was accepted before (nothing written), else _APPROVE's answer.
 _CLAIM_SETTLE_APPROVE = (
-    """
-local last = redis.call('GET', KEYS[1])
-if last and tonumber(last) >= tonumber(ARGV[3]) then return -1 end
-redis.call('SET', KEYS[1], ARGV[3])
-"""
+    _claim_step("ARGV[3]", -1)
     + _settle_success_body(2, "ARGV[4]", "ARGV[5]", approving=True)
     + _approve_body(7)
     + _append_events(13)
