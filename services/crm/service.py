@@ -106,9 +106,13 @@ class CrmService:
     def _event(self, tx: Tx, type_: str, data: Mapping[str, Any]) -> None:
         tx.emit(Event.new(type_, data, source="crm"))
 
+    def _keyed(self, text: str) -> str:
+        """HMAC-SHA256 under CRM_HASH_KEY: what is kept of personal values that must be
+        recognised again (erased identifiers, a lookup's caller) but never read."""
+        return hmac.new(self.config.hash_key, text.encode(), hashlib.sha256).hexdigest()
+
     def _digest(self, identifier: Identifier) -> str:
-        message = f"{identifier.type}:{identifier.value}".encode()
-        return hmac.new(self.config.hash_key, message, hashlib.sha256).hexdigest()
+        return self._keyed(f"{identifier.type}:{identifier.value}")
 
     def normalise(self, pairs: Sequence[Mapping[str, str]]) -> list[Identifier]:
         return self.config.identifiers.normalise_all((p["type"], p["value"]) for p in pairs)
@@ -136,12 +140,18 @@ class CrmService:
         tombstone's id stands for its survivor (locked in its place)."""
         for _ in range(MAX_ATTEMPTS):
             row = self._live_or_survivor(tx, profile_id) if follow else self._live(tx, profile_id)
-            tx.lock_profile(row["id"])
-            fresh = tx.get_profile(row["id"])
-            if fresh is not None and fresh["status"] == "active":
+            fresh = self._lock_active(tx, row["id"])
+            if fresh is not None:
                 return fresh
             # Merged or erased before the lock was ours: look again from the id given.
         raise Contention(f"profile {profile_id} kept changing")
+
+    @staticmethod
+    def _lock_active(tx: Tx, profile_id: str) -> dict[str, Any] | None:
+        """The profile, locked, if it is still active once the lock is ours."""
+        tx.lock_profile(profile_id)
+        row = tx.get_profile(profile_id)
+        return row if row is not None and row["status"] == "active" else None
 
     def _live_or_survivor(self, tx: Tx, profile_id: str) -> dict[str, Any]:
         """For writes: a tombstone's id stands for its survivor."""
@@ -285,9 +295,8 @@ class CrmService:
                     return self._view(tx, held["row"], held["identifiers"]), False, ()
                 # Under the profile's lock: a merge taking it since the read is retried
                 # (the identifiers then resolve to the survivor), not written past.
-                tx.lock_profile(decision.profile_id)
-                locked = tx.get_profile(decision.profile_id)
-                if locked is None or locked["status"] != "active":
+                locked = self._lock_active(tx, decision.profile_id)
+                if locked is None:
                     raise Contention(f"profile {decision.profile_id} changed meanwhile")
                 # A recently erased customer's identifier is not attached in passing (it
                 # may be a recycled number): only PATCH, an explicit act, attaches it.
@@ -864,9 +873,8 @@ class CrmService:
         if self.limiter is not None:
             if caller:
                 # Keyed by a digest: the ANI is personal data, and keys are not sealed.
-                who = hmac.new(self.config.hash_key, caller.encode(), hashlib.sha256)
                 budgets = [
-                    (f"lookup:{client}:{who.hexdigest()[:32]}", None),
+                    (f"lookup:{client}:{self._keyed(caller)[:32]}", None),
                     (f"lookup:{client}:*", self.config.lookup_client_limit),
                 ]
             else:
