@@ -999,9 +999,10 @@ class IdentityService:
     # == KPIs, export, erasure =================================================
     def stats(self) -> dict[str, Any]:
         counters, durations = self.store.stats()
+        reused, by_status = counters.get("reused", 0), counters.get("status_reused", 0)
+        asked = counters.get("asked_again", 0)
         # A verified status answer (an IVR that skipped its verification) is a reuse too.
-        by_status = counters.get("status_reused", 0)
-        reused, asked = counters.get("reused", 0) + by_status, counters.get("asked_again", 0)
+        avoided = reused + by_status
         stored = self.store.list_policies()
         tiers = {*stored, DEFAULT_TIER}
         channels = {*COMMON_CHANNELS, *(c for p in stored.values() for c in p.get("channels", {}))}
@@ -1026,13 +1027,13 @@ class IdentityService:
 
         return {
             "requests": {
-                "reused": reused - by_status,
+                "reused": reused,
                 "status_reused": by_status,
                 "asked_again": asked,
                 "fresh": counters.get("fresh", 0),
             },
-            "repeat_verification_rate": (asked / (asked + reused)) if asked + reused else None,
-            "reuse_rate": (reused / (asked + reused)) if asked + reused else None,
+            "repeat_verification_rate": (asked / (asked + avoided)) if asked + avoided else None,
+            "reuse_rate": (avoided / (asked + avoided)) if asked + avoided else None,
             "duration_ms": {"p50": pct(50), "p95": pct(95), "samples": len(ordered)},
             "by_tier_channel": [
                 {
