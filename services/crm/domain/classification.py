@@ -86,18 +86,18 @@ def _term(keyword: str, weight: float, *, pattern: bool = False) -> _Term:
     return _Term(None, word, weight, word)
 
 
+def _within(term: _Term, other: _Term) -> bool:
+    """``term``'s keyword is ``other``'s or part of it (patterns have none)."""
+    return bool(term.keyword) and term.keyword in other.keyword
+
+
 def _covered(term: _Term, by: list[_Term]) -> bool:
-    return any(term == o or (term.keyword and term.keyword in o.keyword) for o in by)
+    return any(term == o or _within(term, o) for o in by)
 
 
 def _longest(found: list[_Term]) -> list[_Term]:
     """``found`` less the keywords that are part of a longer keyword also found."""
-    return [
-        t
-        for t in found
-        if not t.keyword
-        or not any(o is not t and t.keyword in o.keyword and o.keyword != t.keyword for o in found)
-    ]
+    return [t for t in found if not any(_within(t, o) and o.keyword != t.keyword for o in found)]
 
 
 def _terms(rules: list[Mapping[str, Any]]) -> list[_Term]:
