@@ -146,3 +146,22 @@ def gateway() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/sms"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def webhook_app(gateway: str, make_settings: Callable[..., Settings]) -> Callable[..., Flask]:
+    """Makes an identity app that sends codes to the stand-in gateway, without retries;
+    ``env`` adds settings."""
+
+    def make(**env: str) -> Flask:
+        return create_app(
+            make_settings(
+                "identity",
+                IDENTITY_DELIVERY="webhook",
+                IDENTITY_WEBHOOK_URL=gateway,
+                IDENTITY_WEBHOOK_RETRIES="0",
+                **env,
+            )
+        )
+
+    return make

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.identity.adapters.delivery import (
@@ -18,8 +19,6 @@ from services.identity.adapters.delivery import (
     GuardedDelivery,
     WebhookDelivery,
 )
-from services.identity.app import create_app
-from shared.config import Settings
 from tests.integration.identity.conftest import Api, Gateway
 
 
@@ -136,19 +135,11 @@ def test_one_probe_at_a_time(redis: Any) -> None:
 
 def test_an_open_breaker_is_a_503_with_retry_after_and_no_gateway_call(
     redis: Any,
-    gateway: str,
-    make_settings: Callable[..., Settings],
+    webhook_app: Callable[..., Flask],
     headers: Callable[[str], dict[str, str]],
 ) -> None:
-    app = create_app(
-        make_settings(
-            "identity",
-            IDENTITY_DELIVERY="webhook",
-            IDENTITY_WEBHOOK_URL=gateway,
-            IDENTITY_WEBHOOK_RETRIES="0",
-            IDENTITY_DELIVERY_BREAKER_FAILURES="2",
-            IDENTITY_DELIVERY_BREAKER_SECONDS="60",
-        )
+    app = webhook_app(
+        IDENTITY_DELIVERY_BREAKER_FAILURES="2", IDENTITY_DELIVERY_BREAKER_SECONDS="60"
     )
     api = Api(app.test_client(), headers)
     answers = []

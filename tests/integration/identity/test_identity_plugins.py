@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from services.identity.adapters.delivery import DeliveryFailed, WebhookDelivery, sign_body
 from services.identity.app import create_app
@@ -159,17 +160,10 @@ def test_the_webhook_gives_up_after_its_retries(gateway: str) -> None:
 
 
 def test_a_gateway_that_stays_down_is_a_503_not_a_500(
-    gateway: str, make_settings: Callable[..., Settings], headers: Callable[[str], dict[str, str]]
+    webhook_app: Callable[..., Flask], headers: Callable[[str], dict[str, str]]
 ) -> None:
     Gateway.failures = 100
-    app = create_app(
-        make_settings(
-            "identity",
-            IDENTITY_DELIVERY="webhook",
-            IDENTITY_WEBHOOK_URL=gateway,
-            IDENTITY_WEBHOOK_RETRIES="0",
-        )
-    )
+    app = webhook_app()
     api = Api(app.test_client(), headers)
     api.enroll("c-1", {"type": "sms_otp", "destination": "+8613800138000"})
     vid = api.start("c-1", "chat").json["verification_id"]
