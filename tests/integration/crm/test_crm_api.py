@@ -28,6 +28,18 @@ def make_profile(client: FlaskClient, headers: Headers, **body: Any) -> dict[str
     return response.json
 
 
+def refund_case_number(client: FlaskClient, headers: Headers) -> str:
+    """The number of a case a new customer (phone 13800138000) opens on chat."""
+    profile = make_profile(client, headers)
+    case = client.post(
+        "/v1/cases",
+        json={"profile_id": profile["id"], "channel": "chat", "subject": "refund"},
+        headers=headers("channel"),
+    )
+    assert case.status_code == 201, case.json
+    return str(case.json["case_number"])
+
+
 def test_resolve_creates_then_finds_with_200(client: FlaskClient, headers: Headers) -> None:
     body = {"identifiers": [{"type": "phone", "value": "13800138000"}], "create": True}
     created = client.post("/v1/profiles/resolve", json=body, headers=headers("channel"))
@@ -189,13 +201,7 @@ def test_lookup_answers_only_with_both_parts_and_is_rate_limited(
         make_settings("crm", DATABASE_URL=empty_db_url, CRM_LOOKUP_LIMIT_PER_MINUTE="4")
     )
     client = app.test_client()
-    profile = make_profile(client, headers)
-    case = client.post(
-        "/v1/cases",
-        json={"profile_id": profile["id"], "channel": "chat", "subject": "refund"},
-        headers=headers("channel"),
-    ).json
-    number = case["case_number"]
+    number = refund_case_number(client, headers)
     good = client.get(
         f"/v1/cases/lookup?case_number={number}&phone=13800138000", headers=headers("channel")
     )
@@ -238,12 +244,7 @@ def test_lookup_budgets_are_per_caller_when_the_channel_names_one(
         )
     )
     client = app.test_client()
-    profile = make_profile(client, headers)
-    number = client.post(
-        "/v1/cases",
-        json={"profile_id": profile["id"], "channel": "chat", "subject": "refund"},
-        headers=headers("channel"),
-    ).json["case_number"]
+    number = refund_case_number(client, headers)
 
     def lookup(caller: str) -> int:
         url = f"/v1/cases/lookup?case_number={number}&phone=13800138000&caller={caller}"
