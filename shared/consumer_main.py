@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from shared import compaction
 from shared.bus import trim_loop
 from shared.config import Settings
 from shared.events import STREAMS
@@ -77,6 +78,8 @@ def run(service: str, build: Build, settings: Settings | None = None) -> None:
     runnables = list(build(settings, redis))
     if service in STREAMS:  # each service keeps its own stream short
         runnables.append(trim_loop(redis, [STREAMS[service]]))
+    # Any replica may run the Redis files' compaction after an erasure; one does.
+    runnables.append(compaction.redis_loop(redis, settings))
     supervise(
         service,
         runnables,

@@ -9,6 +9,7 @@ from flask import Response, request
 
 from services.crm import kpis
 from services.crm import schemas as s
+from services.crm.adapters import sql_compaction
 from services.crm.domain.errors import (
     ConflictError,
     CrmError,
@@ -19,7 +20,7 @@ from services.crm.domain.errors import (
 )
 from services.crm.ports import Contention, PeerUnavailable, StoreUnavailable
 from services.crm.service import CrmService, RateLimited
-from shared import idempotency
+from shared import compaction, idempotency
 from shared.app import Blueprint, ctx, problem_response
 from shared.auth import current_client, require_scope
 from shared.errors import (
@@ -213,6 +214,8 @@ def erase_profile(profile_id: str) -> None:
     """Erase the customer here and, through crm.profile.erased, everywhere."""
     for erased in crm().erase(profile_id):
         idempotency.forget(ctx().redis, erased)  # stored responses hold their data too
+    # The deletes are done: the files (AOF, WAL, dead tuples) follow within minutes.
+    compaction.request(ctx().redis, compaction.REDIS_JOB, sql_compaction.JOB)
 
 
 @blp.route("/profiles/<string:profile_id>/merge", methods=["POST"])
