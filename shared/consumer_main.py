@@ -4,7 +4,8 @@
 callable taking the stop event and looping until it is set (a ``Consumer``'s
 ``run``, an outbox relay, ...), calling ``shared.liveness.stamp`` once per pass.
 Each runs in its own thread; on a signal the stop event is set and every
-runnable finishes what it has in hand.
+runnable finishes what it has in hand. Every process also runs the Redis part of
+the compaction after erasures (``shared.compaction``: one process claims each run).
 
 Liveness: every ``SB_HEARTBEAT_SECONDS`` (5) seconds, while every runnable's thread is
 alive and has stamped its progress lately (``shared.liveness``: within

@@ -79,7 +79,8 @@ def postgres_pages_holding(engine: Engine, needles: list[str]) -> dict[str, list
         for name, _ in relations:
             blocks = conn.execute(
                 text(
-                    "SELECT pg_relation_size(CAST(:r AS regclass)) / current_setting('block_size')::int"
+                    "SELECT pg_relation_size(CAST(:r AS regclass))"
+                    " / current_setting('block_size')::int"
                 ),
                 {"r": name},
             ).scalar_one()
