@@ -9,6 +9,7 @@ from flask import Response, request
 
 from services.crm import kpis
 from services.crm import schemas as s
+from services.crm.domain.case_numbers import InvalidCaseNumber
 from services.crm.domain.errors import (
     ConflictError,
     CrmError,
@@ -73,6 +74,17 @@ def _invalid(error: InvalidIdentifier) -> Response:
         title="Invalid Identifier",
         type=PROBLEM_BASE + "invalid-identifier",
         errors={error.field: [str(error)]},
+    )
+    return problem_response(problem)
+
+
+@blp.errorhandler(InvalidCaseNumber)
+def _invalid_case_number(error: InvalidCaseNumber) -> Response:
+    problem = BadRequest(
+        str(error),
+        title="Invalid Case Number",
+        type=PROBLEM_BASE + "invalid-case-number",
+        errors={"case_number": [str(error)]},
     )
     return problem_response(problem)
 

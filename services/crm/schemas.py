@@ -179,7 +179,14 @@ class CaseHistorySchema(Schema):
 
 class CaseSchema(Schema):
     id = fields.String(required=True)
-    case_number = fields.String(required=True, metadata={"example": "C-2026-000123"})
+    case_number = fields.String(
+        required=True,
+        metadata={
+            "example": "C-7KQ-4M2-XWD",
+            "description": "C- and nine Crockford base32 symbols, the last a check symbol "
+            "(cases opened before 2026-12 keep the shape C-2026-000123)",
+        },
+    )
     profile_id = fields.String(allow_none=True, required=True)
     channel = fields.String(required=True)
     channels = fields.List(fields.String(), required=True)
@@ -210,7 +217,14 @@ class CasePatchSchema(Schema):
 
 class LookupQuerySchema(Schema):
     case_number = fields.String(
-        required=True, validate=[validate.Length(min=1, max=32), _printable]
+        required=True,
+        validate=[validate.Length(min=1, max=32), _printable],
+        metadata={
+            "description": "as told to the customer; case, spaces and hyphens do not "
+            "matter, O reads as 0, I and L as 1; a wrong check symbol is 400 "
+            "invalid-case-number",
+            "example": "C-7KQ-4M2-XWD",
+        },
     )
     phone = fields.String(required=True, validate=[validate.Length(min=1, max=64), _printable])
     caller = fields.String(
