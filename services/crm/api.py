@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, request
 
-from services.crm import kpis
+from services.crm import directory, kpis
 from services.crm import schemas as s
 from services.crm.domain.case_numbers import InvalidCaseNumber
 from services.crm.domain.errors import (
@@ -26,6 +26,7 @@ from shared.auth import current_client, require_scope
 from shared.errors import (
     PROBLEM_BASE,
     BadRequest,
+    Forbidden,
     PermanentRedirect,
     ProblemError,
     ServiceUnavailable,
@@ -192,7 +193,17 @@ def resolve_profile(body: dict[str, Any]) -> Any:
 @blp.arguments(s.ProfileQuerySchema(), location="query")
 @blp.response(200, page_schema(s.ProfileSchema)())
 def search_profiles(args: dict[str, Any]) -> Any:
-    """Search by name prefix or any identifier; filter by tier."""
+    """Search by name prefix or any identifier (agent, admin), or find the one profile
+    of an exact ``identifier`` (channel too); filter by tier."""
+    if args.get("identifier") is not None:
+        found = directory.find_by_identifier(crm(), args["identifier"], tier=args.get("tier"))
+        return _page(found, args["limit"], None)
+    client = current_client()
+    if client is None or not directory.may_list(client.scopes):
+        raise Forbidden(
+            "searching by name and listing profiles need the scope agent or admin; "
+            "a channel finds a profile by one exact identifier: ?identifier=phone:+86..."
+        )
     position = decode_cursor(args.get("cursor"))
     after = cursor_str(position, "after") if position is not None else None
     limit = args["limit"]

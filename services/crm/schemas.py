@@ -99,8 +99,26 @@ class ProfileSchema(Schema):
 
 
 class ProfileQuerySchema(PageArgs):
-    q = Text(200, metadata={"description": "name prefix or any identifier (normalised)"})
+    q = Text(
+        200,
+        metadata={
+            "description": "name prefix or any identifier (normalised); scope agent or admin"
+        },
+    )
     tier = Name()
+    identifier = Text(
+        250,
+        metadata={
+            "description": "type:value, one exact identifier (normalised as resolve does): "
+            "at most one profile; the only search scope channel may make",
+            "example": "phone:+8613800138000",
+        },
+    )
+
+    @validates_schema
+    def _one_way(self, data: dict[str, Any], **_kw: Any) -> None:
+        if data.get("q") is not None and data.get("identifier") is not None:
+            raise ValidationError("give q or identifier, not both")
 
 
 class MergeSchema(Schema):
