@@ -20,7 +20,6 @@ from services.crm.domain.case_numbers import new_case_number
 from services.crm.domain.classification import Classifier
 from services.crm.domain.errors import (
     CaseNotFound,
-    IdentifierSuppressed,
     IdentifierTaken,
     InvalidIdentifier,
     MergeNotFound,
@@ -314,11 +313,8 @@ class CrmService:
                         tx, decision.profile_id, "profile.identifiers_added", f"added {kinds}"
                     )
                 return self._view(tx, locked), False, ()
-            if tx.suppressed([self._digest(i) for i in idents], self.clock()):
-                raise IdentifierSuppressed(
-                    "an identifier belongs to a recently erased customer; "
-                    "create the profile explicitly with POST /v1/profiles"
-                )
+            # ``create`` is the explicit ask: a returning customer starts afresh, with no
+            # link to the erased profile. Suppression guards attaching, above, not this.
             row = self._insert_profile(tx, idents, fields or {})
             return self._view(tx, row), True, ()
 

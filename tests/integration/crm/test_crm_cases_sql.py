@@ -18,8 +18,8 @@ from services.crm.consumer import timeline_consumer
 from services.crm.domain.case_numbers import parse_case_number
 from services.crm.domain.errors import (
     CaseNotFound,
-    IdentifierSuppressed,
     InvalidTransition,
+    ProfileNotFound,
     UnknownCategory,
 )
 from services.crm.service import CrmConfig, CrmService
@@ -378,18 +378,27 @@ def test_erasure_leaves_no_personal_value_in_any_table(
     assert crm.get_case(parcel["id"])["category"] == "logistics_complaint"
 
 
-def test_erased_identifiers_are_not_silently_recreated(
-    crm: CrmService, profile: dict[str, Any], clock: Clock
+def test_resolve_with_create_gives_an_erased_customer_a_fresh_profile(
+    crm: CrmService, profile: dict[str, Any], engine: Engine
 ) -> None:
     crm.erase(profile["id"])
-    with pytest.raises(IdentifierSuppressed):
-        crm.resolve([{"type": "phone", "value": "13800138000"}], create=True)
-    explicit = crm.create_profile([{"type": "phone", "value": "13800138000"}], {})
-    assert explicit["id"] != profile["id"]
-    crm.erase(explicit["id"])
-    clock.now += timedelta(days=31)
-    _, created = crm.resolve([{"type": "phone", "value": "13800138000"}], create=True)
-    assert created
+    phone = [{"type": "phone", "value": "13800138000"}]
+    # Without ``create`` nothing is found, as before: the erased profile is gone.
+    with pytest.raises(ProfileNotFound):
+        crm.resolve(phone, create=False)
+    # ``create`` is the explicit ask: a new profile, nothing of the old one.
+    fresh, created = crm.resolve(phone, create=True)
+    assert created and fresh["id"] != profile["id"]
+    assert fresh["name"] is None and fresh["tier"] == "default"
+    assert fresh["identifiers"] == [{"type": "phone", "value": "+8613800138000"}]
+    assert [i["kind"] for i in crm.timeline(fresh["id"], before=None, limit=10)] == [
+        "profile.created"
+    ]
+    assert crm.export(fresh["id"])["merged_profile_ids"] == []
+    with pytest.raises(ProfileNotFound):
+        crm.get_profile(profile["id"])
+    again, created = crm.resolve(phone, create=True)
+    assert again["id"] == fresh["id"] and not created
 
 
 def test_resolve_does_not_attach_an_erased_identifier_to_another_profile(
