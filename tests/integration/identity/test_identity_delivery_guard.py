@@ -140,9 +140,10 @@ def test_an_invalid_policy_is_a_400_problem_and_changes_nothing(
     assert r.status_code == 400, r.json
     assert r.headers["Content-Type"].startswith("application/problem+json")
     assert names(r.json["errors"]) & {field, field.rsplit(".", 1)[0]}, r.json
-    assert api.call("GET", "/v1/admin/delivery-policy", "admin").json["limits"][
-        "per_prefix_per_hour"
-    ] == 50
+    assert (
+        api.call("GET", "/v1/admin/delivery-policy", "admin").json["limits"]["per_prefix_per_hour"]
+        == 50
+    )
     assert api.call("GET", "/v1/admin/audit", "admin").json["items"] == []
 
 
@@ -169,16 +170,25 @@ def test_a_country_outside_the_policy_is_refused_and_nothing_is_sent(api: Api) -
 
 def test_premium_rate_and_satellite_numbers_are_refused(api: Api) -> None:
     put_policy(api, UK)
-    refused(api.enroll("c-1", {"type": "sms_otp", "destination": "+449098790000"}), 403,
-            "line_type_blocked")
+    refused(
+        api.enroll("c-1", {"type": "sms_otp", "destination": "+449098790000"}),
+        403,
+        "line_type_blocked",
+    )
     # "*" is any country, never an international network or satellite service.
     put_policy(api, {"allowed_countries": {"sms": "*", "voice": "*"}})
-    refused(api.enroll("c-2", {"type": "voice_otp", "destination": "+8821611111111"}), 403,
-            "country_not_allowed")
+    refused(
+        api.enroll("c-2", {"type": "voice_otp", "destination": "+8821611111111"}),
+        403,
+        "country_not_allowed",
+    )
     # Named, +882 16 is still a VoIP line, blocked by default.
     put_policy(api, {"allowed_countries": {"sms": ["882"]}})
-    refused(api.enroll("c-2", {"type": "sms_otp", "destination": "+8821611111111"}), 403,
-            "line_type_blocked")
+    refused(
+        api.enroll("c-2", {"type": "sms_otp", "destination": "+8821611111111"}),
+        403,
+        "line_type_blocked",
+    )
     # Enrolled under a policy that allowed it: refused at the send, nothing goes out.
     put_policy(api, {**UK, "block_line_types": []})
     enrolled(api, "c-3", "+449098790000")
@@ -206,8 +216,11 @@ def test_a_customer_gets_codes_at_no_more_than_the_cap_of_destinations(api: Api)
     for n in numbers[:3]:
         enrolled(api, "c-1", n)
     enrolled(api, "c-1", numbers[0], "voice_otp")  # sms and voice to one number: one destination
-    refused(api.enroll("c-1", {"type": "sms_otp", "destination": numbers[3]}), 403,
-            "too_many_destinations")
+    refused(
+        api.enroll("c-1", {"type": "sms_otp", "destination": numbers[3]}),
+        403,
+        "too_many_destinations",
+    )
     factors = api.call("GET", "/v1/customers/c-1/factors").json["items"]
     for f in factors:
         if f["type"] == "sms_otp":
