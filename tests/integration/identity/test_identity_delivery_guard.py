@@ -115,6 +115,7 @@ def test_a_put_is_audited_with_before_and_after_and_published(api: Api, redis: A
     assert entry["before"]["allowed_countries"]["sms"] == ["86"]
     assert entry["after"]["allowed_countries"]["sms"] == ["44", "86"]
     assert events(redis, "identity.delivery.policy_changed") == [{"changed_by": "admin1"}]
+    assert put_policy(api, body) == body  # what GET answers can be PUT back
 
 
 @pytest.mark.parametrize(
