@@ -35,6 +35,12 @@ def current_client() -> ApiKey | None:
     return g.get("sb_client")
 
 
+def bound_agent() -> str | None:
+    """The agent the caller's key is bound to (API.md B), None for an unbound key."""
+    key: ApiKey | None = g.get("sb_client")
+    return key.agent if key is not None else None
+
+
 def require_scope(*scopes: str) -> Callable[[F], F]:
     """The caller must hold at least one of ``scopes``."""
     unknown = set(scopes) - SCOPES
