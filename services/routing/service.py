@@ -35,10 +35,6 @@ from services.routing.domain.stats import sum_buckets, window_minutes
 from services.routing.ports import RoutingStore
 from services.routing.records import agent_from_hash, iso, task_from_hash
 
-_TRANSITION_ERRORS = {
-    "task_not_queued": "the task is no longer waiting",
-}
-
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
