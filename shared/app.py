@@ -29,7 +29,7 @@ from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
-from shared import idempotency
+from shared import auth, idempotency
 from shared.bus import EventPublisher
 from shared.config import Settings
 from shared.errors import PROBLEM_BASE, PROBLEM_MIMETYPE, ProblemError, ServiceUnavailable
@@ -398,6 +398,7 @@ def build_app(
     )
 
     app.before_request(_begin_request)
+    auth.install(app, settings)
     idempotency.install(app)
     app.after_request(_finish_request)
     app.teardown_request(_end_request)
