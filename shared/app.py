@@ -71,6 +71,40 @@ def problem_response(problem: ProblemError) -> Response:
     return response
 
 
+def described_problem(error: BaseException) -> ProblemError | None:
+    """The problem document an error describes itself with, or None.
+
+    A service's error tree stays free of Flask and of this module (its domain is pure): a
+    class says how it is answered with plain class attributes, ``status`` (int) and
+    ``slug`` (the problem type's last part), optionally ``title``; an instance may carry
+    ``retry_after`` (seconds, also sent as ``Retry-After``), ``headers`` and ``extra``
+    (more members of the document). One handler in ``build_app`` reads them for every
+    service, so no service keeps its own error map.
+    """
+    status = getattr(type(error), "status", None)
+    slug = getattr(type(error), "slug", None)
+    if not isinstance(status, int) or isinstance(status, bool) or not isinstance(slug, str):
+        return None
+    title = getattr(type(error), "title", None)
+    if not isinstance(title, str):
+        title = slug.replace("-", " ").title()
+    headers = dict(getattr(error, "headers", None) or {})
+    extra = dict(getattr(error, "extra", None) or {})
+    retry = getattr(error, "retry_after", None)
+    if isinstance(retry, int | float) and retry > 0:
+        headers.setdefault("Retry-After", str(int(retry)))
+        extra.setdefault("retry_after", int(retry))
+    return ProblemError(
+        str(error) or title,
+        status=status,
+        title=title,
+        type=PROBLEM_BASE + slug,
+        errors=getattr(error, "errors", None),
+        headers=headers,
+        extra=extra,
+    )
+
+
 def _flatten_messages(messages: Any) -> dict[str, Any]:
     """webargs nests messages by location; clients want field -> messages."""
     if not isinstance(messages, Mapping):
@@ -419,6 +453,9 @@ def build_app(
     def _unexpected(error: Exception) -> Response:
         if isinstance(error, HTTPException):
             return problem_response(http_problem(error))
+        described = described_problem(error)
+        if described is not None:
+            return problem_response(described)
         for cls in type(error).__mro__:
             if cls in mapped:
                 status, title = mapped[cls]
