@@ -72,12 +72,13 @@ class Trickle:
                 try:
                     sock.send(b"a")
                 except OSError:
-                    sock.close()
-                    try:
+                    try:  # the new one first: the attack never drops below its count
                         self._socks[i] = (self._open(kind), kind)
                         self.reopened += 1
                     except OSError:
                         pass  # the next round tries again
+                    finally:
+                        sock.close()
 
     def stop(self) -> None:
         """Stop trickling and close every attacking socket."""

@@ -92,6 +92,8 @@ def test_the_services_are_published_only_through_the_buffering_proxy() -> None:
     assert "proxy_set_header X-Request-ID" in conf
     # The proxy's body limit is the services' own (MAX_CONTENT_LENGTH's default).
     limit = re.search(r"client_max_body_size (\d+)m;", conf)
-    assert limit and int(limit.group(1)) * 1024 * 1024 == Settings.from_env(
-        {"SB_ENV": "dev"}, service="identity"
-    ).max_content_length
+    assert (
+        limit
+        and int(limit.group(1)) * 1024 * 1024
+        == Settings.from_env({"SB_ENV": "dev"}, service="identity").max_content_length
+    )
