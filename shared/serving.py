@@ -1,34 +1,40 @@
 """How gunicorn serves each web service: one table for `make run`, docker-compose,
 the tests and the benchmarks, so what is measured is what ships.
 
-- **identity: sync workers, 2 x cores + 1.** Its hot paths (introspection and
-  verification status for IVRs, verification steps) are short and CPU-bound. A
-  sync worker takes one connection at a time from the shared listen queue, so
-  requests wait in one first-come queue for whichever worker frees up first. With
-  gthread workers, keep-alive connections stay with the worker that accepted them
-  (24 of 32 landed on one of two in a measurement), and a worker's threads
-  contend for one GIL: introspect's p99 at 32 connections was 28-48 ms under
-  gthread 2 x 4 against 13-21 ms under sync 5 x 1, on the same 2 cores, at the same
-  throughput (docs/performance.md). The price: no HTTP keep-alive (a connection per
-  request), and a request waiting on a slow delivery gateway holds a whole worker
-  (at most about 16 s: 3 tries of 5 s), so size ``--workers`` for the gateways'
-  worst case or put a buffering proxy in front against slow clients. First come is
-  not shortest first: in the mixed journey (bench/journey.py), where enrollments
-  and KBA checks cost tens of ms of CPU each, a status request waits for a worker
-  to free up - p50 67-116 ms against 39 ms under gthread (p99 169-214 against
-  190 ms, server-side time about 5 ms either way). Where IVR traffic must not wait
-  behind enrollments, route it to replicas of its own.
-- **crm, routing: gthread, 2 workers x 4 threads.** Routing long-polls agents'
-  offers, which would hold a sync worker for the whole wait; the CRM's export and
-  erasure may run long, and its resolve is bound by the database round trip,
-  where threads overlap the waits.
-- **Keep-alive 75 s on gthread** (gunicorn's default is 2 s). A client that reuses a
-  connection the server is closing at that moment gets no response at all
-  ("Server disconnected"), and a POST cannot be retried blindly. At 2 s that race
-  hit 9-11 of 260 journeys in a minute of bench/journey.py on a slow machine
-  (httpx keeps idle connections 5 s), and none at 75 s. The server must keep a
-  connection longer than the clients and proxies in front of it do (nginx's
-  upstream keepalive_timeout 60 s, a cloud load balancer's idle timeout 60 s).
+- **gevent workers for all three services.** A worker must not be held by a client
+  that sends its request slowly: 20 connections trickling one header byte a second
+  took identity (then sync workers, one connection each) down for every IVR status
+  poll. gunicorn's gthread worker is no better: it hands a new connection to a
+  thread as soon as the first byte arrives (after waiting up to 5 s for it in that
+  thread), and the thread then blocks reading the rest; 200 trickling connections
+  starved the CRM and routing (2 x 4 threads) the same way. A gevent worker parks
+  each connection in a greenlet until its request is complete, so 200 trickling
+  connections cost 200 idle greenlets (``--worker-connections``, 1000 per worker)
+  and verification-status keeps answering (docs/performance.md). gevent is
+  monkey-patched by the worker before the app is imported, so redis-py (hiredis
+  parses, the socket is gevent's), psycopg 3 (it detects the patching and waits in
+  gevent's select), ``threading`` (the read cache's listener, the idempotency lease
+  renewer: greenlets then) and the prometheus multiprocess files all cooperate.
+- **identity: 2 x cores + 1 workers.** Its hot paths are short and CPU-bound, and a
+  greenlet computing (a KBA hash, an enrollment) holds its whole worker: with more
+  workers than cores, one busy worker leaves others to accept. A sync worker queued
+  requests first come first served across processes; a gevent worker accepts what
+  it can and interleaves them, so under a saturating closed load the tail is longer
+  (docs/performance.md). Where IVR traffic must not wait behind enrollments, route
+  it to replicas of its own.
+- **crm, routing: 2 workers.** Routing long-polls agents' offers (a greenlet each,
+  blocked on XREAD); the CRM's resolve waits on the database, which greenlets
+  overlap.
+- **Keep-alive 75 s** (gunicorn's default is 2 s). A client that reuses a connection
+  the server is closing at that moment gets no response at all ("Server
+  disconnected"), and a POST cannot be retried blindly. At 2 s that race hit 9-11 of
+  260 journeys in a minute of bench/journey.py on a slow machine (httpx keeps idle
+  connections 5 s), and none at 75 s. The server must keep a connection longer than
+  the clients and proxies in front of it do (nginx's upstream keepalive_timeout
+  60 s, a cloud load balancer's idle timeout 60 s). Under gevent the same figure
+  bounds how long a client may take to send a request's headers; nothing here bounds
+  a slow body, which is why production puts a buffering proxy with header and body
+  timeouts in front (deploy/nginx/nginx.conf).
 """
 
 from __future__ import annotations
@@ -49,13 +55,15 @@ class Layout:
 
     def args(self) -> list[str]:
         out = ["--worker-class", self.worker_class, "--workers", str(self.workers)]
-        if self.worker_class == "gthread":  # sync workers close after each response
-            out += ["--threads", str(self.threads), "--keep-alive", str(KEEP_ALIVE_SECONDS)]
+        if self.worker_class == "gthread":
+            out += ["--threads", str(self.threads)]
+        if self.worker_class != "sync":  # sync workers close after each response
+            out += ["--keep-alive", str(KEEP_ALIVE_SECONDS)]
         return out
 
 
-def _sync_workers(cpus: int | None) -> int:
-    # gunicorn's own guidance for sync workers, capped so a big laptop does not start
+def _cpu_bound_workers(cpus: int | None) -> int:
+    # gunicorn's own guidance (2 x cores + 1), capped so a big laptop does not start
     # dozens of processes for `make run`.
     return min(2 * (cpus or 1) + 1, 9)
 
@@ -63,8 +71,8 @@ def _sync_workers(cpus: int | None) -> int:
 def layout(service: str, workers: int | None = None, cpus: int | None = None) -> Layout:
     """The layout ``service`` ships with; ``workers`` overrides the process count."""
     if service == "identity":
-        return Layout("sync", workers or _sync_workers(cpus or os.cpu_count()), 1)
-    return Layout("gthread", workers or 2, 4)
+        return Layout("gevent", workers or _cpu_bound_workers(cpus or os.cpu_count()), 1)
+    return Layout("gevent", workers or 2, 1)
 
 
 def gunicorn_args(service: str, workers: int | None = None) -> list[str]:

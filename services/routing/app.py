@@ -94,7 +94,8 @@ class RoutingCollector:
 
 
 def gunicorn_threads(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
-    """The ``--threads`` of the gunicorn running this process (1 when not given);
+    """How many requests a worker of the gunicorn running this process serves at once:
+    its ``--threads`` (1 when not given), a gevent worker's ``--worker-connections``;
     0 when not under gunicorn."""
     argv = list(sys.argv if argv is None else argv)
     env = dict(os.environ if env is None else env)
@@ -103,7 +104,11 @@ def gunicorn_threads(argv: Sequence[str] | None = None, env: dict[str, str] | No
         return 0
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("-k", "--worker-class", default="sync")
+    parser.add_argument("--worker-connections", type=int, default=1000)
     args, _ = parser.parse_known_args(shlex.split(env.get("GUNICORN_CMD_ARGS", "")) + argv[1:])
+    if args.worker_class == "gevent":  # a long-poll is a greenlet there, not a thread
+        return max(1, args.worker_connections)
     return max(1, args.threads)
 
 

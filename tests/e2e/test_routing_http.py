@@ -257,8 +257,10 @@ def test_long_polls_beyond_the_per_process_bound_answer_at_once_and_never_stall_
 ) -> None:
     import threading
 
-    # One worker of 4 threads: long-polls may hold 2 of them (half, from --threads).
-    with GunicornService("services.routing.app:create_app()", routing_env, workers=1) as svc:
+    # One worker whose long-polls are bounded to 2 (a gevent worker's default bound is
+    # half its --worker-connections, too many to exhaust here).
+    env = {**routing_env, "ROUTING_LONG_POLL_SLOTS": "2"}
+    with GunicornService("services.routing.app:create_app()", env, workers=1) as svc:
         url = svc.url
         for aid in ("d1", "d2", "d3", "d4"):  # offline: never offered anything
             httpx.put(f"{url}/v1/agents/{aid}", json=AGENT, headers=headers("admin"))

@@ -71,3 +71,29 @@ def test_production_mode_takes_its_secrets_from_the_environment() -> None:
     assert env["SB_ENV"] == "production"
     assert env["REDIS_URL"].startswith("redis://")
     assert env["API_KEYS"].startswith("${API_KEYS:?")
+
+
+def test_the_services_are_published_only_through_the_buffering_proxy() -> None:
+    import re
+
+    from shared.config import Settings
+
+    services = compose()["services"]
+    for name in ("identity", "crm", "routing"):
+        assert "ports" not in services[name], name
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("nginx:")
+    assert [p.split(":")[-1] for p in proxy["ports"]] == ["8001", "8002", "8003"]
+    assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    assert proxy["healthcheck"]["test"]
+    conf = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
+    for directive in ("proxy_request_buffering on", "client_header_timeout", "client_body_timeout"):
+        assert directive in conf
+    assert "proxy_set_header X-Request-ID" in conf
+    # The proxy's body limit is the services' own (MAX_CONTENT_LENGTH's default).
+    limit = re.search(r"client_max_body_size (\d+)m;", conf)
+    assert (
+        limit
+        and int(limit.group(1)) * 1024 * 1024
+        == Settings.from_env({"SB_ENV": "dev"}, service="identity").max_content_length
+    )

@@ -1,7 +1,7 @@
 """A circuit breaker shared through Redis, for the external services identity calls
 while a request waits (delivery gateways, document verifiers).
 
-Identity answers IVR status checks from the same sync workers that call them, and
+Identity answers IVR status checks from the same workers that call them, and
 a gateway that hangs would hold each worker for its whole retry budget (a webhook:
 4 tries of up to 5 s): a few concurrent calls to a dead gateway would leave callers
 at the IVR waiting. After some failures in a row, calls are refused at once.

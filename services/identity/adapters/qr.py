@@ -1,7 +1,7 @@
 """The QR code of a TOTP enrollment as a PNG: qrcode lays out the modules, and the
 PNG is written here with zlib. qrcode's own pure-Python PNG image (through pypng)
 cost two thirds of an enrollment's QR (37 of 55 ms on a slow 2-core VM, against
-0.7 ms for this writer), in a sync worker that an IVR's status request may be
+0.7 ms for this writer), in a worker that an IVR's status request may be
 waiting for. The pixels are the same (tests/unit/identity/test_qr.py)."""
 
 from __future__ import annotations

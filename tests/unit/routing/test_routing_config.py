@@ -70,5 +70,8 @@ def test_long_poll_slots_default_to_half_the_gunicorn_threads() -> None:
     assert gunicorn_threads([gunicorn, "app"], {"GUNICORN_CMD_ARGS": "--threads=6"}) == 6
     assert gunicorn_threads([gunicorn, "app"], {}) == 1  # a sync worker
     assert gunicorn_threads(["/usr/bin/pytest"], {}) == 0
+    # a gevent worker (shared/serving.py) serves its --worker-connections at once
+    assert gunicorn_threads([gunicorn, "--worker-class", "gevent", "app"], {}) == 1000
+    assert gunicorn_threads([gunicorn, "-k", "gevent", "--worker-connections", "50"], {}) == 50
     assert long_poll_slots(None, 8) == 4 and long_poll_slots(None, 1) == 0
     assert long_poll_slots(3, 8) == 3 and long_poll_slots(None, 0) == 4
