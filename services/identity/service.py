@@ -921,7 +921,10 @@ class IdentityService:
         bound = (claims.get("cnf") or {}).get("fp")
         if device and bound and not _bound_to(claims, self.fingerprint(device)):
             return {"active": False}
+        # Without a device the token alone answers (an IVR or a desk has no browser to
+        # show), and ``cnf`` says it is bound: proof of possession only with its device.
         return {
+            **({"cnf": {"fp": bound}} if bound else {}),
             "active": True,
             "sub": claims["sub"],
             "sid": claims["sid"],
@@ -1099,8 +1102,10 @@ class IdentityService:
 
 
 def _bound_to(claims: Mapping[str, Any], seen: Mapping[str, Any] | None) -> bool:
-    """A device-bound token presented with another device is not this device's: neither
-    active on introspection nor reusable at a start (where it would be re-issued bound to
-    the new device). Without a device (a phone line, an agent's desktop) nothing differs."""
+    """Is the token presented from the device it is bound to (always, when unbound)?
+
+    A start reuses a bound token only then, so every token minted from it carries the same
+    ``cnf``: without a device it would mint an unbound one, usable anywhere (laundering).
+    Introspection asks only when a device comes with the token (see ``introspect``)."""
     bound = (claims.get("cnf") or {}).get("fp")
-    return not bound or seen is None or seen["fingerprint"] == bound
+    return not bound or (seen is not None and seen["fingerprint"] == bound)
