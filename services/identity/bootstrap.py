@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from services.identity.adapters import argon2_answers
+from services.identity.adapters.argon2_answers import Argon2Answers
 from services.identity.adapters.breaker import CircuitBreaker
 from services.identity.adapters.delivery import (
     DevDelivery,
@@ -163,6 +165,20 @@ def build_config(settings: Settings) -> IdentityConfig:
     )
 
 
+def answer_hasher(settings: Settings) -> Argon2Answers:
+    """Argon2id at OWASP's m=19 MiB, t=2, p=1 unless the operator says otherwise (the
+    tests lower it: their answers need no protection, only the same code path)."""
+    return Argon2Answers(
+        secret(settings, "IDENTITY_KBA_PEPPER"),
+        memory_kib=settings.int_env(
+            "IDENTITY_KBA_ARGON2_MEMORY_KIB", argon2_answers.MEMORY_KIB, minimum=8
+        ),
+        time_cost=settings.int_env(
+            "IDENTITY_KBA_ARGON2_TIME_COST", argon2_answers.TIME_COST, minimum=1
+        ),
+    )
+
+
 def build_service(
     settings: Settings,
     redis: Any,
@@ -184,6 +200,7 @@ def build_service(
         load_registry(),
         build_config(settings),
         delivery=lambda channel: delivery[channel],
+        answers=answer_hasher(settings),
         documents=build_documents(settings, redis),
         qr=qr_png_base64,
     )

@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +46,7 @@ from services.identity.domain.policy import (
     parse_policy,
 )
 from services.identity.domain.session import SessionClaims, reuse_decision
-from services.identity.ports import DeliveryProvider, DocumentVerifier, Store, Tokens
+from services.identity.ports import AnswerHasher, DeliveryProvider, DocumentVerifier, Store, Tokens
 from shared.events import Event
 
 SOURCE = "identity"
@@ -70,7 +70,7 @@ class IdentityConfig:
     issuer: str = "switchboard-identity"
     totp_issuer: str = "Switchboard"
     otp_lifetime: int = 300
-    kba_iterations: int = 60_000
+    kba_iterations: int = 60_000  # PBKDF2 of hashes made before Argon2id (they carry theirs)
     risk_max_customers: int = 3
     throttle_window: int = 600
     throttle_max: int = 5
@@ -150,6 +150,17 @@ class _Env:
         self.s.store.put_ref("doc", reference, verification_id, 86400)
         return reference
 
+    def hash_answer(self, answer: str) -> str:
+        return self.s.answers.hash(answer)
+
+    def verify_answer(self, answer: str, stored: str) -> tuple[bool, str | None]:
+        return self.s.answers.verify(answer, stored)
+
+    def update_factor_data(
+        self, customer_id: str, record: FactorRecord, data: Mapping[str, Any]
+    ) -> bool:
+        return self.s.store.replace_factor_data(customer_id, asdict(record), data)
+
 
 class _DeferredSteps(_Env):
     """The env of one check: a TOTP time step the plugin accepts is only noted, so that
@@ -175,11 +186,13 @@ class IdentityService:
         config: IdentityConfig,
         *,
         delivery: Callable[[str], DeliveryProvider],
+        answers: AnswerHasher,
         documents: DocumentVerifier | None = None,
         qr: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.tokens, self.registry, self.config = store, tokens, registry, config
+        self.answers = answers
         self.delivery, self.documents, self.qr, self.clock = delivery, documents, qr, clock
         self.env = _Env(self)
         self._policies: dict[str, TierPolicy] = {}
