@@ -20,6 +20,7 @@ from services.identity.adapters.documents import GuardedDocuments, SandboxDocume
 from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
 from services.identity.adapters.jwt_tokens import load_pem_keys as _load
 from services.identity.adapters.qr import qr_png_base64
+from services.identity.adapters.redis_code_turns import RedisCodeTurns
 from services.identity.adapters.redis_store import TRACKED_PREFIXES, RedisStore
 from services.identity.factors import DELIVERY_GROUP, DOCUMENT_GROUP, load_named, load_registry
 from services.identity.ports import DeliveryProvider
@@ -201,6 +202,7 @@ def build_service(
         build_config(settings),
         delivery=lambda channel: delivery[channel],
         answers=answer_hasher(settings),
+        turns=RedisCodeTurns(store),
         documents=build_documents(settings, redis),
         qr=qr_png_base64,
     )

@@ -47,6 +47,7 @@ from services.identity.domain.policy import (
 )
 from services.identity.domain.session import SessionClaims, reuse_decision
 from services.identity.ports import AnswerHasher, DeliveryProvider, DocumentVerifier, Store, Tokens
+from services.identity.resubmission import CodeTurn, CodeTurns
 from shared.events import Event
 
 SOURCE = "identity"
@@ -190,9 +191,10 @@ class IdentityService:
         documents: DocumentVerifier | None = None,
         qr: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.time,
+        turns: CodeTurns | None = None,
     ) -> None:
         self.store, self.tokens, self.registry, self.config = store, tokens, registry, config
-        self.answers = answers
+        self.answers, self.turns = answers, turns
         self.delivery, self.documents, self.qr, self.clock = delivery, documents, qr, clock
         self.env = _Env(self)
         self._policies: dict[str, TierPolicy] = {}
@@ -755,6 +757,11 @@ class IdentityService:
         return public
 
     def check(self, vid: str, params: Mapping[str, Any]) -> Result:
+        with CodeTurn(self, vid, params) as turn:  # a resubmitted code is not counted
+            turn.result = self._check(vid, params, turn)
+        return turn.result
+
+    def _check(self, vid: str, params: Mapping[str, Any], turn: CodeTurn) -> Result:
         v, policy = self._open(vid, lock_checked_later=True)  # the reservation checks the lock
         cid, factor = v["customer_id"], params["factor"]
         plugin = self._factor_for(v, policy, factor)
@@ -765,8 +772,10 @@ class IdentityService:
             if retry or held:
                 raise CustomerLocked(retry or 1, held)
             raise FactorNotReady(waiting)
-        reservation, factors = self.store.reserve_attempt(vid, cid, policy.max_attempts)
-        granted, remaining, retry, held = reservation
+        reserved = turn.reserve(cid, policy)
+        if isinstance(reserved, Result):
+            return reserved  # the same code's check answered it
+        (granted, remaining, retry, held), factors = reserved
         if not granted:
             self._lock(vid, v, policy)
             raise CustomerLocked(retry, held)
@@ -839,6 +848,7 @@ class IdentityService:
                         "remaining_attempts": 0,
                     }
                 )
+        turn.ok = ok
         return Result(
             {
                 "verification_id": vid,

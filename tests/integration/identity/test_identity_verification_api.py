@@ -65,7 +65,10 @@ def test_an_sms_code_is_sent_masked_and_works_once(api: Api) -> None:
     code = api.last_code(PHONE)
     assert api.check(vid, "sms_otp", code=code).json["satisfied_factors"] == ["sms_otp"]
     again = api.check(vid, "sms_otp", code=code).json
-    assert again["remaining_attempts"] == 4  # the used code now counts as a wrong one
+    # The same code again (a double submit) is answered, not counted (resubmission.py)...
+    assert again["satisfied_factors"] == ["sms_otp"] and again["remaining_attempts"] == 5
+    # ...while any other code is judged: the used one is gone, so it counts.
+    assert api.check(vid, "sms_otp", code="000000").json["remaining_attempts"] == 4
 
 
 def test_kba_checks_only_the_questions_the_challenge_asked(api: Api) -> None:
