@@ -29,7 +29,7 @@ from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
-from shared import idempotency
+from shared import auth, idempotency
 from shared.bus import EventPublisher
 from shared.config import Settings
 from shared.errors import PROBLEM_BASE, PROBLEM_MIMETYPE, ProblemError, ServiceUnavailable
@@ -69,6 +69,40 @@ def problem_response(problem: ProblemError) -> Response:
     for name, value in problem.headers.items():
         response.headers[name] = value
     return response
+
+
+def described_problem(error: BaseException) -> ProblemError | None:
+    """The problem document an error describes itself with, or None.
+
+    A service's error tree stays free of Flask and of this module (its domain is pure): a
+    class says how it is answered with plain class attributes, ``status`` (int) and
+    ``slug`` (the problem type's last part), optionally ``title``; an instance may carry
+    ``retry_after`` (seconds, also sent as ``Retry-After``), ``headers`` and ``extra``
+    (more members of the document). One handler in ``build_app`` reads them for every
+    service, so no service keeps its own error map.
+    """
+    status = getattr(type(error), "status", None)
+    slug = getattr(type(error), "slug", None)
+    if not isinstance(status, int) or isinstance(status, bool) or not isinstance(slug, str):
+        return None
+    title = getattr(type(error), "title", None)
+    if not isinstance(title, str):
+        title = slug.replace("-", " ").title()
+    headers = dict(getattr(error, "headers", None) or {})
+    extra = dict(getattr(error, "extra", None) or {})
+    retry = getattr(error, "retry_after", None)
+    if isinstance(retry, int | float) and retry > 0:
+        headers.setdefault("Retry-After", str(int(retry)))
+        extra.setdefault("retry_after", int(retry))
+    return ProblemError(
+        str(error) or title,
+        status=status,
+        title=title,
+        type=PROBLEM_BASE + slug,
+        errors=getattr(error, "errors", None),
+        headers=headers,
+        extra=extra,
+    )
 
 
 def _flatten_messages(messages: Any) -> dict[str, Any]:
@@ -398,6 +432,7 @@ def build_app(
     )
 
     app.before_request(_begin_request)
+    auth.install(app, settings)
     idempotency.install(app)
     app.after_request(_finish_request)
     app.teardown_request(_end_request)
@@ -418,6 +453,9 @@ def build_app(
     def _unexpected(error: Exception) -> Response:
         if isinstance(error, HTTPException):
             return problem_response(http_problem(error))
+        described = described_problem(error)
+        if described is not None:
+            return problem_response(described)
         for cls in type(error).__mro__:
             if cls in mapped:
                 status, title = mapped[cls]

@@ -8,12 +8,49 @@ import hmac
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 
-from shared.config import SCOPES, ApiKey
+from shared.config import SCOPES, ApiKey, ConfigError, Settings
 from shared.errors import Forbidden, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+INTERNAL_KEY = "SB_INTERNAL_API_KEY"
+INTERNAL_CLIENT = "internal"
+
+
+def accepted_keys(settings: Settings) -> tuple[ApiKey, ...]:
+    """``API_KEYS`` plus the internal key this service is configured with, as the
+    admin-scoped client ``internal``: the CRM calls identity and routing with it, and
+    an operator's ``API_KEYS`` rarely repeats it. Contradictions stop the service."""
+    digest = hashlib.sha256(settings.secret(INTERNAL_KEY).encode()).digest()
+    same = [k for k in settings.api_keys if hmac.compare_digest(k.secret_sha256, digest)]
+    if same:  # listed by the operator (as `make run` does): it must be able to export
+        key = same[-1]  # the one authenticate() settles on
+        if "admin" not in key.scopes or key.agent is not None:
+            raise ConfigError(
+                f"{INTERNAL_KEY} is the secret of API_KEYS client {key.client!r}, which is "
+                "not an unbound admin key; give that entry the admin scope (no agent) or "
+                f"set {INTERNAL_KEY} to a secret of its own"
+            )
+        return settings.api_keys
+    if any(k.client == INTERNAL_CLIENT for k in settings.api_keys):
+        raise ConfigError(
+            f"API_KEYS names a client {INTERNAL_CLIENT!r} whose secret is not {INTERNAL_KEY}; "
+            f"that name is the internal key's: rename the entry, or set {INTERNAL_KEY} "
+            "to its secret"
+        )
+    return (*settings.api_keys, ApiKey(INTERNAL_CLIENT, digest, frozenset({"admin"})))
+
+
+def install(app: Flask, settings: Settings) -> None:
+    # Resolved now: a contradictory configuration stops the service at start.
+    app.extensions["sb_api_keys"] = accepted_keys(settings)
+
+
+def app_keys() -> tuple[ApiKey, ...]:
+    """The keys the running app accepts (see ``install``)."""
+    return current_app.extensions["sb_api_keys"]  # type: ignore[no-any-return]
 
 
 def authenticate(keys: Sequence[ApiKey], header: str | None) -> ApiKey:
@@ -35,6 +72,12 @@ def current_client() -> ApiKey | None:
     return g.get("sb_client")
 
 
+def bound_agent() -> str | None:
+    """The agent the caller's key is bound to (API.md B), None for an unbound key."""
+    key: ApiKey | None = g.get("sb_client")
+    return key.agent if key is not None else None
+
+
 def require_scope(*scopes: str) -> Callable[[F], F]:
     """The caller must hold at least one of ``scopes``."""
     unknown = set(scopes) - SCOPES
@@ -46,10 +89,7 @@ def require_scope(*scopes: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             key = g.get("sb_client")
             if key is None:
-                key = authenticate(
-                    current_app.extensions["sb"].settings.api_keys,
-                    request.headers.get("Authorization"),
-                )
+                key = authenticate(app_keys(), request.headers.get("Authorization"))
                 g.sb_client = key
             if not key.scopes.intersection(scopes):
                 raise Forbidden(f"this endpoint needs the scope {' or '.join(scopes)}")

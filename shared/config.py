@@ -10,12 +10,17 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SCOPES = frozenset({"admin", "channel", "ivr", "agent"})
+
+# An agent id as routing accepts it in /v1/agents/<agent_id> (matched whole).
+AGENT_ID_PATTERN = r"[A-Za-z0-9_.@\-]{1,64}"
+_AGENT_ID = re.compile(AGENT_ID_PATTERN)
 
 DEV_SECRET_PREFIX = "DEV-"  # what dev mode generates; refused outside it
 
@@ -29,10 +34,13 @@ class ApiKey:
     client: str
     secret_sha256: bytes = field(repr=False)
     scopes: frozenset[str]
+    # ``client:secret:agent:<agent_id>``: the key acts only as this agent (API.md B).
+    agent: str | None = None
 
 
 def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
-    """Parse ``client:secret:scope+scope,...`` (API.md); unknown scopes are fatal."""
+    """Parse ``client:secret:scope+scope[:agent_id],...`` (API.md); unknown scopes are
+    fatal, and so is an agent binding that could not mean what it says."""
     keys: list[ApiKey] = []
     seen: set[str] = set()
     for chunk in raw.split(","):
@@ -40,9 +48,12 @@ def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
         if not chunk:
             continue
         parts = chunk.split(":")
-        if len(parts) != 3 or not parts[0] or not parts[1]:
-            raise ConfigError("API_KEYS entries must look like client:secret:scope+scope")
-        client, secret, scope_text = parts
+        if len(parts) not in (3, 4) or not parts[0] or not parts[1]:
+            raise ConfigError(
+                "API_KEYS entries must look like client:secret:scope+scope"
+                " (or client:secret:agent:<agent_id>)"
+            )
+        client, secret, scope_text = parts[:3]
         scopes = frozenset(s for s in scope_text.split("+") if s)
         unknown = scopes - SCOPES
         if unknown:
@@ -53,8 +64,31 @@ def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
         if client in seen:
             raise ConfigError(f"API_KEYS: client {client!r} is listed twice")
         seen.add(client)
-        keys.append(ApiKey(client, hashlib.sha256(secret.encode()).digest(), scopes))
+        agent = _bound_agent(client, scopes, parts[3]) if len(parts) == 4 else None
+        keys.append(ApiKey(client, hashlib.sha256(secret.encode()).digest(), scopes, agent))
     return tuple(keys)
+
+
+def _bound_agent(client: str, scopes: frozenset[str], agent: str) -> str:
+    # The value is not echoed: a secret holding a ':' would shift into this part.
+    if not _AGENT_ID.fullmatch(agent):
+        raise ConfigError(
+            f"API_KEYS: client {client!r} is bound to an invalid agent id; "
+            "agent ids are 1-64 letters, digits and _ . @ -"
+        )
+    if "agent" not in scopes:
+        # Without the agent scope the binding would restrict nothing: a typo, not a wish.
+        raise ConfigError(
+            f"API_KEYS: client {client!r} is bound to an agent but lacks the agent scope; "
+            "write client:secret:agent:<agent_id>"
+        )
+    if "admin" in scopes:
+        # An administrator of every agent cannot also act only as one of them.
+        raise ConfigError(
+            f"API_KEYS: client {client!r} is bound to an agent and has the admin scope; "
+            "give the administrator a key of its own"
+        )
+    return agent
 
 
 def _truthy(value: str) -> bool:

@@ -4,7 +4,8 @@
 callable taking the stop event and looping until it is set (a ``Consumer``'s
 ``run``, an outbox relay, ...), calling ``shared.liveness.stamp`` once per pass.
 Each runs in its own thread; on a signal the stop event is set and every
-runnable finishes what it has in hand.
+runnable finishes what it has in hand. Every process also runs the Redis part of
+the compaction after erasures (``shared.compaction``: one process claims each run).
 
 Liveness: every ``SB_HEARTBEAT_SECONDS`` (5) seconds, while every runnable's thread is
 alive and has stamped its progress lately (``shared.liveness``: within
@@ -36,6 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from shared import compaction
 from shared.bus import trim_loop
 from shared.config import Settings
 from shared.events import STREAMS
@@ -77,6 +79,8 @@ def run(service: str, build: Build, settings: Settings | None = None) -> None:
     runnables = list(build(settings, redis))
     if service in STREAMS:  # each service keeps its own stream short
         runnables.append(trim_loop(redis, [STREAMS[service]]))
+    # Any replica may run the Redis files' compaction after an erasure; one does.
+    runnables.append(compaction.redis_loop(redis, settings))
     supervise(
         service,
         runnables,

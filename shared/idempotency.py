@@ -43,7 +43,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from shared.auth import authenticate
+from shared.auth import app_keys, authenticate
 from shared.errors import BadRequest, Conflict, ProblemError
 from shared.sealing import Sealer, derive
 
@@ -257,7 +257,7 @@ def _before() -> Response | None:
         )
     ctx = _ctx()
     try:
-        client = authenticate(ctx.settings.api_keys, request.headers.get("Authorization"))
+        client = authenticate(app_keys(), request.headers.get("Authorization"))
     except ProblemError:
         return None  # the view answers 401; nothing to remember
     g.sb_client = client

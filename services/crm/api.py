@@ -7,8 +7,10 @@ from typing import Any
 
 from flask import Response, request
 
-from services.crm import kpis
+from services.crm import directory, kpis
 from services.crm import schemas as s
+from services.crm.adapters import sql_compaction
+from services.crm.domain.case_numbers import InvalidCaseNumber
 from services.crm.domain.errors import (
     ConflictError,
     CrmError,
@@ -19,12 +21,13 @@ from services.crm.domain.errors import (
 )
 from services.crm.ports import Contention, PeerUnavailable, StoreUnavailable
 from services.crm.service import CrmService, RateLimited
-from shared import idempotency
+from shared import compaction, idempotency
 from shared.app import Blueprint, ctx, problem_response
 from shared.auth import current_client, require_scope
 from shared.errors import (
     PROBLEM_BASE,
     BadRequest,
+    Forbidden,
     PermanentRedirect,
     ProblemError,
     ServiceUnavailable,
@@ -73,6 +76,17 @@ def _invalid(error: InvalidIdentifier) -> Response:
         title="Invalid Identifier",
         type=PROBLEM_BASE + "invalid-identifier",
         errors={error.field: [str(error)]},
+    )
+    return problem_response(problem)
+
+
+@blp.errorhandler(InvalidCaseNumber)
+def _invalid_case_number(error: InvalidCaseNumber) -> Response:
+    problem = BadRequest(
+        str(error),
+        title="Invalid Case Number",
+        type=PROBLEM_BASE + "invalid-case-number",
+        errors={"case_number": [str(error)]},
     )
     return problem_response(problem)
 
@@ -180,7 +194,17 @@ def resolve_profile(body: dict[str, Any]) -> Any:
 @blp.arguments(s.ProfileQuerySchema(), location="query")
 @blp.response(200, page_schema(s.ProfileSchema)())
 def search_profiles(args: dict[str, Any]) -> Any:
-    """Search by name prefix or any identifier; filter by tier."""
+    """Search by name prefix or any identifier (agent, admin), or find the one profile
+    of an exact ``identifier`` (channel too); filter by tier."""
+    if args.get("identifier") is not None:
+        found = directory.find_by_identifier(crm(), args["identifier"], tier=args.get("tier"))
+        return _page(found, args["limit"], None)
+    client = current_client()
+    if client is None or not directory.may_list(client.scopes):
+        raise Forbidden(
+            "searching by name and listing profiles need the scope agent or admin; "
+            "a channel finds a profile by one exact identifier: ?identifier=phone:+86..."
+        )
     position = decode_cursor(args.get("cursor"))
     after = cursor_str(position, "after") if position is not None else None
     limit = args["limit"]
@@ -213,6 +237,8 @@ def erase_profile(profile_id: str) -> None:
     """Erase the customer here and, through crm.profile.erased, everywhere."""
     for erased in crm().erase(profile_id):
         idempotency.forget(ctx().redis, erased)  # stored responses hold their data too
+    # The deletes are done: the files (AOF, WAL, dead tuples) follow within minutes.
+    compaction.request(ctx().redis, compaction.REDIS_JOB, sql_compaction.JOB)
 
 
 @blp.route("/profiles/<string:profile_id>/merge", methods=["POST"])

@@ -45,6 +45,7 @@ def crm_config(settings: Settings) -> CrmConfig:
         keep_anonymised_cases=settings.bool_env("CRM_KEEP_ANONYMISED_CASES", False),
         hash_key=settings.secret("CRM_HASH_KEY").encode(),
         lookup_client_limit=settings.int_env("CRM_LOOKUP_CLIENT_LIMIT_PER_MINUTE", 600, minimum=1),
+        lookup_miss_limit=settings.int_env("CRM_LOOKUP_CLIENT_MISSES_PER_MINUTE", 60, minimum=1),
     )
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.crm import bootstrap, kpis
-from services.crm.adapters import sql_tables
+from services.crm.adapters import sql_compaction, sql_tables
 from services.crm.domain.timeline import PROJECTED_TYPES
 from services.crm.service import CrmService
 from shared import liveness
@@ -81,7 +81,9 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
         kpis.handlers(redis),
         **settings.consumer_options(),
     )
-    return [consumer.run, kpi.run, relay]
+    # After an erasure: the deleted rows' bytes out of the WAL / dead tuples.
+    compact = sql_compaction.loop(redis, wiring.engine, settings)
+    return [consumer.run, kpi.run, relay, compact]
 
 
 if __name__ == "__main__":

@@ -99,8 +99,26 @@ class ProfileSchema(Schema):
 
 
 class ProfileQuerySchema(PageArgs):
-    q = Text(200, metadata={"description": "name prefix or any identifier (normalised)"})
+    q = Text(
+        200,
+        metadata={
+            "description": "name prefix or any identifier (normalised); scope agent or admin"
+        },
+    )
     tier = Name()
+    identifier = Text(
+        250,
+        metadata={
+            "description": "type:value, one exact identifier (normalised as resolve does): "
+            "at most one profile; the only search scope channel may make",
+            "example": "phone:+8613800138000",
+        },
+    )
+
+    @validates_schema
+    def _one_way(self, data: dict[str, Any], **_kw: Any) -> None:
+        if data.get("q") is not None and data.get("identifier") is not None:
+            raise ValidationError("give q or identifier, not both")
 
 
 class MergeSchema(Schema):
@@ -179,7 +197,14 @@ class CaseHistorySchema(Schema):
 
 class CaseSchema(Schema):
     id = fields.String(required=True)
-    case_number = fields.String(required=True, metadata={"example": "C-2026-000123"})
+    case_number = fields.String(
+        required=True,
+        metadata={
+            "example": "C-7KQ-4M2-XWD",
+            "description": "C- and nine Crockford base32 symbols, the last a check symbol "
+            "(cases opened before 2026-12 keep the shape C-2026-000123)",
+        },
+    )
     profile_id = fields.String(allow_none=True, required=True)
     channel = fields.String(required=True)
     channels = fields.List(fields.String(), required=True)
@@ -210,7 +235,14 @@ class CasePatchSchema(Schema):
 
 class LookupQuerySchema(Schema):
     case_number = fields.String(
-        required=True, validate=[validate.Length(min=1, max=32), _printable]
+        required=True,
+        validate=[validate.Length(min=1, max=32), _printable],
+        metadata={
+            "description": "as told to the customer; case, spaces and hyphens do not "
+            "matter, O reads as 0, I and L as 1; a wrong check symbol is 400 "
+            "invalid-case-number",
+            "example": "C-7KQ-4M2-XWD",
+        },
     )
     phone = fields.String(required=True, validate=[validate.Length(min=1, max=64), _printable])
     caller = fields.String(

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from services.crm.domain import cases as case_rules
+from services.crm.domain.case_numbers import new_case_number
 from services.crm.domain.classification import Classifier
 from services.crm.domain.errors import (
     CaseNotFound,
-    IdentifierSuppressed,
     IdentifierTaken,
     InvalidIdentifier,
     MergeNotFound,
@@ -77,6 +77,9 @@ class CrmConfig:
     # Self-service lookups per minute by one API client over all the callers it names
     # (the per-caller budget is the limiter's own).
     lookup_client_limit: int = 600
+    # Failed lookups per minute by one API client, whatever callers it names.
+    lookup_miss_limit: int = 60
+    case_numbers: Callable[[], str] = new_case_number
 
 
 @dataclass
@@ -310,11 +313,8 @@ class CrmService:
                         tx, decision.profile_id, "profile.identifiers_added", f"added {kinds}"
                     )
                 return self._view(tx, locked), False, ()
-            if tx.suppressed([self._digest(i) for i in idents], self.clock()):
-                raise IdentifierSuppressed(
-                    "an identifier belongs to a recently erased customer; "
-                    "create the profile explicitly with POST /v1/profiles"
-                )
+            # ``create`` is the explicit ask: a returning customer starts afresh, with no
+            # link to the erased profile. Suppression guards attaching, above, not this.
             row = self._insert_profile(tx, idents, fields or {})
             return self._view(tx, row), True, ()
 
@@ -752,7 +752,7 @@ class CrmService:
                     },
                 )
                 return self._case_view({**case, **changes}, merged=True), True
-            number = case_rules.case_number(now.year, tx.next_sequence("case"))
+            number = self.config.case_numbers()  # a collision is retried (unique column)
             row = {
                 "id": "c-" + uuid.uuid4().hex,
                 "case_number": number,
@@ -870,38 +870,9 @@ class CrmService:
     ) -> dict[str, Any]:
         """``caller``: the person the channel asks for (an IVR's ANI, a web user's address),
         whose own budget it is; without one the API client's budget is everyone's."""
-        if self.limiter is not None:
-            if caller:
-                # Keyed by a digest: the ANI is personal data, and keys are not sealed.
-                budgets = [
-                    (f"lookup:{client}:{self._keyed(caller)[:32]}", None),
-                    (f"lookup:{client}:*", self.config.lookup_client_limit),
-                ]
-            else:
-                budgets = [(f"lookup:{client}", None)]
-            for key, limit in budgets:
-                wait = self.limiter.hit(key, limit)
-                if wait is not None:
-                    raise RateLimited(wait)
-        try:
-            wanted = self.config.identifiers.normalise("phone", phone)
-        except InvalidIdentifier:
-            raise LookupFailed() from None
+        from services.crm import lookup
 
-        def work(tx: Tx) -> dict[str, Any]:
-            case = tx.get_case_by_number(case_number.strip().upper())
-            if case is None or case["profile_id"] is None:
-                raise LookupFailed()
-            if tx.owners([wanted]).get(wanted) != case["profile_id"]:
-                raise LookupFailed()
-            # Progress only: nothing the caller did not already know but the state.
-            return {
-                "status": case["status"],
-                "category": case["category"],
-                "updated_at": case["updated_at"],
-            }
-
-        return self._read(work)
+        return lookup.lookup_case(self, client, case_number, phone, caller)
 
     # -- data protection ------------------------------------------------------------
     def export(self, profile_id: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ _ERRORS: dict[type[e.IdentityError], tuple[int, str]] = {
     e.DeviceNotTrustable: (409, "Device Not Trustable"),
     e.DocumentSuperseded: (409, "Document Superseded"),
     e.FactorNotReady: (409, "Factor Not Ready"),
+    e.DeliveryNotAllowed: (403, "Delivery Not Allowed"),
     e.CustomerLocked: (423, "Locked"),
     e.Throttled: (429, "Too Many Requests"),
     e.DeliveryUnavailable: (503, "Delivery Unavailable"),
@@ -55,6 +56,7 @@ def _problem(error: e.IdentityError) -> Response:
     if retry:
         headers["Retry-After"] = str(retry)
         extra["retry_after"] = retry
+    extra.update(getattr(error, "extra", None) or {})  # e.g. the fraud guard's reason
     slug = title.lower().replace(" ", "-")
     return problem_response(
         ProblemError(
@@ -253,7 +255,7 @@ def get_verification(verification_id: str) -> dict[str, Any]:
 @blp.response(200, s.ChallengeOutSchema())
 def challenge(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
     """Send a code (sms/email/voice), choose KBA questions, or submit a document."""
-    return svc().challenge(_vid(verification_id), data)
+    return svc().challenge(_vid(verification_id), data, client=_who())
 
 
 @blp.route("/verifications/<verification_id>/checks", methods=["POST"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -16,12 +18,14 @@ from services.identity.adapters.delivery import (
     SmtpDelivery,
     WebhookDelivery,
 )
+from services.identity.adapters.delivery_guard_store import DeliveryGuardStore
 from services.identity.adapters.documents import GuardedDocuments, SandboxDocumentVerifier
 from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
 from services.identity.adapters.jwt_tokens import load_pem_keys as _load
 from services.identity.adapters.qr import qr_png_base64
 from services.identity.adapters.redis_code_turns import RedisCodeTurns
 from services.identity.adapters.redis_store import TRACKED_PREFIXES, RedisStore
+from services.identity.delivery_guard import DeliveryGuard
 from services.identity.factors import DELIVERY_GROUP, DOCUMENT_GROUP, load_named, load_registry
 from services.identity.ports import DeliveryProvider
 from services.identity.service import IdentityConfig, IdentityService
@@ -193,16 +197,24 @@ def build_service(
         cache.observer = read_cache_observer
     store = RedisStore(redis, publisher, cache, sealer=factor_sealer(settings))
     delivery = build_delivery(settings, redis)
+    config = build_config(settings)
     return IdentityService(
         store,
         TokenService(
             signing_keys(settings), settings.str_env("IDENTITY_ISSUER", "switchboard-identity")
         ),
         load_registry(),
-        build_config(settings),
+        config,
         delivery=lambda channel: delivery[channel],
         answers=answer_hasher(settings),
         turns=RedisCodeTurns(store),
         documents=build_documents(settings, redis),
         qr=qr_png_base64,
+        guard=build_guard(config, redis, store),
     )
+
+
+def build_guard(config: IdentityConfig, redis: Any, store: RedisStore) -> DeliveryGuard:
+    """The delivery fraud guard; its digests are keyed apart from the codes' key."""
+    key = hmac.new(config.otp_key, b"sb:identity:delivery-guard:v1", hashlib.sha256).digest()
+    return DeliveryGuard(DeliveryGuardStore(redis), store, key, otp_lifetime=config.otp_lifetime)

@@ -23,8 +23,9 @@ from typing import Any
 
 import redis as redis_lib
 
+from services.identity.adapters import dev_outbox
 from services.identity.adapters.redis_store import RedisStore
-from shared import idempotency, liveness
+from shared import compaction, idempotency, liveness
 from shared.bus import Consumer, Delivery, Handler
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
@@ -86,10 +87,14 @@ def handlers(store: RedisStore) -> Mapping[str, Handler]:
     def erased(event: Event, delivery: Delivery) -> None:
         cid = str(event.data.get("profile_id") or "")
         if cid:
+            # Read before the erase deletes the set: the dev messages sent for them.
+            verifications = store.verification_ids(cid)
             # Deleting what is gone already changes nothing: idempotent. The tombstone
             # keeps the erasure's time, so a late, older profile event stays ignored.
             store.erase(cid, at_ms=event_ms(event))
             idempotency.forget(store.r, cid)  # stored responses (a TOTP enrollment) too
+            dev_outbox.drop_messages(store.r, verifications)
+            compaction.request(store.r)  # the AOF still holds what was deleted
 
     return {
         "crm.profile.created": profile,

@@ -71,6 +71,7 @@ class AuditEntrySchema(Schema):
     who = fields.String(required=True)
     at = fields.String(required=True)
     tier = fields.String(required=True)
+    subject = fields.String(metadata={"description": "delivery-policy | delivery-block"})
     action = fields.String(required=True)
     before = fields.Dict(allow_none=True)
     after = fields.Dict(allow_none=True)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from services.identity.delivery_guard import DeliveryGuard
 from services.identity.domain import fingerprint as fpr
 from services.identity.domain.errors import (
     CodeRejected,
@@ -115,7 +116,10 @@ class _Env:
         return self.s.store.peek_code(verification_id, factor)
 
     def consume_code(self, verification_id: str, factor: str, digest: str) -> bool:
-        return self.s.store.consume_code(verification_id, factor, digest)
+        used = self.s.store.consume_code(verification_id, factor, digest)
+        if used and self.s.guard is not None:  # a delivered code converted (fraud guard)
+            self.s.guard.converted(verification_id, factor)
+        return used
 
     def throttle(self, destination: str) -> None:
         c = self.s.config
@@ -191,11 +195,13 @@ class IdentityService:
         documents: DocumentVerifier | None = None,
         qr: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.time,
+        guard: DeliveryGuard | None = None,
         turns: CodeTurns | None = None,
     ) -> None:
         self.store, self.tokens, self.registry, self.config = store, tokens, registry, config
         self.answers, self.turns = answers, turns
         self.delivery, self.documents, self.qr, self.clock = delivery, documents, qr, clock
+        self.guard = guard  # the delivery fraud guard (delivery_guard.py)
         self.env = _Env(self)
         self._policies: dict[str, TierPolicy] = {}
 
@@ -304,6 +310,8 @@ class IdentityService:
                 {"type": [f"{factor_type} cannot be enrolled."]},
             )
         enrollment = plugin.enroll(self.env, cid, params)
+        if self.guard is not None:
+            self.guard.screen_enrollment(cid, plugin, enrollment, self.store.factors(cid))
         record = {
             "factor_id": self.store.new_id("f", cid),
             "type": factor_type,
@@ -741,7 +749,7 @@ class IdentityService:
         rows = self.store.factors(cid) if factors is None else factors
         return [FactorRecord(**r) for r in rows if r["type"] == factor and r["status"] == "active"]
 
-    def challenge(self, vid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    def challenge(self, vid: str, params: Mapping[str, Any], client: str = "") -> dict[str, Any]:
         v, policy = self._open(vid)
         factor = params["factor"]
         plugin = self._factor_for(v, policy, factor)
@@ -749,7 +757,8 @@ class IdentityService:
         if plugin.enrollable and not records:
             raise FactorNotChallengeable(f"no active {factor} factor is enrolled")
         attempt = Attempt(vid, v["customer_id"], v["channel"], params)
-        public, state = plugin.challenge(self.env, attempt, records)
+        env = self.guard.env(self.env, attempt, plugin, client) if self.guard else self.env
+        public, state = plugin.challenge(env, attempt, records)
         if not self.store.set_challenge(vid, factor, state):
             raise NotFound("no such verification")  # expired meanwhile
         if isinstance(public.get("expires_at"), int | float):

@@ -6,7 +6,7 @@ import re
 import threading
 from typing import Any
 
-from services.routing import kpis
+from services.routing import kpis, ownership
 from services.routing.schemas import (
     OPAQUE_ID,
     AgentInSchema,
@@ -25,7 +25,8 @@ from services.routing.schemas import (
 )
 from services.routing.service import RoutingService
 from shared.app import Blueprint, ctx
-from shared.auth import require_scope
+from shared.auth import bound_agent, require_scope
+from shared.config import AGENT_ID_PATTERN
 from shared.errors import BadRequest
 from shared.kpis import WindowArgs
 from shared.pagination import PageArgs, cursor_str, decode_cursor, encode_cursor
@@ -33,7 +34,7 @@ from shared.pagination import PageArgs, cursor_str, decode_cursor, encode_cursor
 blp = Blueprint("routing", __name__, url_prefix="/v1", description="Switchboard Routing API")
 
 # Matched whole (fullmatch): $ also matches before a final newline, so "a4\n" passed.
-_AGENT_ID = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}$")
+_AGENT_ID = re.compile(AGENT_ID_PATTERN)  # the pattern API_KEYS' agent bindings use
 _OPAQUE_ID = re.compile(OPAQUE_ID)
 
 
@@ -42,12 +43,13 @@ def service() -> RoutingService:
 
 
 def _agent_id(agent_id: str) -> str:
+    """A valid agent id the caller may act as (a bound key: only its own)."""
     if not _AGENT_ID.fullmatch(agent_id):
         raise BadRequest(
             "agent ids are 1-64 letters, digits and _ . @ -",
             errors={"agent_id": ["Invalid agent id."]},
         )
-    return agent_id
+    return ownership.require_agent(bound_agent(), agent_id)
 
 
 def _opaque(value: str, name: str) -> str:
@@ -122,7 +124,7 @@ def list_reservations(
 @blp.response(200, ReservationSchema)
 def accept(reservation_id: str) -> dict[str, Any]:
     """Accept an offer: the task is assigned to the agent (409 once it expired)."""
-    return service().accept(_opaque(reservation_id, "reservation_id"))
+    return service().accept(_opaque(reservation_id, "reservation_id"), bound_agent())
 
 
 @blp.route("/reservations/<reservation_id>/reject", methods=["POST"])
@@ -130,7 +132,7 @@ def accept(reservation_id: str) -> dict[str, Any]:
 @blp.response(200, ReservationSchema)
 def reject(reservation_id: str) -> dict[str, Any]:
     """Decline an offer: the task is offered to the next eligible agent."""
-    return service().reject(_opaque(reservation_id, "reservation_id"))
+    return service().reject(_opaque(reservation_id, "reservation_id"), bound_agent())
 
 
 # -- tasks -----------------------------------------------------------------------------
@@ -148,7 +150,7 @@ def create_task(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, TaskSchema)
 def get_task(task_id: str) -> dict[str, Any]:
     """A task's state."""
-    return service().task_view(_opaque(task_id, "task_id"))
+    return ownership.task_view(service(), _opaque(task_id, "task_id"), bound_agent())
 
 
 @blp.route("/tasks/<task_id>/complete", methods=["POST"])
@@ -156,7 +158,7 @@ def get_task(task_id: str) -> dict[str, Any]:
 @blp.response(200, TaskSchema)
 def complete_task(task_id: str) -> dict[str, Any]:
     """Wrap up an assigned task; the agent's capacity frees up."""
-    return service().complete_task(_opaque(task_id, "task_id"))
+    return service().complete_task(_opaque(task_id, "task_id"), bound_agent())
 
 
 @blp.route("/tasks/<task_id>/cancel", methods=["POST"])
@@ -166,7 +168,7 @@ def complete_task(task_id: str) -> dict[str, Any]:
 def cancel_task(body: dict[str, Any] | None, task_id: str) -> dict[str, Any]:
     """Cancel an open task (the customer hung up...); 409 once completed or canceled."""
     reason = (body or {}).get("reason", "canceled")
-    return service().cancel_task(_opaque(task_id, "task_id"), reason)
+    return service().cancel_task(_opaque(task_id, "task_id"), reason, bound_agent())
 
 
 # -- statistics --------------------------------------------------------------------------
@@ -195,6 +197,7 @@ def kpi_stats(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, AgentPageSchema)
 def agent_stats(args: dict[str, Any]) -> dict[str, Any]:
     """Every agent with status, load and occupancy (paginated by agent id)."""
+    ownership.require_unbound(bound_agent(), "the agent roster")
     position = decode_cursor(args["cursor"])
     after = cursor_str(position, "after") if position is not None else ""
     items, last = service().agent_stats(after, args["limit"])

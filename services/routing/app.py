@@ -14,7 +14,12 @@ from typing import Any
 from flask import Flask
 from prometheus_client.core import GaugeMetricFamily
 
-from services.routing.domain.model import InvalidRequest, InvalidTransition, NotFound
+from services.routing.domain.model import (
+    AgentBinding,
+    InvalidRequest,
+    InvalidTransition,
+    NotFound,
+)
 from shared.app import build_app
 from shared.config import Settings
 from shared.redis_conn import connect
@@ -23,6 +28,7 @@ ERRORS: dict[type[BaseException], tuple[int, str]] = {
     NotFound: (404, "Not Found"),
     InvalidTransition: (409, "Conflict"),
     InvalidRequest: (400, "Bad Request"),
+    AgentBinding: (403, "Forbidden"),
 }
 
 

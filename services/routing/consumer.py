@@ -22,6 +22,7 @@ from services.routing import kpis
 from services.routing.bootstrap import build_service
 from services.routing.domain.model import CATEGORIES, CHANNEL_NAME
 from services.routing.service import RoutingService
+from shared import compaction
 from shared.bus import Consumer, Delivery, Handler
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
@@ -32,11 +33,15 @@ log = logging.getLogger("sb.routing.consumer")
 CASE_PRIORITY_TO_CATEGORY = {"urgent": "urgent", "high": "urgent", "critical": "urgent"}
 
 
-def handlers(service: RoutingService) -> Mapping[str, Handler]:
+def handlers(service: RoutingService, redis: Any = None) -> Mapping[str, Handler]:
+    """``redis``: where to ask for the compaction after an erasure (none: not asked)."""
+
     def erased(event: Event, _delivery: Delivery) -> None:
         profile_id = event.data.get("profile_id")
         if isinstance(profile_id, str) and profile_id:
             service.erase_customer(profile_id)
+            if redis is not None:
+                compaction.request(redis)  # the AOF still holds what was deleted
 
     def verified(event: Event, _delivery: Delivery) -> None:
         customer_id = event.data.get("customer_id")
@@ -103,7 +108,7 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
         [STREAMS["crm"], STREAMS["identity"]],
         "routing",
         consumer_name("routing"),
-        handlers(service),
+        handlers(service, redis),
         **settings.consumer_options(),
     )
     # First response per category, folded from our own assignment events.

@@ -2,7 +2,9 @@
 
 Every mutating method is one atomic step that also records its events; the
 string outcomes are ``"ok"``, ``"missing"`` or ``"<thing>_<state>"`` (e.g.
-``"task_completed"``) for a transition the current state does not allow.
+``"task_completed"``) for a transition the current state does not allow, and
+``"not_yours"`` when the caller acts as an agent (``as_agent``) the task or
+reservation is not held by.
 """
 
 from __future__ import annotations
@@ -66,12 +68,17 @@ class RoutingStore(Protocol):
         now_ms: int,
         cooloff_ms: int = 30_000,
         away_after: int = 3,
+        as_agent: str | None = None,
     ) -> tuple[str, dict[str, str]]: ...
-    def reject(self, rid: str, cooloff_ms: int, now_ms: int) -> tuple[str, dict[str, str]]: ...
+    def reject(
+        self, rid: str, cooloff_ms: int, now_ms: int, as_agent: str | None = None
+    ) -> tuple[str, dict[str, str]]: ...
     def complete(
-        self, tid: str, retention_s: int, now_ms: int
+        self, tid: str, retention_s: int, now_ms: int, as_agent: str | None = None
     ) -> tuple[str, str | None, int, dict[str, str]]: ...
-    def cancel(self, tid: str, reason: str, retention_s: int, now_ms: int) -> tuple[str, str]: ...
+    def cancel(
+        self, tid: str, reason: str, retention_s: int, now_ms: int, as_agent: str | None = None
+    ) -> tuple[str, str]: ...
     def erase_customer(self, customer_id: str, now_ms: int) -> list[str]: ...
     def mark_verified(
         self, customer_id: str, verification_id: str, now_ms: int, remember_s: int = 1800

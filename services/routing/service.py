@@ -26,6 +26,7 @@ from services.routing.domain.model import (
     AGENT_STATUSES,
     CATEGORIES,
     Agent,
+    AgentBinding,
     InvalidTransition,
     NotFound,
     Task,
@@ -33,10 +34,6 @@ from services.routing.domain.model import (
 from services.routing.domain.stats import sum_buckets, window_minutes
 from services.routing.ports import RoutingStore
 from services.routing.records import agent_from_hash, iso, task_from_hash
-
-_TRANSITION_ERRORS = {
-    "task_not_queued": "the task is no longer waiting",
-}
 
 
 def _now_ms() -> int:
@@ -162,15 +159,18 @@ class RoutingService:
     def task_view(self, tid: str) -> dict[str, Any]:
         return _task_view(tid, self.get_task(tid)[1])
 
-    def complete_task(self, tid: str) -> dict[str, Any]:
-        outcome, agent, waiting, h = self.store.complete(tid, self.config.retention_s, self.now())
+    def complete_task(self, tid: str, as_agent: str | None = None) -> dict[str, Any]:
+        outcome, agent, waiting, h = self.store.complete(
+            tid, self.config.retention_s, self.now(), as_agent
+        )
         self._raise_for(outcome, "task", tid)
         if agent and waiting:
             self.match_agent(agent)
         return _task_view(tid, h)
 
-    def cancel_task(self, tid: str, reason: str) -> dict[str, Any]:
-        outcome, freed = self.store.cancel(tid, reason, self.config.retention_s, self.now())
+    def cancel_task(self, tid: str, reason: str, as_agent: str | None = None) -> dict[str, Any]:
+        cfg = self.config
+        outcome, freed = self.store.cancel(tid, reason, cfg.retention_s, self.now(), as_agent)
         self._raise_for(outcome, "task", tid)
         if freed:
             self.match_agent(freed)
@@ -199,7 +199,7 @@ class RoutingService:
             items = self.reservations_of(aid)
         return items
 
-    def accept(self, rid: str) -> dict[str, Any]:
+    def accept(self, rid: str, as_agent: str | None = None) -> dict[str, Any]:
         cfg = self.config
         outcome, res = self.store.accept(
             rid,
@@ -207,6 +207,7 @@ class RoutingService:
             self.now(),
             round(cfg.decline_cooloff_s * 1000),
             cfg.away_after_missed,
+            as_agent,
         )
         if outcome == "expired":  # ended as a timeout: offer the task to the next agent
             self.match_task(res["task"])
@@ -215,9 +216,9 @@ class RoutingService:
         self._raise_for(outcome, "reservation", rid)
         return _reservation_view(rid, res)
 
-    def reject(self, rid: str) -> dict[str, Any]:
+    def reject(self, rid: str, as_agent: str | None = None) -> dict[str, Any]:
         cooloff = round(self.config.decline_cooloff_s * 1000)
-        outcome, res = self.store.reject(rid, cooloff, self.now())
+        outcome, res = self.store.reject(rid, cooloff, self.now(), as_agent)
         self._raise_for(outcome, "reservation", rid)
         self.match_task(res["task"])
         self.match_agent(res["agent"])
@@ -229,6 +230,8 @@ class RoutingService:
             return
         if outcome == "missing":
             raise NotFound(f"no {what} {ident}")
+        if outcome == "not_yours":  # a key bound to another agent (API.md B)
+            raise AgentBinding(f"the {what} is another agent's; this API key acts only as its own")
         state = outcome.split("_", 1)[-1]
         raise InvalidTransition(f"the {what} is {state}")
 

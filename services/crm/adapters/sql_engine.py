@@ -54,6 +54,9 @@ def make_engine(url: str, *, pool_size: int = 8, autocommit: bool = False) -> En
             cursor.execute("PRAGMA busy_timeout=30000")
             # Reads through the OS page cache without a read() per page.
             cursor.execute("PRAGMA mmap_size=268435456")
+            # A deleted row's bytes are overwritten, not just unlinked: an erasure
+            # reaches the file (the WAL is emptied by sql_compaction's checkpoint).
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
+from services.crm.adapters import sql_lookup
 from services.crm.adapters import sql_tables as t
 from services.crm.domain.identifiers import Identifier
 from services.crm.ports import Contention, StoreUnavailable
@@ -368,6 +369,9 @@ class SqlTx:
     def get_case_by_number(self, case_number: str) -> dict[str, Any] | None:
         row = self.conn.execute(_CASE_BY_NUMBER, {"case_number": case_number}).first()
         return _row(row) if row else None
+
+    def case_for_lookup(self, case_number: str, phone: str) -> dict[str, Any]:
+        return sql_lookup.case_for_lookup(self.conn, case_number, phone)
 
     def open_cases_of(self, profile_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute(

@@ -15,6 +15,8 @@ IdentityError
  ├── FactorNotAllowed       400  the factor does not count on this channel
  ├── DeviceNotTrustable     409  voice line, flagged fingerprint, unapproved verification
  ├── DocumentSuperseded     409  a result for a document that is no longer the current one
+ ├── DeliveryNotAllowed     403  the delivery policy refuses this destination (fraud guard)
+ ├── DeliveryThrottled      429  a velocity limit of the delivery policy (a Throttled)
  ├── DeliveryUnavailable    503  the delivery provider did not take the message
  └── DocumentsUnavailable   503  the document verifier did not take the document
 """
@@ -76,6 +78,29 @@ class Throttled(IdentityError):
     def __init__(self, retry_after: int, message: str = "too many codes sent") -> None:
         self.retry_after = max(1, int(retry_after))
         super().__init__(message)
+
+
+class DeliveryPolicyInvalid(PolicyInvalid):
+    def __init__(self, errors: Mapping[str, Sequence[str]]) -> None:
+        super().__init__(errors)
+        self.args = ("the delivery policy is not valid",)
+
+
+class DeliveryNotAllowed(IdentityError):
+    """A send the delivery policy refuses; ``reason`` is one of delivery_policy's."""
+
+    def __init__(self, reason: str, message: str, retry_after: int | None = None) -> None:
+        self.reason = reason
+        self.retry_after = retry_after
+        self.extra = {"reason": reason}
+        super().__init__(message)
+
+
+class DeliveryThrottled(Throttled):
+    def __init__(self, reason: str, retry_after: int, message: str) -> None:
+        super().__init__(retry_after, message)
+        self.reason = reason
+        self.extra = {"reason": reason}
 
 
 class InvalidSignature(IdentityError):

@@ -443,12 +443,13 @@ return 'ok'
 """
 
 # ARGV[6] reservation id, [7] minute bucket key suffix, [8] sticky memory (s),
-# [9] cool-off (ms), [10] missed offers before away
+# [9] cool-off (ms), [10] missed offers before away, [11] the caller's bound agent or ''
 ACCEPT = r"""
 local rid = ARGV[6]
 local rkey = P .. 'res:' .. rid
 local r = hgetall(rkey)
 if not r.status then return 'missing' end
+if (ARGV[11] or '') ~= '' and r.agent ~= ARGV[11] then return 'not_yours' end
 if r.status ~= 'pending' then return 'res_' .. r.status end
 if NOW >= tonumber(r.expires) then
   -- Expired, the dispatcher just has not ticked yet: end it as its timer would.
@@ -479,10 +480,11 @@ emit('routing.task.assigned', {task_id = r.task, customer_id = t.customer_id,
 return {'ok', redis.call('HGETALL', rkey)}
 """
 
-# ARGV[6] reservation id, [7] cool-off (ms)
+# ARGV[6] reservation id, [7] cool-off (ms), [8] the caller's bound agent or ''
 REJECT = r"""
 local r = hgetall(P .. 'res:' .. ARGV[6])
 if not r.status then return 'missing' end
+if (ARGV[8] or '') ~= '' and r.agent ~= ARGV[8] then return 'not_yours' end
 if r.status ~= 'pending' then return 'res_' .. r.status end
 end_reservation(ARGV[6], 'rejected', tonumber(ARGV[7]), 1000000)
 return {'ok', redis.call('HGETALL', P .. 'res:' .. ARGV[6])}
@@ -515,7 +517,7 @@ local function settle_customer(cust, tid)
 end
 """
 
-# ARGV[6] task id, [7] retention (s)
+# ARGV[6] task id, [7] retention (s), [8] the caller's bound agent or ''
 COMPLETE = (
     CUSTOMER_FN
     + r"""
@@ -523,6 +525,8 @@ local tid = ARGV[6]
 local tkey = P .. 'task:' .. tid
 local t = hgetall(tkey)
 if not t.status then return {'missing'} end
+-- In the same step as the transition: the task's agent cannot change in between.
+if (ARGV[8] or '') ~= '' and t.agent ~= ARGV[8] then return {'not_yours'} end
 if t.status ~= 'assigned' then return {'task_' .. t.status} end
 redis.call('HSET', tkey, 'status', 'completed', 'ended', NOW)
 redis.call('EXPIRE', tkey, ARGV[7])
@@ -565,11 +569,15 @@ local function cancel_task(tid, reason)
 end
 """
 
-# ARGV[6] task id, [7] reason, [8] retention (s)
+# ARGV[6] task id, [7] reason, [8] retention (s), [9] the caller's bound agent or ''
 CANCEL = (
     CANCEL_FN
     + CUSTOMER_FN
     + r"""
+if (ARGV[9] or '') ~= '' then
+  local t = hgetall(P .. 'task:' .. ARGV[6])
+  if t.status and t.agent ~= ARGV[9] then return {'not_yours', ''} end
+end
 local freed, outcome = cancel_task(ARGV[6], ARGV[7])
 if outcome == 'ok' then
   redis.call('EXPIRE', P .. 'task:' .. ARGV[6], ARGV[8])

@@ -300,29 +300,35 @@ class RedisRoutingStore:
         now_ms: int,
         cooloff_ms: int = 30_000,
         away_after: int = 3,
+        as_agent: str | None = None,
     ) -> tuple[str, dict[str, str]]:
         """(outcome, the reservation after the step); ``expired``: past its expires_at,
-        ended as a timeout in the same step."""
+        ended as a timeout in the same step; ``not_yours``: not ``as_agent``'s offer."""
+        minute = str(now_ms // 60_000)
         result = self._run(
-            "accept", now_ms, rid, str(now_ms // 60_000), sticky_memory_s, cooloff_ms, away_after
+            "accept", now_ms, rid, minute, sticky_memory_s, cooloff_ms, away_after, as_agent or ""
         )
         return _outcome(result)
 
-    def reject(self, rid: str, cooloff_ms: int, now_ms: int) -> tuple[str, dict[str, str]]:
-        return _outcome(self._run("reject", now_ms, rid, cooloff_ms))
+    def reject(
+        self, rid: str, cooloff_ms: int, now_ms: int, as_agent: str | None = None
+    ) -> tuple[str, dict[str, str]]:
+        return _outcome(self._run("reject", now_ms, rid, cooloff_ms, as_agent or ""))
 
     def complete(
-        self, tid: str, retention_s: int, now_ms: int
+        self, tid: str, retention_s: int, now_ms: int, as_agent: str | None = None
     ) -> tuple[str, str | None, int, dict[str, str]]:
         """(outcome, agent freed, tasks waiting on its channel, the task after the step)."""
-        result = self._run("complete", now_ms, tid, retention_s)
+        result = self._run("complete", now_ms, tid, retention_s, as_agent or "")
         if result[0] != "ok":
             return result[0], None, 0, {}
         flat = result[3]
         return "ok", result[1], int(result[2]), dict(zip(flat[::2], flat[1::2], strict=True))
 
-    def cancel(self, tid: str, reason: str, retention_s: int, now_ms: int) -> tuple[str, str]:
-        outcome, freed = self._run("cancel", now_ms, tid, reason, retention_s)
+    def cancel(
+        self, tid: str, reason: str, retention_s: int, now_ms: int, as_agent: str | None = None
+    ) -> tuple[str, str]:
+        outcome, freed = self._run("cancel", now_ms, tid, reason, retention_s, as_agent or "")
         return outcome, freed
 
     def erase_customer(self, customer_id: str, now_ms: int) -> list[str]:

@@ -43,6 +43,10 @@ class InvalidRequest(RoutingError):
     pass
 
 
+class AgentBinding(RoutingError):
+    """A key bound to one agent (API.md B) reached for another agent's resource."""
+
+
 @dataclass(frozen=True)
 class Requirements:
     """What an agent must have to be offered a task (after relaxation)."""

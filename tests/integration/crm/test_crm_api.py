@@ -333,7 +333,8 @@ def test_erase_removes_the_profile_and_publishes_erased(
         json={"identifiers": [PHONE], "create": True},
         headers=headers("channel"),
     )
-    assert again.status_code == 409 and "erased" in again.json["detail"]
+    # The explicit ask: a fresh profile, not the erased one back (issue 16, item 11).
+    assert again.status_code == 201 and again.json["id"] != profile["id"]
 
 
 def test_readyz_checks_the_database(client: FlaskClient) -> None:

@@ -355,3 +355,32 @@ def test_concurrent_challenge_writes_all_stay_on_a_cluster(
     concurrent_writes(service, vid)
     challenges = service.store.verification(vid)["challenges"]  # type: ignore[index]
     assert {f: challenges[f] for f in FACTORS} == {f: {"reference": f, "n": 4} for f in FACTORS}
+
+
+def test_the_delivery_guard_counts_and_blocks_a_prefix_on_a_cluster(
+    api: Api, cluster: RedisCluster, service: IdentityService
+) -> None:
+    """Its check-and-count script touches one slot, and its event goes through the relay."""
+    auto = {"min_sends": 2, "min_conversion": 0.5, "grace_seconds": 0, "block_seconds": 3600}
+    put = api.call("PUT", "/v1/admin/delivery-policy", "admin", json={"auto_block": auto})
+    assert put.status_code == 200, put.json
+    try:
+        answers = []
+        for i in range(3):
+            cid = f"c-{uuid.uuid4().hex[:8]}"
+            number = f"+86139991399{i:02d}"
+            assert api.enroll(cid, {"type": "sms_otp", "destination": number}).status_code == 201
+            vid = api.start(cid, "chat").json["verification_id"]
+            answers.append(api.challenge(vid, "sms_otp"))
+        assert [r.status_code for r in answers] == [200, 200, 403]
+        assert answers[2].json["reason"] == "prefix_blocked"
+        relay(service)
+        blocked = [
+            json.loads(f["data"])
+            for _, f in cluster.xrange(STREAMS["identity"])
+            if f["type"] == "identity.delivery.prefix_blocked"
+        ]
+        assert [b["prefix"] for b in blocked] == ["+86-13999"]
+    finally:
+        api.call("DELETE", "/v1/admin/delivery-blocks/+86-13999", "admin")
+        api.call("PUT", "/v1/admin/delivery-policy", "admin", json={})
