@@ -250,6 +250,38 @@ def offline_verifications(service, token: str, seconds: float = 2.0) -> float:  
     return n / (time.perf_counter() - began)
 
 
+def kba_answer_checks(n: int = 15) -> dict[str, dict[str, float]]:
+    """One knowledge answer checked (a right one), Argon2id at the service's parameters
+    against the PBKDF2-SHA256 60k it replaced, interleaved in one run: wall p50/p99 (ms),
+    this thread's CPU per check (us)."""
+    from services.identity.adapters.argon2_answers import Argon2Answers
+    from services.identity.domain import kba
+
+    pepper = b"bench-pepper"
+    argon2 = Argon2Answers(pepper)
+    stored = {"argon2id": argon2.hash("Rex"), "pbkdf2": kba.hash_answer("Rex", pepper=pepper)}
+    checks = {
+        "argon2id": lambda: argon2.verify("rex", stored["argon2id"])[0],
+        "pbkdf2": lambda: kba.verify_answer("rex", stored["pbkdf2"], pepper=pepper),
+    }
+    wall: dict[str, list[float]] = {k: [] for k in checks}
+    cpu: dict[str, list[float]] = {k: [] for k in checks}
+    for _ in range(n):
+        for name, check in checks.items():
+            began, began_cpu = time.perf_counter(), time.thread_time()
+            assert check()
+            wall[name].append((time.perf_counter() - began) * 1000)
+            cpu[name].append((time.thread_time() - began_cpu) * 1e6)
+    return {
+        k: {
+            "p50": median(wall[k]),
+            "p99": sorted(wall[k])[-1],  # of n samples: the worst
+            "cpu_us": median(cpu[k]),
+        }
+        for k in checks
+    }
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         redis_server = RedisServer(Path(tmp) / "redis")
@@ -316,6 +348,7 @@ def main() -> None:
                 flows["redis_us"] = (cpu1[1] - cpu0[1]) / done * 1e6
             cpu = in_process_cpu(env, token, cid, spare)
             offline = offline_verifications(service, token)
+            answers = kba_answer_checks()
         finally:
             redis_server.stop()
 
@@ -368,6 +401,22 @@ def main() -> None:
     rows.append(
         ["token verify (EdDSA, uncached), in-process", f"{offline:,.0f} /s", "", "", "", "", 0]
     )
+    for name, label in (
+        ("argon2id", "KBA answer check, Argon2id m=19 MiB t=2 p=1, in-process"),
+        ("pbkdf2", "KBA answer check, PBKDF2-SHA256 60k (before), in-process"),
+    ):
+        a = answers[name]
+        rows.append(
+            [
+                label,
+                f"{1000 / a['p50']:,.0f} /s",
+                "",
+                f"{a['p50']:.1f}",
+                f"{a['p99']:.1f}",
+                f"{a['cpu_us']:,.0f}",
+                0,
+            ]
+        )
     print_table(
         f"Identity, {CONCURRENCY} connections, medians of {ROUNDS} interleaved rounds of "
         f"{DURATION:.0f} s ({machine()})",

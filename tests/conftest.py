@@ -86,6 +86,9 @@ def base_env(redis_server: RedisServer, tmp_path: Path) -> dict[str, str]:
         "API_KEYS": API_KEYS_ENV,
         "SB_VAR_DIR": str(tmp_path / "var"),
         "LOG_LEVEL": "WARNING",
+        # Argon2id's cost protects real answers; the tests' need only the same code path.
+        "IDENTITY_KBA_ARGON2_MEMORY_KIB": "64",
+        "IDENTITY_KBA_ARGON2_TIME_COST": "1",
     }
 
 

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from services.identity.adapters import argon2_answers
+from services.identity.adapters.argon2_answers import Argon2Answers
 from services.identity.adapters.breaker import CircuitBreaker
 from services.identity.adapters.delivery import (
     DevDelivery,
@@ -21,6 +23,7 @@ from services.identity.adapters.documents import GuardedDocuments, SandboxDocume
 from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
 from services.identity.adapters.jwt_tokens import load_pem_keys as _load
 from services.identity.adapters.qr import qr_png_base64
+from services.identity.adapters.redis_code_turns import RedisCodeTurns
 from services.identity.adapters.redis_store import TRACKED_PREFIXES, RedisStore
 from services.identity.delivery_guard import DeliveryGuard
 from services.identity.factors import DELIVERY_GROUP, DOCUMENT_GROUP, load_named, load_registry
@@ -167,6 +170,20 @@ def build_config(settings: Settings) -> IdentityConfig:
     )
 
 
+def answer_hasher(settings: Settings) -> Argon2Answers:
+    """Argon2id at OWASP's m=19 MiB, t=2, p=1 unless the operator says otherwise (the
+    tests lower it: their answers need no protection, only the same code path)."""
+    return Argon2Answers(
+        secret(settings, "IDENTITY_KBA_PEPPER"),
+        memory_kib=settings.int_env(
+            "IDENTITY_KBA_ARGON2_MEMORY_KIB", argon2_answers.MEMORY_KIB, minimum=8
+        ),
+        time_cost=settings.int_env(
+            "IDENTITY_KBA_ARGON2_TIME_COST", argon2_answers.TIME_COST, minimum=1
+        ),
+    )
+
+
 def build_service(
     settings: Settings,
     redis: Any,
@@ -189,6 +206,8 @@ def build_service(
         load_registry(),
         config,
         delivery=lambda channel: delivery[channel],
+        answers=answer_hasher(settings),
+        turns=RedisCodeTurns(store),
         documents=build_documents(settings, redis),
         qr=qr_png_base64,
         guard=build_guard(config, redis, store),

@@ -29,7 +29,7 @@ from services.identity.domain.delivery_policy import (
     should_block,
 )
 from services.identity.domain.errors import DeliveryNotAllowed, DeliveryThrottled, NotFound
-from services.identity.domain.factors import Attempt, FactorEnv
+from services.identity.domain.factors import Attempt, FactorEnv, FactorRecord
 from shared.events import Event
 
 SOURCE = "identity"
@@ -291,3 +291,14 @@ class GuardedEnv:
 
     def submit_document(self, verification_id: str, document: Mapping[str, Any]) -> str:
         return self._env.submit_document(verification_id, document)
+
+    def hash_answer(self, answer: str) -> str:
+        return self._env.hash_answer(answer)
+
+    def verify_answer(self, answer: str, stored: str) -> tuple[bool, str | None]:
+        return self._env.verify_answer(answer, stored)
+
+    def update_factor_data(
+        self, customer_id: str, record: FactorRecord, data: Mapping[str, Any]
+    ) -> bool:
+        return self._env.update_factor_data(customer_id, record, data)

@@ -251,6 +251,11 @@ class IntrospectionSchema(Schema):
     chn = fields.String()
     iss = fields.String()
     token_type = fields.String()
+    cnf = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "RFC 8705 confirmation: the device fingerprint it is bound to"},
+    )
 
 
 class EmptySchema(Schema):

@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +47,8 @@ from services.identity.domain.policy import (
     parse_policy,
 )
 from services.identity.domain.session import SessionClaims, reuse_decision
-from services.identity.ports import DeliveryProvider, DocumentVerifier, Store, Tokens
+from services.identity.ports import AnswerHasher, DeliveryProvider, DocumentVerifier, Store, Tokens
+from services.identity.resubmission import CodeTurn, CodeTurns
 from shared.events import Event
 
 SOURCE = "identity"
@@ -71,7 +72,7 @@ class IdentityConfig:
     issuer: str = "switchboard-identity"
     totp_issuer: str = "Switchboard"
     otp_lifetime: int = 300
-    kba_iterations: int = 60_000
+    kba_iterations: int = 60_000  # PBKDF2 of hashes made before Argon2id (they carry theirs)
     risk_max_customers: int = 3
     throttle_window: int = 600
     throttle_max: int = 5
@@ -154,6 +155,17 @@ class _Env:
         self.s.store.put_ref("doc", reference, verification_id, 86400)
         return reference
 
+    def hash_answer(self, answer: str) -> str:
+        return self.s.answers.hash(answer)
+
+    def verify_answer(self, answer: str, stored: str) -> tuple[bool, str | None]:
+        return self.s.answers.verify(answer, stored)
+
+    def update_factor_data(
+        self, customer_id: str, record: FactorRecord, data: Mapping[str, Any]
+    ) -> bool:
+        return self.s.store.replace_factor_data(customer_id, asdict(record), data)
+
 
 class _DeferredSteps(_Env):
     """The env of one check: a TOTP time step the plugin accepts is only noted, so that
@@ -179,12 +191,15 @@ class IdentityService:
         config: IdentityConfig,
         *,
         delivery: Callable[[str], DeliveryProvider],
+        answers: AnswerHasher,
         documents: DocumentVerifier | None = None,
         qr: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.time,
         guard: DeliveryGuard | None = None,
+        turns: CodeTurns | None = None,
     ) -> None:
         self.store, self.tokens, self.registry, self.config = store, tokens, registry, config
+        self.answers, self.turns = answers, turns
         self.delivery, self.documents, self.qr, self.clock = delivery, documents, qr, clock
         self.guard = guard  # the delivery fraud guard (delivery_guard.py)
         self.env = _Env(self)
@@ -751,6 +766,11 @@ class IdentityService:
         return public
 
     def check(self, vid: str, params: Mapping[str, Any]) -> Result:
+        with CodeTurn(self, vid, params) as turn:  # a resubmitted code is not counted
+            turn.result = self._check(vid, params, turn)
+        return turn.result
+
+    def _check(self, vid: str, params: Mapping[str, Any], turn: CodeTurn) -> Result:
         v, policy = self._open(vid, lock_checked_later=True)  # the reservation checks the lock
         cid, factor = v["customer_id"], params["factor"]
         plugin = self._factor_for(v, policy, factor)
@@ -761,8 +781,10 @@ class IdentityService:
             if retry or held:
                 raise CustomerLocked(retry or 1, held)
             raise FactorNotReady(waiting)
-        reservation, factors = self.store.reserve_attempt(vid, cid, policy.max_attempts)
-        granted, remaining, retry, held = reservation
+        reserved = turn.reserve(cid, policy)
+        if isinstance(reserved, Result):
+            return reserved  # the same code's check answered it
+        (granted, remaining, retry, held), factors = reserved
         if not granted:
             self._lock(vid, v, policy)
             raise CustomerLocked(retry, held)
@@ -835,6 +857,7 @@ class IdentityService:
                         "remaining_attempts": 0,
                     }
                 )
+        turn.ok = ok
         return Result(
             {
                 "verification_id": vid,
@@ -930,7 +953,10 @@ class IdentityService:
         bound = (claims.get("cnf") or {}).get("fp")
         if device and bound and not _bound_to(claims, self.fingerprint(device)):
             return {"active": False}
+        # Without a device the token alone answers (an IVR or a desk has no browser to
+        # show), and ``cnf`` says it is bound: proof of possession only with its device.
         return {
+            **({"cnf": {"fp": bound}} if bound else {}),
             "active": True,
             "sub": claims["sub"],
             "sid": claims["sid"],
@@ -1108,8 +1134,10 @@ class IdentityService:
 
 
 def _bound_to(claims: Mapping[str, Any], seen: Mapping[str, Any] | None) -> bool:
-    """A device-bound token presented with another device is not this device's: neither
-    active on introspection nor reusable at a start (where it would be re-issued bound to
-    the new device). Without a device (a phone line, an agent's desktop) nothing differs."""
+    """Is the token presented from the device it is bound to (always, when unbound)?
+
+    A start reuses a bound token only then, so every token minted from it carries the same
+    ``cnf``: without a device it would mint an unbound one, usable anywhere (laundering).
+    Introspection asks only when a device comes with the token (see ``introspect``)."""
     bound = (claims.get("cnf") or {}).get("fp")
-    return not bound or seen is None or seen["fingerprint"] == bound
+    return not bound or (seen is not None and seen["fingerprint"] == bound)

@@ -693,6 +693,18 @@ class RedisStore:
         args = [x for fid, (read, new) in stale.items() for x in (fid, read, new)]
         return int(self._reseal(keys=[ckey(cid, "factors")], args=args))
 
+    def replace_factor_data(
+        self, cid: str, record: Mapping[str, Any], data: Mapping[str, Any]
+    ) -> bool:
+        """Store ``data`` in the factor only while it still is ``record`` as read (the
+        compare-and-set of ``write_back_factors``): False when it changed meanwhile."""
+        raw = self.r.hget(ckey(cid, "factors"), record["factor_id"])
+        current = self._unseal(cid, raw)[0] if raw else None
+        if current is None or current != dict(record):
+            return False
+        new = self.sealed_factor(cid, {**current, "data": dict(data)})
+        return self.write_back_factors(cid, {record["factor_id"]: (raw, new)}) == 1
+
     def _reseal_quietly(self, cid: str, stale: Mapping[str, tuple[str, str]]) -> None:
         try:
             self.write_back_factors(cid, stale)

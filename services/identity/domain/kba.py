@@ -1,4 +1,8 @@
-"""Knowledge-based answers: normalised, then stored as salted slow hashes."""
+"""Knowledge-based answers: normalised, then stored as salted slow hashes.
+
+New hashes are Argon2id (adapters/argon2_answers.py); ``hash_answer`` and
+``verify_answer`` are the PBKDF2 scheme of the hashes stored before it, still checked
+(and upgraded on a right answer) until every customer has answered once."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from services.identity.domain.errors import EnrollmentInvalid
 QUESTION_ID = re.compile(r"^[a-z0-9_]{1,40}\Z")
 MAX_QUESTIONS = 10
 MAX_ANSWER_LENGTH = 200
-ITERATIONS = 60_000  # PBKDF2-SHA256: answers have little entropy, so make guesses cost
+ITERATIONS = 60_000  # the legacy PBKDF2-SHA256 count (a stored hash carries its own)
 
 
 def normalise_answer(answer: str) -> str:
@@ -58,16 +62,3 @@ def verify_answer(answer: str, stored: str, *, pepper: bytes = b"") -> bool:
         return False
     again = hash_answer(answer, pepper=pepper, salt=bytes.fromhex(salt), iterations=int(iterations))
     return hmac.compare_digest(again.rsplit("$", 1)[1], digest)
-
-
-def answers_match(
-    asked: list[str], given: Mapping[str, str], stored: Mapping[str, str], *, pepper: bytes = b""
-) -> bool:
-    """Every question asked is answered correctly; answers to others are ignored."""
-    if not asked:
-        return False
-    results = [
-        qid in given and qid in stored and verify_answer(given[qid], stored[qid], pepper=pepper)
-        for qid in asked
-    ]
-    return all(results)

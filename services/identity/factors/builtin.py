@@ -161,11 +161,7 @@ class KbaFactor(FactorPlugin):
                 "answers are required", {"answers": ["Missing data for required field."]}
             )
         answers = kba.validate_answers(answers)
-        pepper = env.secret_key("kba")
-        iterations = int(env.setting("kba_iterations", kba.ITERATIONS))
-        hashed = {
-            q: kba.hash_answer(a, pepper=pepper, iterations=iterations) for q, a in answers.items()
-        }
+        hashed = {q: env.hash_answer(a) for q, a in answers.items()}
         return Enrollment(data={"answers": hashed}, public={"questions": sorted(answers)})
 
     def challenge(
@@ -181,12 +177,31 @@ class KbaFactor(FactorPlugin):
         return {"factor": self.type, "questions": list(asked)}, {"questions": list(asked)}
 
     def check(self, env: FactorEnv, attempt: Attempt, records: list[FactorRecord]) -> bool:
-        stored: dict[str, str] = {}
+        stored: dict[str, tuple[FactorRecord, str]] = {}  # a later record's answer wins
         for record in records:
-            stored.update(record.data["answers"])
+            stored.update((q, (record, h)) for q, h in record.data["answers"].items())
         asked = list(attempt.challenge.get("questions") or sorted(stored))
         given = attempt.params.get("answers") or {}
-        return kba.answers_match(asked, given, stored, pepper=env.secret_key("kba"))
+        upgrades: dict[str, dict[str, str]] = {}
+        results = []
+        for qid in asked:  # every question is hashed, right or wrong: no early answer
+            ok, new = False, None
+            if qid in stored and isinstance(given.get(qid), str):
+                ok, new = env.verify_answer(given[qid], stored[qid][1])
+            results.append(ok)
+            if new:
+                upgrades.setdefault(stored[qid][0].factor_id, {})[qid] = new
+        if not asked or not all(results):
+            return False
+        # Legacy (PBKDF2) hashes of a right answer become Argon2id, only while the record
+        # is still the one read: a concurrent change wins, the next check upgrades.
+        for record in records:
+            if record.factor_id in upgrades:
+                answers = {**record.data["answers"], **upgrades[record.factor_id]}
+                env.update_factor_data(
+                    attempt.customer_id, record, {**record.data, "answers": answers}
+                )
+        return True
 
 
 class TrustedDeviceFactor(FactorPlugin):

@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
-from services.identity.domain import otp
+from services.identity.adapters.argon2_answers import Argon2Answers
+from services.identity.domain import kba, otp
 from services.identity.domain.errors import EnrollmentInvalid, Throttled
 from services.identity.domain.factors import Attempt, FactorRecord
 from services.identity.factors import load_registry
 from services.identity.factors.builtin import KbaFactor, OtpFactor, TotpFactor, mask_email
+
+ANSWERS = Argon2Answers(b"kba" * 4, memory_kib=64, time_cost=1)
 
 
 @dataclass
@@ -22,6 +25,7 @@ class FakeEnv:
     codes: dict[tuple[str, str], Any] = field(default_factory=dict)
     sent: list[tuple[str, str, str]] = field(default_factory=list)
     throttled: bool = False
+    updated: list[tuple[str, Any]] = field(default_factory=list)
 
     def now(self) -> float:
         return self.clock
@@ -57,6 +61,16 @@ class FakeEnv:
 
     def qr_png_base64(self, text: str) -> str:
         return "png"
+
+    def hash_answer(self, answer: str) -> str:
+        return ANSWERS.hash(answer)
+
+    def verify_answer(self, answer: str, stored: str) -> tuple[bool, str | None]:
+        return ANSWERS.verify(answer, stored)
+
+    def update_factor_data(self, customer_id: str, record: Any, data: Any) -> bool:
+        self.updated.append((record.factor_id, data))
+        return True
 
     def submit_document(self, verification_id: str, document: Mapping) -> str:
         return "doc-1"
@@ -125,6 +139,35 @@ def test_kba_answers_are_hashed_and_checked_normalised() -> None:
     rec = record(enrolled, "kba")
     assert factor.check(env, attempt(answers={"first_pet": "  mao   MAO "}), [rec])
     assert not factor.check(env, attempt(answers={"first_pet": "maomao"}), [rec])
+
+
+def test_every_question_asked_must_be_answered_correctly() -> None:
+    env, factor = FakeEnv(), KbaFactor()
+    rec = record(factor.enroll(env, "c-1", {"answers": {"pet": "rex", "city": "oslo"}}), "kba")
+
+    def check(answers: dict[str, Any], asked: list[str] | None = None) -> bool:
+        challenge = {"questions": asked} if asked is not None else {}
+        return factor.check(
+            env, Attempt("v-1", "c-1", "web", {"answers": answers}, challenge), [rec]
+        )
+
+    assert check({"pet": "Rex", "city": "OSLO", "x": "y"})
+    assert not check({"pet": "Rex"})
+    assert check({"pet": "rex", "city": "wrong"}, asked=["pet"])
+    assert not factor.check(env, attempt(answers={"pet": "rex"}), [])  # nothing to ask
+
+
+def test_a_legacy_pbkdf2_answer_is_upgraded_to_argon2id_only_when_right() -> None:
+    env, factor = FakeEnv(), KbaFactor()
+    legacy = kba.hash_answer("Rex", pepper=env.secret_key("kba"), iterations=1000)
+    rec = FactorRecord("f-1", "kba", "active", 0.0, {"answers": {"pet": legacy}})
+    assert not factor.check(env, attempt(answers={"pet": "max"}), [rec])
+    assert env.updated == []
+    assert factor.check(env, attempt(answers={"pet": " REX"}), [rec])
+    [(fid, data)] = env.updated
+    assert fid == "f-1" and data["answers"]["pet"].startswith("$argon2id$")
+    rec.data = data
+    assert factor.check(env, attempt(answers={"pet": "rex"}), [rec]) and len(env.updated) == 1
 
 
 def test_the_registry_knows_every_built_in_factor_and_its_category() -> None:
