@@ -21,6 +21,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from services.identity.domain import kba
+from shared.offload import off_loop
 
 # OWASP Password Storage Cheat Sheet, Argon2id: m=19 MiB, t=2, p=1 (equivalent to its
 # m=46 MiB, t=1 option at less memory per concurrent check on a sync worker).
@@ -54,7 +55,7 @@ class Argon2Answers:
         return hmac.new(self._pepper, normal, hashlib.sha256).hexdigest()
 
     def hash(self, answer: str) -> str:
-        return self._ph.hash(self._peppered(answer))
+        return off_loop(self._ph.hash, self._peppered(answer))
 
     def verify(self, answer: str, stored: str) -> tuple[bool, str | None]:
         """(the answer matches, the hash to store instead when it should be upgraded).
@@ -64,10 +65,14 @@ class Argon2Answers:
         match: a wrong answer never changes what is stored."""
         if stored.startswith(PREFIX):
             try:
-                self._ph.verify(stored, self._peppered(answer))
+                off_loop(self._ph.verify, stored, self._peppered(answer))
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False, None
             return True, (self.hash(answer) if self._ph.check_needs_rehash(stored) else None)
-        if kba.verify_answer(answer, stored, pepper=self._pepper):
+        if off_loop(_legacy_matches, answer, stored, self._pepper):
             return True, self.hash(answer)
         return False, None
+
+
+def _legacy_matches(answer: str, stored: str, pepper: bytes) -> bool:
+    return kba.verify_answer(answer, stored, pepper=pepper)
