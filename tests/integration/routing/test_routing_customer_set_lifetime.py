@@ -21,6 +21,8 @@ def expired(redis: Any, key: str, timeout: float = 60.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
 VOICE = {"channel": "voice", "category": "basic"}
 
 

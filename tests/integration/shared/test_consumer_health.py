@@ -32,7 +32,7 @@ from shared.redis_conn import connect
 from shared.testing import ROOT, RedisClusterServers, RedisServer, free_port
 
 
-def until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+def until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -110,7 +110,7 @@ def test_the_heartbeat_follows_the_process_and_redis(tmp_path: Path) -> None:
         counted = 'event_type="crm.profile.erased",group="routing",outcome="handled"} 1.0'
 
         def scraped() -> str:
-            return httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+            return httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
 
         assert until(lambda: counted in scraped()), scraped()
         client.close()
