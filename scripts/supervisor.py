@@ -80,6 +80,7 @@ class Supervisor:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.redis: RedisServer | None = None
         self.signals: list[int] = []
+        self._signals_at_stop = 0
         self.stopping = False
         self.stopped = False
 
@@ -101,8 +102,6 @@ class Supervisor:
     def hurry(self) -> bool:
         """A stop signal arrived after the stop began."""
         return len(self.signals) > self._signals_at_stop
-
-    _signals_at_stop = 0
 
     # -- children --------------------------------------------------------------
 
