@@ -35,6 +35,25 @@ def keys() -> dict[str, str]:
     return found
 
 
+def unreachable(endpoints: Endpoints, client: httpx.Client) -> str | None:
+    """Why the services cannot be reached, said so a newcomer knows what to do."""
+    for name in ("identity", "crm", "routing"):
+        url = getattr(endpoints, name)
+        try:
+            client.get(f"{url}/readyz", timeout=10)
+        except httpx.TransportError as exc:
+            return not_running(f"{url}/readyz", exc)
+    return None
+
+
+def not_running(url: object, exc: Exception) -> str:
+    return (
+        f"cannot reach {url} ({exc or type(exc).__name__}): is `make run` running? "
+        "Start it first (in another terminal, same SB_VAR_DIR), then `make demo` again; "
+        "or point IDENTITY_URL, CRM_URL, ROUTING_URL at running services"
+    )
+
+
 def main() -> int:
     endpoints = Endpoints(
         identity=os.environ.get(
@@ -59,10 +78,17 @@ def main() -> int:
     print("Switchboard demo: one customer, two channels, verified once.\n")
     try:
         with httpx.Client(timeout=10) as client:
+            problem = unreachable(endpoints, client)
+            if problem:
+                print(problem)
+                return 1
             journey = Journey(endpoints, client, narrate)
             journey.prepare()
             journey.run()
             journey.erase()
+    except httpx.TransportError as exc:  # the services went away during the demo
+        print(f"\nFAILED: {not_running(exc.request.url, exc)}")
+        return 1
     except (JourneyFailed, httpx.HTTPError) as exc:
         print(f"\nFAILED: {exc}")
         return 1

@@ -15,21 +15,18 @@ load balancer would see replicas; still one consumer per service.
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.supervisor import Supervisor, die_with_parent, port_problems  # noqa: E402
 from shared.embedded_redis import RedisServer, free_port  # noqa: E402
 from shared.serving import gunicorn_args  # noqa: E402
 
@@ -41,14 +38,6 @@ DEV_SCOPES = {
     "agent": "agent",
     "internal": "admin",  # the CRM's key for the export endpoints of identity/routing
 }
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if the supervisor itself is killed: no orphans."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def dev_api_keys(var: Path) -> dict[str, str]:
@@ -64,77 +53,14 @@ def dev_api_keys(var: Path) -> dict[str, str]:
     return keys
 
 
-class Supervisor:
-    def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.redis: RedisServer | None = None
-        self.stopping = False
-
-    def spawn(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
-        log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
-        proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        self.children.append((name, proc))
-        print(f"  started {name:<22} pid {proc.pid}  log var/log/{name}.log")
-
-    def stop(self) -> None:
-        if self.stopping:
-            return
-        self.stopping = True
-        print("\nstopping ...")
-        for _, proc in self.children:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for name, proc in self.children:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                print(f"  {name} did not stop in time; killing it")
-                proc.kill()
-                proc.wait()
-        if self.redis is not None:
-            self.redis.stop()  # SIGTERM: redis-server flushes its AOF and exits
-            print("  embedded redis stopped")
-        print("stopped cleanly")
-
-
-def wait_ready(url: str, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
-
-
 def main() -> int:
     var = Path(os.environ.get("SB_VAR_DIR", ROOT / "var")).resolve()
     log_dir = var / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
-    sup = Supervisor()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    sup = Supervisor(log_dir)
+    sup.install_signal_handlers()
     try:
         return run(sup, var, log_dir)
-    except KeyboardInterrupt:
-        return 0
     finally:
         sup.stop()
 
@@ -152,9 +78,28 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
         return 2
     env["SB_VAR_DIR"] = str(var)
     env["PYTHONPATH"] = str(ROOT)
+    ports = {s: int(env.get(f"{s.upper()}_PORT", p)) for s, p in SERVICES.items()}
+    instances = int(env.get("SB_INSTANCES", "1"))
+    binds = {
+        f"{service}{f' instance {i + 1}' if i else ''}, {service.upper()}_PORT": port + 100 * i
+        for service, port in ports.items()
+        for i in range(instances)
+    }
+    redis_port = 0
     if not env.get("REDIS_URL"):
-        port = int(env.get("SB_REDIS_PORT", "0")) or free_port()
-        sup.redis = RedisServer(var / "redis", port=port, persistent=True)
+        redis_port = int(env.get("SB_REDIS_PORT", "0"))
+        while not redis_port or (redis_port in binds.values() and "SB_REDIS_PORT" not in env):
+            redis_port = free_port()  # never one of the services' (not bound yet)
+        binds["embedded redis, SB_REDIS_PORT"] = redis_port
+    problems = port_problems(binds)
+    if problems:
+        print("make run cannot start: " + "; ".join(problems))
+        print("stop what holds it (another make run?) or choose other ports with these variables")
+        return 2
+    if redis_port:
+        sup.redis = RedisServer(
+            var / "redis", port=redis_port, persistent=True, preexec_fn=die_with_parent
+        )
         env["REDIS_URL"] = sup.redis.url
         print(
             f"embedded redis-server (AOF in var/redis) at {sup.redis.url}"
@@ -169,7 +114,6 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
             f"dev-{name}:{secret}:{DEV_SCOPES[name]}" for name, secret in keys.items()
         )
         env.setdefault("SB_INTERNAL_API_KEY", keys["internal"])
-    ports = {s: int(env.get(f"{s.upper()}_PORT", p)) for s, p in SERVICES.items()}
     env.setdefault("IDENTITY_URL", f"http://127.0.0.1:{ports['identity']}")
     env.setdefault("CRM_URL", f"http://127.0.0.1:{ports['crm']}")
     env.setdefault("ROUTING_URL", f"http://127.0.0.1:{ports['routing']}")
@@ -179,8 +123,9 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
     if importlib.util.find_spec("services.crm.migrate"):
         print("migrating the CRM database ...")
         subprocess.run([python, "-m", "services.crm.migrate"], cwd=ROOT, env=env, check=True)
+    if sup.asked_to_stop:
+        return 0
 
-    instances = int(env.get("SB_INSTANCES", "1"))
     workers = int(env["SB_WORKERS"]) if env.get("SB_WORKERS") else None  # else shared.serving's
     for service, port in ports.items():
         metrics_dir = var / "prometheus" / service
@@ -214,9 +159,10 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
 
     for service, port in ports.items():
         for i in range(instances):
-            if not wait_ready(f"http://127.0.0.1:{port + 100 * i}"):
-                print(f"{service} did not become ready; see var/log/{service}.log")
-                return 1
+            problem = sup.wait_ready(service, f"http://127.0.0.1:{port + 100 * i}")
+            if problem:
+                print(problem)
+                return 0 if sup.asked_to_stop else 1
     print("\nSwitchboard is running (Ctrl-C stops it):")
     for service, port in ports.items():
         print(f"  {service:<9} http://127.0.0.1:{port}   (OpenAPI: /openapi.json)")
@@ -227,13 +173,7 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
         for name, secret in keys.items():
             print(f"  {name:<9} {secret}   scope {DEV_SCOPES[name]}")
     sys.stdout.flush()
-
-    while True:
-        for name, proc in sup.children:
-            if proc.poll() is not None:
-                print(f"{name} exited with {proc.returncode}; see var/log/{name}.log")
-                return 1
-        time.sleep(0.5)
+    return sup.watch()
 
 
 if __name__ == "__main__":

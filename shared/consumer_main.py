@@ -11,11 +11,16 @@ Liveness: every ``SB_HEARTBEAT_SECONDS`` (5) seconds, while every runnable's thr
 alive and has stamped its progress lately (``shared.liveness``: within
 ``SB_PROGRESS_MAX_AGE``, 60 s, or three of its own waits if longer) and Redis
 answers a ``PING``, the process writes the time to ``SB_HEARTBEAT_FILE``
-(default ``/tmp/sb-consumer-alive``). The container's healthcheck,
-``python -m shared.consumer_main healthy``, fails when that file is older than
-``--max-age`` seconds (default 30): a consumer that died, hangs (even with its
-thread alive) or lost Redis is reported unhealthy instead of silently leaving
-its stream to grow, and the log names the runnable that stopped progressing.
+(default ``<SB_VAR_DIR>/run/<process>.alive``, e.g. ``var/run/crm-consumer.alive``).
+The container's healthcheck, ``python -m shared.consumer_main healthy`` (the file
+from ``SB_HEARTBEAT_FILE``, set in docker-compose.yml, or ``--process NAME``), fails
+when that file is older than ``--max-age`` seconds (default 30): a consumer that
+died, hangs (even with its thread alive) or lost Redis is reported unhealthy
+instead of silently leaving its stream to grow, and the log names the runnable
+that stopped progressing. The file is the process's own, under its own state
+directory: it was once ``/tmp/sb-consumer-alive`` for every process on the
+machine, and two `make run` stacks' consumers renamed it from under each other
+(``FileNotFoundError``), taking a stack down.
 
 Metrics: with ``SB_METRICS_PORT`` set, the process serves ``/metrics`` on that
 port, with ``sb_consumer_events_total`` (group, event type, outcome) of its
@@ -49,7 +54,6 @@ from shared.redis_conn import connect
 
 log = logging.getLogger("sb.consumer")
 
-HEARTBEAT_FILE = "/tmp/sb-consumer-alive"  # noqa: S108 - the container's own /tmp
 HEARTBEAT_EVERY = 5.0
 MAX_AGE = 30.0
 
@@ -61,8 +65,17 @@ def consumer_name(service: str) -> str:
     return f"{service}-{socket.gethostname()}-{os.getpid()}"
 
 
-def run(service: str, build: Build, settings: Settings | None = None) -> None:
+def heartbeat_file(var_dir: Path, process: str) -> Path:
+    return var_dir / "run" / f"{process}.alive"
+
+
+def run(
+    service: str, build: Build, settings: Settings | None = None, *, process: str | None = None
+) -> None:
+    """``process``: what this process is called in its heartbeat file's name (default
+    ``<service>-consumer``); two processes of one state directory need two names."""
     settings = settings or Settings.from_env(service=service)
+    process = process or f"{service}-consumer"
     configure_logging(f"{service}-consumer", settings.log_level)
     redis = connect(settings)
     stop = threading.Event()
@@ -86,7 +99,9 @@ def run(service: str, build: Build, settings: Settings | None = None) -> None:
         runnables,
         redis,
         stop,
-        heartbeat=Path(settings.str_env("SB_HEARTBEAT_FILE", HEARTBEAT_FILE)),
+        heartbeat=Path(
+            settings.str_env("SB_HEARTBEAT_FILE", str(heartbeat_file(settings.var_dir, process)))
+        ),
         every=settings.float_env("SB_HEARTBEAT_SECONDS", HEARTBEAT_EVERY, minimum=0.1),
         progress=Progress(settings.float_env("SB_PROGRESS_MAX_AGE", PROGRESS_MAX_AGE, minimum=1.0)),
     )
@@ -174,8 +189,10 @@ def _guard(runnable: Runnable, stop: threading.Event, progress: Progress) -> Non
 
 
 def beat(path: Path) -> None:
-    # Written whole, then renamed: the healthcheck never reads half a file.
-    partial = path.with_name(path.name + ".tmp")
+    # Written whole, then renamed: the healthcheck never reads half a file. The partial
+    # file is this process's own even if a misconfiguration gives two one heartbeat.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     partial.write_text(f"{time.time():.3f}\n")
     partial.replace(path)
 
@@ -193,9 +210,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("healthy", help="exit 0 if this container's consumer beat lately")
     check.add_argument("--max-age", type=float, default=MAX_AGE)
-    check.add_argument("--file", default=os.environ.get("SB_HEARTBEAT_FILE", HEARTBEAT_FILE))
+    check.add_argument("--file", default=os.environ.get("SB_HEARTBEAT_FILE"))
+    check.add_argument(
+        "--process", help="e.g. crm-consumer: its file under SB_VAR_DIR, unless --file"
+    )
     args = parser.parse_args(argv)
-    return 0 if healthy(Path(args.file), args.max_age) else 1
+    if args.file:
+        path = Path(args.file)
+    elif args.process:
+        path = heartbeat_file(Path(os.environ.get("SB_VAR_DIR", "var")).resolve(), args.process)
+    else:
+        parser.error("which heartbeat: set SB_HEARTBEAT_FILE, or give --file or --process")
+    return 0 if healthy(path, args.max_age) else 1
 
 
 if __name__ == "__main__":

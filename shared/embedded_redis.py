@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -116,6 +117,7 @@ class RedisServer:
         persistent: bool = False,
         extra_args: tuple[str, ...] = (),
         binary: str | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -144,11 +146,19 @@ class RedisServer:
         else:
             args += ["--appendonly", "no"]
         args += list(extra_args)
-        self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._wait_ready()
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=preexec_fn,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # a server that never answered must not outlive the failure
+            raise
 
     def _wait_ready(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout

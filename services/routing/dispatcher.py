@@ -73,4 +73,4 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
 
 
 if __name__ == "__main__":
-    run("routing", build)
+    run("routing", build, process="routing-dispatcher")

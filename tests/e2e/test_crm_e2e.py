@@ -58,7 +58,7 @@ def consumer(crm_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     process.wait(20)
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+def wait_for(check: Callable[[], Any], timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = check()
@@ -97,11 +97,13 @@ def test_a_customer_story_reaches_the_timeline_and_the_stream(
             "tier": "gold",
         },
         headers=channel,
+        timeout=30,
     ).json()
     case = httpx.post(
         f"{crm_url}/v1/cases",
         json={"profile_id": profile["id"], "channel": "chat", "subject": "Refund for broken mug"},
         headers=channel,
+        timeout=30,
     )
     assert case.status_code == 201
     verified = Event.new(
@@ -122,7 +124,7 @@ def test_a_customer_story_reaches_the_timeline_and_the_stream(
 
     def timeline() -> list[dict[str, Any]]:
         items = httpx.get(
-            f"{crm_url}/v1/profiles/{profile['id']}/timeline", headers=headers("agent")
+            f"{crm_url}/v1/profiles/{profile['id']}/timeline", headers=headers("agent"), timeout=30
         ).json()["items"]
         return items if any(i["kind"] == "verification.approved" for i in items) else []
 
@@ -139,5 +141,6 @@ def test_a_customer_story_reaches_the_timeline_and_the_stream(
         f"{crm_url}/v1/cases/lookup",
         params={"case_number": case.json()["case_number"], "phone": "+86 138 0013 8000"},
         headers=channel,
+        timeout=30,
     )
     assert lookup.status_code == 200 and lookup.json()["category"] == "refund_return"

@@ -96,7 +96,7 @@ def test_make_run_brings_everything_up_keeps_state_and_stops_cleanly(tmp_path: P
         text = "".join(lines)
         try:
             for port in ports.values():
-                assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+                assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30).status_code == 200
             redis_url = re.search(r"at (redis://\S+)", text).group(1)  # type: ignore[union-attr]
             redis_lib.Redis.from_url(redis_url).set("survives-restart", "yes")
             assert re.search(r"admin\s+dev-admin-\S+\s+scope admin", text)

@@ -18,7 +18,7 @@ from shared.events import Event
 from shared.testing import ROOT, GunicornService
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -29,8 +29,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 
 @pytest.fixture
-def routing_env(base_env: dict[str, str], redis: Any) -> dict[str, str]:
-    return {**base_env, "ROUTING_RESERVATION_TIMEOUT": "1", "ROUTING_SLA_BASIC": "2"}
+def reservation_timeout() -> str:
+    """Seconds an offer stays up: long enough for a busy machine's test to answer it (at
+    1 s, an accept came too late under load); the dispatcher's test asks for 1."""
+    return "60"
+
+
+@pytest.fixture
+def routing_env(base_env: dict[str, str], redis: Any, reservation_timeout: str) -> dict[str, str]:
+    return {
+        **base_env,
+        "ROUTING_RESERVATION_TIMEOUT": reservation_timeout,
+        "ROUTING_SLA_BASIC": "2",
+    }
 
 
 @pytest.fixture
@@ -82,43 +93,60 @@ def test_a_contact_is_offered_accepted_and_completed_over_http(
     routing: GunicornService, headers: Callable[[str], dict[str, str]]
 ) -> None:
     url = routing.url
-    r = httpx.put(f"{url}/v1/agents/li", json=AGENT, headers=headers("admin"))
+    r = httpx.put(f"{url}/v1/agents/li", json=AGENT, headers=headers("admin"), timeout=30)
     assert r.status_code == 200 and r.json()["status"] == "offline"
     r = httpx.put(
-        f"{url}/v1/agents/li/status", json={"status": "available"}, headers=headers("agent")
+        f"{url}/v1/agents/li/status",
+        json={"status": "available"},
+        headers=headers("agent"),
+        timeout=30,
     )
     assert r.json()["status"] == "available"
 
-    r = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel"))
+    r = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel"), timeout=30)
     assert r.status_code == 201
     task = r.json()
     assert {"task_id", "status", "priority", "sla_due_at"} <= set(task)
     assert task["status"] == "reserved" and task["priority"] == 15
 
-    offers = httpx.get(f"{url}/v1/agents/li/reservations", headers=headers("agent")).json()
+    offers = httpx.get(
+        f"{url}/v1/agents/li/reservations", headers=headers("agent"), timeout=30
+    ).json()
     (offer,) = offers["items"]
     assert offer["task"]["task_id"] == task["task_id"]
     r = httpx.post(
-        f"{url}/v1/reservations/{offer['reservation_id']}/accept", headers=headers("agent")
+        f"{url}/v1/reservations/{offer['reservation_id']}/accept",
+        headers=headers("agent"),
+        timeout=30,
     )
     assert r.status_code == 200 and r.json()["status"] == "accepted"
     assert (
-        httpx.get(f"{url}/v1/tasks/{task['task_id']}", headers=headers("channel")).json()["status"]
+        httpx.get(
+            f"{url}/v1/tasks/{task['task_id']}", headers=headers("channel"), timeout=30
+        ).json()["status"]
         == "assigned"
     )
-    r = httpx.post(f"{url}/v1/tasks/{task['task_id']}/complete", headers=headers("agent"))
+    r = httpx.post(
+        f"{url}/v1/tasks/{task['task_id']}/complete", headers=headers("agent"), timeout=30
+    )
     assert r.json()["status"] == "completed"
-    r = httpx.post(f"{url}/v1/tasks/{task['task_id']}/complete", headers=headers("agent"))
+    r = httpx.post(
+        f"{url}/v1/tasks/{task['task_id']}/complete", headers=headers("agent"), timeout=30
+    )
     assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
 
-    stats = httpx.get(f"{url}/v1/stats/queues", headers=headers("admin")).json()
+    stats = httpx.get(f"{url}/v1/stats/queues", headers=headers("admin"), timeout=30).json()
     row = next(i for i in stats["items"] if (i["category"], i["channel"]) == ("basic", "chat"))
     assert row["answered"] == 1 and row["service_level"] == 1.0 and row["agents_available"] == 1
-    agents = httpx.get(f"{url}/v1/stats/agents?limit=1", headers=headers("admin")).json()
+    agents = httpx.get(
+        f"{url}/v1/stats/agents?limit=1", headers=headers("admin"), timeout=30
+    ).json()
     assert agents["items"][0]["agent_id"] == "li" and agents["next_cursor"] is None
-    export = httpx.get(f"{url}/v1/customers/c-9/export", headers=headers("admin")).json()
+    export = httpx.get(
+        f"{url}/v1/customers/c-9/export", headers=headers("admin"), timeout=30
+    ).json()
     assert [t["task_id"] for t in export["tasks"]] == [task["task_id"]]
-    assert "sb_routing_waiting_tasks" in httpx.get(f"{url}/metrics").text
+    assert "sb_routing_waiting_tasks" in httpx.get(f"{url}/metrics", timeout=30).text
 
 
 def test_bad_requests_are_problems_never_500s(
@@ -126,23 +154,36 @@ def test_bad_requests_are_problems_never_500s(
 ) -> None:
     url = routing.url
     r = httpx.post(
-        f"{url}/v1/tasks", json={**TASK, "category": "vip", "bogus": 1}, headers=headers("channel")
+        f"{url}/v1/tasks",
+        json={**TASK, "category": "vip", "bogus": 1},
+        headers=headers("channel"),
+        timeout=30,
     )
     assert r.status_code == 400 and set(r.json()["errors"]) == {"category", "bogus"}
-    r = httpx.post(f"{url}/v1/tasks", json={**TASK, "sentiment": 3}, headers=headers("channel"))
-    assert r.status_code == 400
-    r = httpx.put(
-        f"{url}/v1/agents/li", json={**AGENT, "skills": {"billing": 9}}, headers=headers("admin")
+    r = httpx.post(
+        f"{url}/v1/tasks", json={**TASK, "sentiment": 3}, headers=headers("channel"), timeout=30
     )
     assert r.status_code == 400
-    assert httpx.post(f"{url}/v1/tasks", json=TASK).status_code == 401
-    assert httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("agent")).status_code == 403
-    assert httpx.get(f"{url}/v1/tasks/nope", headers=headers("agent")).status_code == 404
-    r = httpx.post(f"{url}/v1/reservations/nope/accept", headers=headers("agent"))
-    assert r.status_code == 404
-    r = httpx.put(f"{url}/v1/agents/bad%20id", json=AGENT, headers=headers("admin"))
+    r = httpx.put(
+        f"{url}/v1/agents/li",
+        json={**AGENT, "skills": {"billing": 9}},
+        headers=headers("admin"),
+        timeout=30,
+    )
     assert r.status_code == 400
-    spec = httpx.get(f"{url}/openapi.json").json()
+    assert httpx.post(f"{url}/v1/tasks", json=TASK, timeout=30).status_code == 401
+    assert (
+        httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("agent"), timeout=30).status_code
+        == 403
+    )
+    assert (
+        httpx.get(f"{url}/v1/tasks/nope", headers=headers("agent"), timeout=30).status_code == 404
+    )
+    r = httpx.post(f"{url}/v1/reservations/nope/accept", headers=headers("agent"), timeout=30)
+    assert r.status_code == 404
+    r = httpx.put(f"{url}/v1/agents/bad%20id", json=AGENT, headers=headers("admin"), timeout=30)
+    assert r.status_code == 400
+    spec = httpx.get(f"{url}/openapi.json", timeout=30).json()
     assert {
         "/v1/tasks",
         "/v1/agents/{agent_id}/reservations",
@@ -151,6 +192,7 @@ def test_bad_requests_are_problems_never_500s(
     } <= set(spec["paths"])
 
 
+@pytest.mark.parametrize("reservation_timeout", ["1"])
 def test_the_dispatcher_times_out_offers_escalates_and_relays_events(
     routing: GunicornService,
     processes: None,
@@ -159,9 +201,12 @@ def test_the_dispatcher_times_out_offers_escalates_and_relays_events(
 ) -> None:
     url = routing.url
     httpx.put(
-        f"{url}/v1/agents/li", json={**AGENT, "status": "available"}, headers=headers("admin")
+        f"{url}/v1/agents/li",
+        json={**AGENT, "status": "available"},
+        headers=headers("admin"),
+        timeout=30,
     )
-    task = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel")).json()
+    task = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel"), timeout=30).json()
     assert task["status"] == "reserved"
     wait_for(lambda: public_events(redis, "routing.reservation.timeout"))
     wait_for(lambda: public_events(redis, "routing.task.escalated"))
@@ -178,7 +223,7 @@ def test_the_consumer_forgets_an_erased_customer(
     headers: Callable[[str], dict[str, str]],
 ) -> None:
     url = routing.url
-    task = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel")).json()
+    task = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel"), timeout=30).json()
     approved = Event.new(
         "identity.verification.approved",
         {
@@ -194,20 +239,24 @@ def test_the_consumer_forgets_an_erased_customer(
     )
     redis.xadd("sb:events:identity", approved.to_fields())
     wait_for(
-        lambda: httpx.get(f"{url}/v1/tasks/{task['task_id']}", headers=headers("agent")).json()[
-            "verified"
-        ]
+        lambda: httpx.get(
+            f"{url}/v1/tasks/{task['task_id']}", headers=headers("agent"), timeout=30
+        ).json()["verified"]
     )
     erased = Event.new("crm.profile.erased", {"profile_id": "c-9"}, source="crm")
     redis.xadd("sb:events:crm", erased.to_fields())
     redis.xadd("sb:events:crm", erased.to_fields())  # delivered twice: no harm
     wait_for(
         lambda: (
-            httpx.get(f"{url}/v1/tasks/{task['task_id']}", headers=headers("agent")).status_code
+            httpx.get(
+                f"{url}/v1/tasks/{task['task_id']}", headers=headers("agent"), timeout=30
+            ).status_code
             == 404
         )
     )
-    export = httpx.get(f"{url}/v1/customers/c-9/export", headers=headers("admin")).json()
+    export = httpx.get(
+        f"{url}/v1/customers/c-9/export", headers=headers("admin"), timeout=30
+    ).json()
     assert export["tasks"] == [] and export["last_agent_id"] is None
     canceled = wait_for(lambda: public_events(redis, "routing.task.canceled"))
     assert canceled[0]["reason"] == "erased"
@@ -220,35 +269,42 @@ def test_a_desktop_long_polls_for_its_next_offer(
 
     url = routing.url
     httpx.put(
-        f"{url}/v1/agents/li", json={**AGENT, "status": "available"}, headers=headers("admin")
+        f"{url}/v1/agents/li",
+        json={**AGENT, "status": "available"},
+        headers=headers("admin"),
+        timeout=30,
     )
     got: dict[str, Any] = {}
 
     def poll() -> None:
         started = time.monotonic()
         r = httpx.get(
-            f"{url}/v1/agents/li/reservations?wait=10", headers=headers("agent"), timeout=15
+            f"{url}/v1/agents/li/reservations?wait=10", headers=headers("agent"), timeout=30
         )
         got.update(body=r.json(), seconds=time.monotonic() - started)
 
     poller = threading.Thread(target=poll)
     poller.start()
-    time.sleep(0.5)
-    task = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel")).json()
-    poller.join(15)
+    time.sleep(0.5)  # the poll (most likely) waits already when the task comes
+    task = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel"), timeout=30).json()
+    poller.join(30)
     assert [i["task_id"] for i in got["body"]["items"]] == [task["task_id"]]
-    assert 0.4 < got["seconds"] < 5
+    # Woken by the offer, before its 10 s wait ran out: the wait's end is the line, not a
+    # guess at how fast a busy machine answers.
+    assert got["seconds"] < 10
 
 
 def test_a_repeated_task_creation_with_the_same_idempotency_key_creates_one_task(
     routing: GunicornService, headers: Callable[[str], dict[str, str]]
 ) -> None:
     h = {**headers("channel"), "Idempotency-Key": "k-42"}
-    first = httpx.post(f"{routing.url}/v1/tasks", json=TASK, headers=h)
-    again = httpx.post(f"{routing.url}/v1/tasks", json=TASK, headers=h)
+    first = httpx.post(f"{routing.url}/v1/tasks", json=TASK, headers=h, timeout=30)
+    again = httpx.post(f"{routing.url}/v1/tasks", json=TASK, headers=h, timeout=30)
     assert first.status_code == again.status_code == 201
     assert first.json()["task_id"] == again.json()["task_id"]
-    other = httpx.post(f"{routing.url}/v1/tasks", json={**TASK, "category": "urgent"}, headers=h)
+    other = httpx.post(
+        f"{routing.url}/v1/tasks", json={**TASK, "category": "urgent"}, headers=h, timeout=30
+    )
     assert other.status_code == 409
 
 
@@ -263,33 +319,35 @@ def test_long_polls_beyond_the_per_process_bound_answer_at_once_and_never_stall_
     with GunicornService("services.routing.app:create_app()", env, workers=1) as svc:
         url = svc.url
         for aid in ("d1", "d2", "d3", "d4"):  # offline: never offered anything
-            httpx.put(f"{url}/v1/agents/{aid}", json=AGENT, headers=headers("admin"))
-        answers: list[tuple[float, int, str | None]] = []
+            httpx.put(f"{url}/v1/agents/{aid}", json=AGENT, headers=headers("admin"), timeout=30)
+        answers: list[tuple[float, float, int, str | None]] = []  # ended, lasted, ...
 
         def poll(aid: str) -> None:
             started = time.monotonic()
             r = httpx.get(
-                f"{url}/v1/agents/{aid}/reservations?wait=4", headers=headers("agent"), timeout=15
+                f"{url}/v1/agents/{aid}/reservations?wait=4", headers=headers("agent"), timeout=30
             )
-            answers.append(
-                (time.monotonic() - started, r.status_code, r.headers.get("retry-after"))
-            )
+            ended = time.monotonic()
+            answers.append((ended, ended - started, r.status_code, r.headers.get("retry-after")))
 
         pollers = [threading.Thread(target=poll, args=(a,)) for a in ("d1", "d2", "d3", "d4")]
         for p in pollers:
             p.start()
-        time.sleep(0.8)
-        started = time.monotonic()
-        r = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel"), timeout=15)
-        created_in = time.monotonic() - started
+        time.sleep(0.8)  # the polls (most likely) are in
+        r = httpx.post(f"{url}/v1/tasks", json=TASK, headers=headers("channel"), timeout=30)
+        created = time.monotonic()
         for p in pollers:
-            p.join(15)
-    assert r.status_code == 201 and created_in < 1.5
+            p.join(30)
+    assert r.status_code == 201
     answers.sort()
-    assert [code for _, code, _ in answers] == [200] * 4
+    assert [code for _, _, code, _ in answers] == [200] * 4
     quick, held = answers[:2], answers[2:]
-    assert all(s < 1.5 and retry == "1" for s, _, retry in quick)
-    assert all(s > 3.5 and retry is None for s, _, retry in held)
+    assert all(retry == "1" for _, _, _, retry in quick)
+    assert all(lasted > 3.5 and retry is None for _, lasted, _, retry in held)
+    # Those beyond the bound answered at once and the task was not stalled behind the
+    # held ones: told by the order of events, not by a time budget a busy machine misses.
+    assert max(ended for ended, *_ in quick) < min(ended for ended, *_ in held)
+    assert created < min(ended for ended, *_ in held)
 
 
 def test_an_idle_keep_alive_connection_outlives_the_clients_pool_timeout(

@@ -136,11 +136,11 @@ def test_a_long_poll_wakes_when_an_offer_is_made(service: RoutingService) -> Non
 
     poller = threading.Thread(target=poll)
     poller.start()
-    time.sleep(0.3)
+    time.sleep(0.3)  # the poll (most likely) waits already when the task comes
     view = service.create_task(CMD)
-    poller.join(10)
+    poller.join(30)
     assert [i["reservation_id"] for i in got["items"]] == [view["reservation_id"]]
-    assert got["seconds"] < 3
+    assert got["seconds"] < 8.0  # woken by the offer, before its wait ran out
 
 
 def test_a_long_poll_without_offers_answers_empty_after_its_wait(

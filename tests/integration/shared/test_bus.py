@@ -27,6 +27,10 @@ def publish(redis: Any, n: int, type_: str = "test.thing.happened") -> list[Even
     return events
 
 
+def pending(redis: Any) -> list[dict[str, Any]]:
+    return redis.xpending_range(STREAM, "g", min="-", max="+", count=100)
+
+
 def drain(consumer: Consumer, rounds: int = 20) -> None:
     for _ in range(rounds):
         if consumer.run_once(block_ms=10) == 0 and consumer.run_once(block_ms=10) == 0:
@@ -80,7 +84,7 @@ def test_a_poison_event_is_dead_lettered_and_the_stream_keeps_flowing(redis) -> 
     consumer = Consumer(
         redis, [STREAM], "g", "c1", {"*": handle}, visibility_timeout_ms=20, max_deliveries=3
     )
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while consumer.stats.dead_lettered == 0 and time.monotonic() < deadline:
         consumer.run_once(block_ms=10)
         time.sleep(0.02)
@@ -115,10 +119,15 @@ def test_an_entry_left_pending_by_a_dead_consumer_is_reclaimed(redis) -> None:
         "g",
         "alive",
         {"*": lambda e, d: seen.append(e.data["n"])},
-        visibility_timeout_ms=50,
+        # Long enough that a busy machine does not idle them past it before the first
+        # pass (at 50 ms it did); then awaited on Redis's clock, which decides it.
+        visibility_timeout_ms=1000,
     )
     assert survivor.run_once(block_ms=10) == 0  # not idle long enough yet
-    time.sleep(0.08)
+    deadline = time.monotonic() + 60
+    while min(p["time_since_delivered"] for p in pending(redis)) < 1000:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     survivor._next_reclaim = 0
     assert survivor.run_once(block_ms=10) == 3
     assert seen == [0, 1, 2]

@@ -32,7 +32,7 @@ from shared.redis_conn import connect
 from shared.testing import ROOT, RedisClusterServers, RedisServer, free_port
 
 
-def until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+def until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -110,7 +110,7 @@ def test_the_heartbeat_follows_the_process_and_redis(tmp_path: Path) -> None:
         counted = 'event_type="crm.profile.erased",group="routing",outcome="handled"} 1.0'
 
         def scraped() -> str:
-            return httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+            return httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
 
         assert until(lambda: counted in scraped()), scraped()
         client.close()
@@ -255,3 +255,63 @@ def test_a_runnable_that_returns_before_the_stop_ends_the_beat_and_is_named(
         assert len(ended) == 1 and ended[0].startswith("runnable test-0-worker "), ended
     # a runnable that ends because of the stop is not reported
     assert len(said(caplog, "ended before the process")) == 1
+
+
+def test_two_stacks_consumers_beat_each_in_its_own_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `make run` stacks on one machine (and two processes of one stack) never share a
+    heartbeat file: once all wrote ``/tmp/sb-consumer-alive``, and one renamed the other's
+    partial file away, which killed it and its stack."""
+    server = RedisServer(tmp_path / "redis")
+    stacks = {"a": tmp_path / "a" / "var", "b": tmp_path / "b" / "var"}
+    base = {k: v for k, v in os.environ.items() if k != "SB_HEARTBEAT_FILE"}
+    processes: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
+
+    def spawn(stack: str, module: str) -> None:
+        env = {
+            **base,
+            "SB_ENV": "dev",
+            "REDIS_URL": server.url,
+            "SB_VAR_DIR": str(stacks[stack]),
+            "API_KEYS": "a:b:admin",
+            "LOG_LEVEL": "CRITICAL",
+            "SB_HEARTBEAT_SECONDS": "0.2",
+            "PYTHONPATH": str(ROOT),
+        }
+        processes[stack, module] = subprocess.Popen(
+            [sys.executable, "-m", f"services.routing.{module}"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    beats = {
+        ("a", "consumer"): stacks["a"] / "run" / "routing-consumer.alive",
+        ("a", "dispatcher"): stacks["a"] / "run" / "routing-dispatcher.alive",
+        ("b", "consumer"): stacks["b"] / "run" / "routing-consumer.alive",
+    }
+    try:
+        for stack, module in beats:
+            spawn(stack, module)
+        for key, beat in beats.items():
+            assert until(lambda beat=beat: healthy(beat, 5.0), timeout=60), f"{key} never beat"
+        monkeypatch.setenv("SB_VAR_DIR", str(stacks["a"]))
+        monkeypatch.delenv("SB_HEARTBEAT_FILE", raising=False)
+        assert main(["healthy", "--process", "routing-dispatcher", "--max-age", "5"]) == 0
+
+        stopped = processes["b", "consumer"]
+        stopped.terminate()
+        stopped.wait(timeout=60)
+        # Stack a beats on, untouched: its processes alive, their files rewritten since.
+        for key in [("a", "consumer"), ("a", "dispatcher")]:
+            before = beats[key].read_text()
+            assert until(lambda k=key, b=before: beats[k].read_text() != b, timeout=60), key
+            assert processes[key].poll() is None, f"{key} died"
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            process.wait(timeout=60)
+        server.stop()
