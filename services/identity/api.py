@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Response, request
+from flask import request
 
+from services.identity import errors as e
 from services.identity import schemas as s
-from services.identity.domain import errors as e
 from services.identity.service import IdentityService
-from shared.app import Blueprint, ctx, problem_response
+from shared.app import Blueprint, ctx
 from shared.auth import current_client, require_scope
 from shared.errors import PROBLEM_BASE, ProblemError
 from shared.pagination import (
@@ -23,55 +23,6 @@ from shared.pagination import (
 
 blp = Blueprint("identity", __name__, url_prefix="/v1", description="Switchboard Identity API")
 wk = Blueprint("well-known", __name__, url_prefix="/.well-known", description="Public keys")
-
-_ERRORS: dict[type[e.IdentityError], tuple[int, str]] = {
-    e.PolicyInvalid: (400, "Invalid Policy"),
-    e.EnrollmentInvalid: (400, "Invalid Enrollment"),
-    e.UnknownFactorType: (400, "Unknown Factor Type"),
-    e.FactorNotChallengeable: (400, "Factor Not Available"),
-    e.FactorNotAllowed: (400, "Factor Not Allowed"),
-    e.CodeRejected: (400, "Code Rejected"),
-    e.InvalidSignature: (401, "Invalid Signature"),
-    e.NotFound: (404, "Not Found"),
-    e.PolicyProtected: (409, "Protected Policy"),
-    e.VerificationClosed: (409, "Verification Closed"),
-    e.DeviceNotTrustable: (409, "Device Not Trustable"),
-    e.DocumentSuperseded: (409, "Document Superseded"),
-    e.FactorNotReady: (409, "Factor Not Ready"),
-    e.DeliveryNotAllowed: (403, "Delivery Not Allowed"),
-    e.CustomerLocked: (423, "Locked"),
-    e.Throttled: (429, "Too Many Requests"),
-    e.DeliveryUnavailable: (503, "Delivery Unavailable"),
-    e.DocumentsUnavailable: (503, "Document Verifier Unavailable"),
-}
-
-
-def _problem(error: e.IdentityError) -> Response:
-    status, title = next(
-        (v for cls, v in _ERRORS.items() if isinstance(error, cls)), (400, "Bad Request")
-    )
-    headers = {}
-    extra: dict[str, Any] = {}
-    retry = getattr(error, "retry_after", None)
-    if retry:
-        headers["Retry-After"] = str(retry)
-        extra["retry_after"] = retry
-    extra.update(getattr(error, "extra", None) or {})  # e.g. the fraud guard's reason
-    slug = title.lower().replace(" ", "-")
-    return problem_response(
-        ProblemError(
-            str(error),
-            status=status,
-            title=title,
-            type=PROBLEM_BASE + slug,
-            errors=getattr(error, "errors", None) or None,
-            headers=headers,
-            extra=extra,
-        )
-    )
-
-
-blp.register_error_handler(e.IdentityError, _problem)
 
 
 def svc() -> IdentityService:

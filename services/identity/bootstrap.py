@@ -25,10 +25,11 @@ from services.identity.adapters.jwt_tokens import load_pem_keys as _load
 from services.identity.adapters.qr import qr_png_base64
 from services.identity.adapters.redis_code_turns import RedisCodeTurns
 from services.identity.adapters.redis_store import TRACKED_PREFIXES, RedisStore
+from services.identity.config import IdentityConfig, secret
 from services.identity.delivery_guard import DeliveryGuard
 from services.identity.factors import DELIVERY_GROUP, DOCUMENT_GROUP, load_named, load_registry
 from services.identity.ports import DeliveryProvider
-from services.identity.service import IdentityConfig, IdentityService
+from services.identity.service import IdentityService
 from shared.config import ConfigError, Settings
 from shared.sealing import Sealer
 from shared.tracking import TrackedCache
@@ -137,10 +138,6 @@ def build_documents(settings: Settings, redis: Any = None) -> Any:
     return verifier if breaker is None else GuardedDocuments(verifier, breaker)
 
 
-def secret(settings: Settings, name: str) -> bytes:
-    return settings.secret(name).encode()
-
-
 def factor_sealer(settings: Settings) -> Sealer:
     """Seals factor data at rest under IDENTITY_DATA_KEY. Rotation: the new secret in
     IDENTITY_DATA_KEY, the old ones (comma-separated) in IDENTITY_DATA_KEY_PREVIOUS, which
@@ -149,24 +146,6 @@ def factor_sealer(settings: Settings) -> Sealer:
     return Sealer(
         [settings.secret("IDENTITY_DATA_KEY"), *filter(None, map(str.strip, previous.split(",")))],
         b"sb:identity:factor-data:aes-gcm:v1",
-    )
-
-
-def build_config(settings: Settings) -> IdentityConfig:
-    return IdentityConfig(
-        otp_key=secret(settings, "IDENTITY_OTP_KEY"),
-        kba_pepper=secret(settings, "IDENTITY_KBA_PEPPER"),
-        fingerprint_key=secret(settings, "IDENTITY_FINGERPRINT_KEY"),
-        document_secret=secret(settings, "IDENTITY_DOCUMENT_SECRET"),
-        issuer=settings.str_env("IDENTITY_ISSUER", "switchboard-identity"),
-        totp_issuer=settings.str_env("IDENTITY_TOTP_ISSUER", "Switchboard"),
-        otp_lifetime=settings.int_env("IDENTITY_OTP_LIFETIME", 300, minimum=30, maximum=600),
-        kba_iterations=settings.int_env("IDENTITY_KBA_ITERATIONS", 60_000, minimum=1000),
-        risk_max_customers=settings.int_env("IDENTITY_RISK_MAX_CUSTOMERS", 3, minimum=1),
-        throttle_window=settings.int_env("IDENTITY_THROTTLE_WINDOW", 600, minimum=1),
-        throttle_max=settings.int_env("IDENTITY_THROTTLE_MAX", 5, minimum=1),
-        throttle_cooldown=settings.int_env("IDENTITY_THROTTLE_COOLDOWN", 30, minimum=0),
-        dev_mode=settings.dev_mode,
     )
 
 
@@ -197,7 +176,7 @@ def build_service(
         cache.observer = read_cache_observer
     store = RedisStore(redis, publisher, cache, sealer=factor_sealer(settings))
     delivery = build_delivery(settings, redis)
-    config = build_config(settings)
+    config = IdentityConfig.from_settings(settings)
     return IdentityService(
         store,
         TokenService(

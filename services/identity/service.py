@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from services.identity.config import IdentityConfig
 from services.identity.delivery_guard import DeliveryGuard
 from services.identity.domain import fingerprint as fpr
 from services.identity.domain.errors import (
@@ -61,23 +62,6 @@ def iso(ts: float) -> str:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
-
-
-@dataclass(frozen=True)
-class IdentityConfig:
-    otp_key: bytes
-    kba_pepper: bytes
-    fingerprint_key: bytes
-    document_secret: bytes
-    issuer: str = "switchboard-identity"
-    totp_issuer: str = "Switchboard"
-    otp_lifetime: int = 300
-    kba_iterations: int = 60_000  # PBKDF2 of hashes made before Argon2id (they carry theirs)
-    risk_max_customers: int = 3
-    throttle_window: int = 600
-    throttle_max: int = 5
-    throttle_cooldown: int = 30
-    dev_mode: bool = False
 
 
 @dataclass
