@@ -23,8 +23,9 @@ from services.identity.adapters.documents import GuardedDocuments, SandboxDocume
 from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
 from services.identity.adapters.jwt_tokens import load_pem_keys as _load
 from services.identity.adapters.qr import qr_png_base64
-from services.identity.adapters.redis_code_turns import RedisCodeTurns
-from services.identity.adapters.redis_store import TRACKED_PREFIXES, RedisStore
+from services.identity.adapters.redis.keys import TRACKED_PREFIXES
+from services.identity.adapters.redis.store import RedisStore
+from services.identity.adapters.redis.turns import RedisCodeTurns
 from services.identity.config import IdentityConfig, secret
 from services.identity.delivery_guard import DeliveryGuard
 from services.identity.factors import DELIVERY_GROUP, DOCUMENT_GROUP, load_named, load_registry

@@ -5,7 +5,7 @@ everything identity holds on a customer when the CRM erases the profile.
 Projection writes go through ``delivery.atomic()`` (exactly once) on a standalone
 Redis and are plain idempotent writes on a cluster; erasure is naturally
 idempotent. On a cluster it also relays the shards' outboxes to
-``sb:events:identity`` (see ``adapters/redis_store.py``).
+``sb:events:identity`` (see ``adapters/redis/``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import redis as redis_lib
 
 from services.identity.adapters import dev_outbox
-from services.identity.adapters.redis_store import RedisStore
+from services.identity.adapters.redis.store import RedisStore
 from shared import compaction, idempotency, liveness
 from shared.bus import Consumer, Delivery, Handler
 from shared.config import Settings

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from services.identity.adapters.redis_store import RedisStore
+from services.identity.adapters.redis.store import RedisStore
 from services.identity.domain.factors import Attempt, Enrollment, FactorPlugin, FactorRecord
 from services.identity.service import IdentityService
 from tests.integration.identity.conftest import GOLD, Api

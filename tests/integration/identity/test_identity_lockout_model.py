@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from services.identity.adapters.redis_store import RedisStore, ckey, vkey
+from services.identity.adapters.redis.keys import ckey, vkey
+from services.identity.adapters.redis.store import RedisStore
 from services.identity.domain import lockout
 from services.identity.domain.lockout import FAILURE_CAP, Counters
 from services.identity.service import IdentityService

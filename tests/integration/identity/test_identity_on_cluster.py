@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from redis.cluster import RedisCluster
 
-from services.identity.adapters.redis_store import (
+from services.identity.adapters.redis.keys import (
     OUTBOXES,
     POLICIES,
     SHARDS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.identity.adapters.redis_store import ckey
+from services.identity.adapters.redis.keys import ckey
 from services.identity.service import IdentityService
 from tests.integration.identity.conftest import GOLD, Api
 from tests.integration.identity.test_identity_concurrency import in_parallel
