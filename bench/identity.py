@@ -78,7 +78,7 @@ def auth(scope: str) -> dict[str, str]:
 
 
 def build_service(env: dict[str, str], redis: redis_lib.Redis):  # noqa: ANN201
-    from services.identity.bootstrap import build_service as build
+    from services.identity.bootstrap import build
     from shared.bus import EventPublisher
 
     settings = Settings.from_env(env, service="identity")

@@ -26,11 +26,19 @@ from services.identity.adapters.qr import qr_png_base64
 from services.identity.adapters.redis.keys import TRACKED_PREFIXES
 from services.identity.adapters.redis.store import RedisStore
 from services.identity.adapters.redis.turns import RedisCodeTurns
+from services.identity.common import Clock
 from services.identity.config import IdentityConfig, secret
 from services.identity.delivery_guard import DeliveryGuard
+from services.identity.devices import Devices
+from services.identity.enrollment import Enrollment
+from services.identity.factor_env import PluginEnv
 from services.identity.factors import DELIVERY_GROUP, DOCUMENT_GROUP, load_named, load_registry
-from services.identity.ports import DeliveryProvider
-from services.identity.service import IdentityService
+from services.identity.policies import Policies
+from services.identity.ports import DeliveryProvider, Outbox
+from services.identity.projection import Projection
+from services.identity.reporting import Reporting
+from services.identity.sessions import Sessions
+from services.identity.verification import Verifications
 from shared.config import ConfigError, Settings
 from shared.sealing import Sealer
 from shared.tracking import TrackedCache
@@ -164,34 +172,92 @@ def answer_hasher(settings: Settings) -> Argon2Answers:
     )
 
 
-def build_service(
+class Wiring:
+    """Everything the entrypoints use, built once: the use cases by area, and the
+    adapters they run on (tests and the bench reach these; api.py does not)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Any,
+        publisher: Any,
+        read_cache_observer: Callable[[int, int, int], None] | None = None,
+    ) -> None:
+        keys = settings.int_env("IDENTITY_READ_CACHE_KEYS", 100_000, minimum=0)
+        cache = TrackedCache(redis, TRACKED_PREFIXES, keys) if keys else None
+        if cache is not None:
+            cache.observer = read_cache_observer
+        self.config = config = IdentityConfig.from_settings(settings)
+        self.store = store = RedisStore(redis, publisher, cache, sealer=factor_sealer(settings))
+        providers = build_delivery(settings, redis)
+        self.delivery: Callable[[str], DeliveryProvider] = lambda channel: providers[channel]
+        self.tokens = TokenService(signing_keys(settings), config.issuer)
+        self.registry = load_registry()
+        self.documents = build_documents(settings, redis)
+        self.guard = build_guard(config, redis, store)
+        self._clock = Clock()
+        clock = self._clock
+        env = PluginEnv(
+            store,
+            config,
+            clock,
+            delivery=self.delivery,
+            answers=answer_hasher(settings),
+            documents=self.documents,
+            qr=qr_png_base64,
+            guard=self.guard,
+        )
+        self.policies = Policies(store, self.registry, clock)
+        self.devices = Devices(store, self.policies, config, clock)
+        self.sessions = Sessions(store, self.tokens, self.policies, self.devices, clock)
+        self.enrollment = Enrollment(store, self.registry, env, clock, self.guard)
+        self.verification = Verifications(
+            store,
+            store,
+            self.tokens,
+            self.registry,
+            config,
+            policies=self.policies,
+            devices=self.devices,
+            sessions=self.sessions,
+            env=env,
+            clock=clock,
+            documents=self.documents,
+            guard=self.guard,
+            turns=RedisCodeTurns(store),
+        )
+        self.reporting = Reporting(store, self.enrollment, self.devices)
+        self.dev_outbox = next(
+            (p for p in map(self.delivery, OTP_CHANNELS) if isinstance(p, DevDelivery)), None
+        )
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    @clock.setter
+    def clock(self, now: Callable[[], float]) -> None:
+        self._clock.now = now  # every use case reads this one clock
+
+
+def build(
     settings: Settings,
     redis: Any,
     publisher: Any,
     *,
     read_cache_observer: Callable[[int, int, int], None] | None = None,
-) -> IdentityService:
-    keys = settings.int_env("IDENTITY_READ_CACHE_KEYS", 100_000, minimum=0)
-    cache = TrackedCache(redis, TRACKED_PREFIXES, keys) if keys else None
-    if cache is not None:
-        cache.observer = read_cache_observer
-    store = RedisStore(redis, publisher, cache, sealer=factor_sealer(settings))
-    delivery = build_delivery(settings, redis)
-    config = IdentityConfig.from_settings(settings)
-    return IdentityService(
-        store,
-        TokenService(
-            signing_keys(settings), settings.str_env("IDENTITY_ISSUER", "switchboard-identity")
-        ),
-        load_registry(),
-        config,
-        delivery=lambda channel: delivery[channel],
-        answers=answer_hasher(settings),
-        turns=RedisCodeTurns(store),
-        documents=build_documents(settings, redis),
-        qr=qr_png_base64,
-        guard=build_guard(config, redis, store),
-    )
+) -> Wiring:
+    return Wiring(settings, redis, publisher, read_cache_observer)
+
+
+def build_projection(redis: Any) -> Projection:
+    """The consumer's use cases: a store without a sealer (it erases factors, never reads
+    them) and without a publisher (it writes no events)."""
+    return Projection(RedisStore(redis))
+
+
+def build_outbox(redis: Any) -> Outbox:
+    return RedisStore(redis)
 
 
 def build_guard(config: IdentityConfig, redis: Any, store: RedisStore) -> DeliveryGuard:

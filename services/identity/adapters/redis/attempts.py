@@ -18,13 +18,12 @@ from services.identity.adapters.redis.keys import (
 )
 from services.identity.adapters.redis.scripts import lua
 from services.identity.domain.lockout import FAILURE_CAP
+from services.identity.ports import Reservation, Reserved
 from shared.events import Event
 
 
 class RedisAttempts(RedisFactors):
-    def reserve_attempt(
-        self, vid: str, cid: str, max_attempts: int
-    ) -> tuple[tuple[bool, int, int, bool], list[dict[str, Any]]]:
+    def reserve_attempt(self, vid: str, cid: str, max_attempts: int) -> Reserved:
         """((granted, remaining, retry_after, held), the customer's factors if granted), in
         one round trip: see domain/lockout.py."""
         keys = attempt_keys(vid, cid)
@@ -34,7 +33,7 @@ class RedisAttempts(RedisFactors):
             pipe.hgetall(ckey(cid, "factors"))
             (granted, remaining, retry, held), stored = pipe.execute()
         factors = _oldest_first(self._open_factors(cid, stored)) if granted else []
-        return (bool(granted), int(remaining), int(retry), bool(held)), factors
+        return Reserved(Reservation(bool(granted), int(remaining), int(retry), bool(held)), factors)
 
     def _settle_success_call(
         self, vid: str, cid: str, factor: str, max_attempts: int

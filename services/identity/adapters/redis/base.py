@@ -11,12 +11,9 @@ from typing import Any
 import orjson
 from redis.cluster import RedisCluster
 
-from services.identity.adapters.redis.keys import (
-    is_minted,
-    outbox,
-    shard_of,
-)
+from services.identity.adapters.redis.keys import outbox, shard_of
 from services.identity.adapters.redis.scripts import lua
+from services.identity.domain.ids import is_minted
 from shared.events import Event
 from shared.sealing import Sealer
 from shared.tracking import Read, TrackedCache, read_through

@@ -44,7 +44,6 @@ outbox: their events keep their order.
 from __future__ import annotations
 
 import hashlib
-import re
 import zlib
 
 P = "idn:"
@@ -68,9 +67,6 @@ ERASURE_MEMORY = 30 * 86400
 
 def shard_of(cid: str) -> int:
     return zlib.crc32(cid.encode()) % SHARDS
-
-
-MINTED = re.compile(r"[a-z]+-[0-9a-f]{32}")
 
 
 def shard_of_id(oid: str) -> int:
@@ -142,11 +138,6 @@ def stats_keys(shard: int) -> tuple[str, str]:
 
 
 STATUS_COUNTED_KEPT = 50_000  # status-reuse markers a process remembers having written
-
-
-def is_minted(oid: str, prefix: str) -> bool:
-    """Whether ``new_id(prefix, ...)`` could have made ``oid``."""
-    return MINTED.fullmatch(oid) is not None and oid.startswith(prefix + "-")
 
 
 def attempt_keys(vid: str, cid: str) -> list[str]:

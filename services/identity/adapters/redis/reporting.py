@@ -7,6 +7,7 @@ import random
 import time
 from typing import Any
 
+from services.identity.adapters import dev_outbox
 from services.identity.adapters.redis.base import RedisBase
 from services.identity.adapters.redis.keys import (
     DURATIONS_KEPT,
@@ -23,6 +24,7 @@ from services.identity.adapters.redis.keys import (
     vkey,
 )
 from services.identity.adapters.redis.scripts import lua
+from shared import compaction, idempotency
 
 
 class RedisReporting(RedisBase):
@@ -125,3 +127,15 @@ class RedisReporting(RedisBase):
                 for key in risk:
                     rest.zrem(key, cid)
                 rest.execute()
+
+    def erase_customer(self, cid: str, at_ms: int) -> None:
+        """Erase the customer, the responses stored for them (a TOTP enrollment) and the
+        dev messages sent for their verifications; ask for an AOF rewrite, which still
+        holds what was deleted."""
+        verifications = self.verification_ids(cid)  # read before the erase deletes the set
+        # Deleting what is gone already changes nothing: idempotent. The tombstone keeps
+        # the erasure's time, so a late, older profile event stays ignored.
+        self.erase(cid, at_ms=at_ms)
+        idempotency.forget(self.r, cid)
+        dev_outbox.drop_messages(self.r, verifications)
+        compaction.request(self.r)

@@ -9,8 +9,6 @@ code being judged neither reserves an attempt nor is judged a second time.
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.identity.adapters.redis.base import _oldest_first
 from services.identity.adapters.redis.keys import (
     FAILURE_MEMORY,
@@ -24,8 +22,8 @@ from services.identity.adapters.redis.keys import (
 from services.identity.adapters.redis.scripts import lua
 from services.identity.adapters.redis.store import RedisStore
 from services.identity.domain.lockout import FAILURE_CAP
-
-Reservation = tuple[bool, int, int, bool]
+from services.identity.ports import Reservation, Reserved
+from services.identity.resubmission import TurnHeld, TurnMarker, TurnReservation
 
 
 class RedisCodeTurns:
@@ -35,7 +33,7 @@ class RedisCodeTurns:
 
     def reserve(
         self, vid: str, cid: str, max_attempts: int, digest: str, busy_ms: int
-    ) -> tuple[tuple[str, str] | None, Reservation, list[dict[str, Any]]]:
+    ) -> TurnReservation:
         """(None, the reservation, the customer's factors if granted) when this check
         takes the turn of its code; ((marker, verification status), ...) when another
         check holds it. One round trip, as ``RedisStore.reserve_attempt``."""
@@ -48,9 +46,11 @@ class RedisCodeTurns:
             answer, stored = pipe.execute()
         granted, remaining, retry, held = (int(x) for x in answer[:4])
         if granted < 0:
-            return (str(answer[4]), str(answer[5])), (False, 0, 0, False), []
+            held_by = TurnHeld(TurnMarker(str(answer[4])), str(answer[5]))
+            return TurnReservation(held_by, Reserved(Reservation(False, 0, 0, False), []))
         factors = _oldest_first(s._open_factors(cid, stored)) if granted else []
-        return None, (bool(granted), remaining, retry, bool(held)), factors
+        reservation = Reservation(bool(granted), remaining, retry, bool(held))
+        return TurnReservation(None, Reserved(reservation, factors))
 
     def end(self, vid: str, digest: str, keep_seconds: int | None) -> None:
         """Release the turn (a wrong code: judged again next time), or keep it as ``ok``
