@@ -78,7 +78,7 @@ def auth(scope: str) -> dict[str, str]:
 
 
 def build_service(env: dict[str, str], redis: redis_lib.Redis):  # noqa: ANN201
-    from services.identity.bootstrap import build_service as build
+    from services.identity.bootstrap import build
     from shared.bus import EventPublisher
 
     settings = Settings.from_env(env, service="identity")
@@ -87,7 +87,7 @@ def build_service(env: dict[str, str], redis: redis_lib.Redis):  # noqa: ANN201
 
 def enroll_many(service, n: int) -> list[tuple[str, pyotp.TOTP]]:  # noqa: ANN001
     """Active TOTP factors written straight through the store (setup, not measured)."""
-    from services.identity.adapters.redis_store import ckey
+    from services.identity.adapters.redis.keys import ckey
     from services.identity.domain.otp import new_base32_secret
 
     out = []

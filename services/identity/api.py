@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Response, request
+from flask import request
 
+from services.identity import errors as e
 from services.identity import schemas as s
-from services.identity.domain import errors as e
-from services.identity.service import IdentityService
-from shared.app import Blueprint, ctx, problem_response
+from services.identity.domain.ids import is_minted
+from shared.app import Blueprint, ctx
 from shared.auth import current_client, require_scope
 from shared.errors import PROBLEM_BASE, ProblemError
 from shared.pagination import (
@@ -21,60 +21,14 @@ from shared.pagination import (
     encode_cursor,
 )
 
+if TYPE_CHECKING:
+    from services.identity.bootstrap import Wiring
+
 blp = Blueprint("identity", __name__, url_prefix="/v1", description="Switchboard Identity API")
 wk = Blueprint("well-known", __name__, url_prefix="/.well-known", description="Public keys")
 
-_ERRORS: dict[type[e.IdentityError], tuple[int, str]] = {
-    e.PolicyInvalid: (400, "Invalid Policy"),
-    e.EnrollmentInvalid: (400, "Invalid Enrollment"),
-    e.UnknownFactorType: (400, "Unknown Factor Type"),
-    e.FactorNotChallengeable: (400, "Factor Not Available"),
-    e.FactorNotAllowed: (400, "Factor Not Allowed"),
-    e.CodeRejected: (400, "Code Rejected"),
-    e.InvalidSignature: (401, "Invalid Signature"),
-    e.NotFound: (404, "Not Found"),
-    e.PolicyProtected: (409, "Protected Policy"),
-    e.VerificationClosed: (409, "Verification Closed"),
-    e.DeviceNotTrustable: (409, "Device Not Trustable"),
-    e.DocumentSuperseded: (409, "Document Superseded"),
-    e.FactorNotReady: (409, "Factor Not Ready"),
-    e.DeliveryNotAllowed: (403, "Delivery Not Allowed"),
-    e.CustomerLocked: (423, "Locked"),
-    e.Throttled: (429, "Too Many Requests"),
-    e.DeliveryUnavailable: (503, "Delivery Unavailable"),
-    e.DocumentsUnavailable: (503, "Document Verifier Unavailable"),
-}
 
-
-def _problem(error: e.IdentityError) -> Response:
-    status, title = next(
-        (v for cls, v in _ERRORS.items() if isinstance(error, cls)), (400, "Bad Request")
-    )
-    headers = {}
-    extra: dict[str, Any] = {}
-    retry = getattr(error, "retry_after", None)
-    if retry:
-        headers["Retry-After"] = str(retry)
-        extra["retry_after"] = retry
-    extra.update(getattr(error, "extra", None) or {})  # e.g. the fraud guard's reason
-    slug = title.lower().replace(" ", "-")
-    return problem_response(
-        ProblemError(
-            str(error),
-            status=status,
-            title=title,
-            type=PROBLEM_BASE + slug,
-            errors=getattr(error, "errors", None) or None,
-            headers=headers,
-            extra=extra,
-        )
-    )
-
-
-blp.register_error_handler(e.IdentityError, _problem)
-
-
-def svc() -> IdentityService:
+def svc() -> Wiring:
     return ctx()["identity"]
 
 
@@ -103,7 +57,7 @@ def _minted(value: str, prefix: str, name: str, unknown: str) -> str:
     id (an id of the wrong shape tells no more than one that expired). These ids become
     key names: "<vid>:att" named the attempts counter of a real verification."""
     _check_id(value, name)  # the 400 of an out-of-range length stays as it was
-    if not svc().store.is_minted(value, prefix):
+    if not is_minted(value, prefix):
         raise e.NotFound(unknown)
     return value
 
@@ -142,7 +96,7 @@ def _page(items: list[dict[str, Any]], args: dict[str, Any], key: str) -> dict[s
 @blp.response(200, s.PolicyListSchema())
 def list_tiers(args: dict[str, Any]) -> dict[str, Any]:
     """Every tier policy (the default tier is always there)."""
-    return _page(svc().policies(), args, "tier")
+    return _page(svc().policies.policies(), args, "tier")
 
 
 @blp.route("/admin/tiers/<tier>", methods=["GET"])
@@ -150,7 +104,7 @@ def list_tiers(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, s.PolicyOutSchema())
 def get_tier(tier: str) -> dict[str, Any]:
     """One tier's policy."""
-    return svc().get_policy(tier)
+    return svc().policies.get_policy(tier)
 
 
 @blp.route("/admin/tiers/<tier>", methods=["PUT"])
@@ -160,7 +114,7 @@ def get_tier(tier: str) -> dict[str, Any]:
 @blp.alt_response(201, schema=s.PolicyOutSchema(), description="Created")
 def put_tier(data: dict[str, Any], tier: str) -> Any:
     """Create or replace a tier's verification policy (audited, published)."""
-    result = svc().put_policy(tier, data, _who())
+    result = svc().policies.put_policy(tier, data, _who())
     return result.body, result.status
 
 
@@ -169,7 +123,7 @@ def put_tier(data: dict[str, Any], tier: str) -> Any:
 @blp.response(204)
 def delete_tier(tier: str) -> None:
     """Delete a tier's policy; its customers fall back to the default tier."""
-    svc().delete_policy(tier, _who())
+    svc().policies.delete_policy(tier, _who())
 
 
 @blp.route("/admin/audit")
@@ -180,8 +134,9 @@ def audit(args: dict[str, Any]) -> dict[str, Any]:
     """Policy changes, newest first: who, when, before, after."""
     position = decode_cursor(args.get("cursor"))
     before = _stream_id(cursor_str(position, "before")) if position is not None else None
-    items, last = svc().store.audit(args["limit"], before)  # type: ignore[attr-defined]
-    return {"items": items, "next_cursor": encode_cursor({"before": last}) if last else None}
+    page = svc().policies.audit(args["limit"], before)
+    last = page.next_before
+    return {"items": page.items, "next_cursor": encode_cursor({"before": last}) if last else None}
 
 
 @blp.route("/customers/<customer_id>/lockout", methods=["DELETE"])
@@ -190,7 +145,7 @@ def audit(args: dict[str, Any]) -> dict[str, Any]:
 def unlock_customer(customer_id: str) -> None:
     """Unlock a customer: clear the lockout, the consecutive failures and their streak
     (the only way out after 100 consecutive failures). Idempotent."""
-    svc().unlock_customer(_check_id(customer_id), _who())
+    svc().verification.unlock_customer(_check_id(customer_id), _who())
 
 
 # -- factors (channel) --------------------------------------------------------------------
@@ -200,7 +155,7 @@ def unlock_customer(customer_id: str) -> None:
 @blp.response(201, s.FactorSchema())
 def enroll(data: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """Enroll a factor: totp (secret + otpauth URI + QR), sms/email/voice_otp, kba."""
-    return svc().enroll(_check_id(customer_id), data)
+    return svc().enrollment.enroll(_check_id(customer_id), data)
 
 
 @blp.route("/customers/<customer_id>/factors", methods=["GET"])
@@ -209,7 +164,7 @@ def enroll(data: dict[str, Any], customer_id: str) -> dict[str, Any]:
 @blp.response(200, s.FactorListSchema())
 def list_factors(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """The customer's factors, secrets and destinations masked."""
-    return _page(svc().list_factors(_check_id(customer_id)), args, "factor_id")
+    return _page(svc().enrollment.list_factors(_check_id(customer_id)), args, "factor_id")
 
 
 @blp.route("/customers/<customer_id>/factors/<factor_id>/confirm", methods=["POST"])
@@ -218,7 +173,7 @@ def list_factors(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
 @blp.response(200, s.FactorSchema())
 def confirm(data: dict[str, Any], customer_id: str, factor_id: str) -> dict[str, Any]:
     """Activate a pending TOTP factor with its first code."""
-    return svc().confirm(_check_id(customer_id), factor_id, data)
+    return svc().enrollment.confirm(_check_id(customer_id), factor_id, data)
 
 
 @blp.route("/customers/<customer_id>/factors/<factor_id>", methods=["DELETE"])
@@ -226,7 +181,7 @@ def confirm(data: dict[str, Any], customer_id: str, factor_id: str) -> dict[str,
 @blp.response(204)
 def remove_factor(customer_id: str, factor_id: str) -> None:
     """Remove a factor."""
-    svc().remove_factor(_check_id(customer_id), factor_id)
+    svc().enrollment.remove_factor(_check_id(customer_id), factor_id)
 
 
 # -- verifications (channel) --------------------------------------------------------------
@@ -237,7 +192,7 @@ def remove_factor(customer_id: str, factor_id: str) -> None:
 @blp.alt_response(200, schema=s.VerificationSchema(), description="Approved by reusing a session")
 def start(data: dict[str, Any]) -> Any:
     """Start a verification, or reuse a session that already satisfies the policy."""
-    result = svc().start(data)
+    result = svc().verification.start(data)
     return result.body, result.status
 
 
@@ -246,7 +201,7 @@ def start(data: dict[str, Any]) -> Any:
 @blp.response(200, s.VerificationSchema())
 def get_verification(verification_id: str) -> dict[str, Any]:
     """The state of a verification."""
-    return svc().get_verification(_vid(verification_id))
+    return svc().verification.get_verification(_vid(verification_id))
 
 
 @blp.route("/verifications/<verification_id>/challenges", methods=["POST"])
@@ -255,7 +210,7 @@ def get_verification(verification_id: str) -> dict[str, Any]:
 @blp.response(200, s.ChallengeOutSchema())
 def challenge(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
     """Send a code (sms/email/voice), choose KBA questions, or submit a document."""
-    return svc().challenge(_vid(verification_id), data, client=_who())
+    return svc().verification.challenge(_vid(verification_id), data, client=_who())
 
 
 @blp.route("/verifications/<verification_id>/checks", methods=["POST"])
@@ -264,7 +219,7 @@ def challenge(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
 @blp.response(200, s.VerificationSchema())
 def check(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
     """Check a code or answers; approves and issues the session token when satisfied."""
-    return svc().check(_vid(verification_id), data).body
+    return svc().verification.check(_vid(verification_id), data).body
 
 
 @blp.route("/documents/callback", methods=["POST"])
@@ -272,7 +227,7 @@ def check(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
 @blp.doc(security=[])
 def document_callback() -> None:
     """A document verifier's result, signed with X-Switchboard-Signature (HMAC-SHA256)."""
-    svc().document_result(
+    svc().verification.document_result(
         request.get_data(),
         request.headers.get("X-Switchboard-Timestamp", ""),
         request.headers.get("X-Switchboard-Signature", ""),
@@ -285,7 +240,7 @@ def document_callback() -> None:
 @wk.doc(security=[])
 def jwks() -> dict[str, Any]:
     """The public keys session tokens are signed with (newest first)."""
-    return svc().tokens.jwks()
+    return svc().sessions.jwks()
 
 
 @blp.route("/sessions/introspect", methods=["POST"])
@@ -294,7 +249,7 @@ def jwks() -> dict[str, Any]:
 @blp.response(200, s.IntrospectionSchema())
 def introspect(data: dict[str, Any]) -> dict[str, Any]:
     """RFC 7662: whether a session token is active, and its claims."""
-    return svc().introspect(data["token"], data.get("device"))
+    return svc().sessions.introspect(data["token"], data.get("device"))
 
 
 @blp.route("/sessions/revoke", methods=["POST"])
@@ -303,7 +258,7 @@ def introspect(data: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, s.EmptySchema())
 def revoke(data: dict[str, Any]) -> dict[str, Any]:
     """RFC 7009: revoke a session token (200 even for an unknown token)."""
-    svc().revoke_token(data["token"])
+    svc().sessions.revoke_token(data["token"])
     return {}
 
 
@@ -312,7 +267,7 @@ def revoke(data: dict[str, Any]) -> dict[str, Any]:
 @blp.response(204)
 def delete_session(sid: str) -> None:
     """Revoke a session by its id."""
-    svc().revoke_sid(_minted(sid, "s", "sid", "no active session with this id"))
+    svc().sessions.revoke_sid(_minted(sid, "s", "sid", "no active session with this id"))
 
 
 @blp.route("/customers/<customer_id>/sessions/revoke-all", methods=["POST"])
@@ -320,7 +275,7 @@ def delete_session(sid: str) -> None:
 @blp.response(200, s.RevokedSchema())
 def revoke_all(customer_id: str) -> dict[str, Any]:
     """Revoke every session of a customer."""
-    return {"revoked": svc().revoke_all(_check_id(customer_id))}
+    return {"revoked": svc().sessions.revoke_all(_check_id(customer_id))}
 
 
 @blp.route("/customers/<customer_id>/verification-status")
@@ -329,7 +284,9 @@ def revoke_all(customer_id: str) -> dict[str, Any]:
 @blp.response(200, s.StatusSchema())
 def verification_status(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """Whether the customer holds an active session satisfying the channel's policy."""
-    return svc().verification_status(_check_id(customer_id), args["channel"], args.get("ani"))
+    return svc().sessions.verification_status(
+        _check_id(customer_id), args["channel"], args.get("ani")
+    )
 
 
 # -- devices ------------------------------------------------------------------------------
@@ -339,7 +296,7 @@ def verification_status(args: dict[str, Any], customer_id: str) -> dict[str, Any
 @blp.response(200, s.FingerprintSchema())
 def fingerprint(data: dict[str, Any]) -> dict[str, Any]:
     """The keyed fingerprint of a device's normalised signals."""
-    out = svc().fingerprint(data["device"])
+    out = svc().devices.fingerprint(data["device"])
     return {
         "fingerprint": out["fingerprint"],
         "components": [f"{k}={v}" for k, v in sorted(out["components"].items())],
@@ -352,7 +309,7 @@ def fingerprint(data: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, s.DeviceListSchema())
 def list_devices(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
     """The customer's trusted devices."""
-    return _page(svc().devices(_check_id(customer_id)), args, "device_id")
+    return _page(svc().devices.devices(_check_id(customer_id)), args, "device_id")
 
 
 @blp.route("/customers/<customer_id>/devices", methods=["POST"])
@@ -365,7 +322,7 @@ def trust_device(data: dict[str, Any], customer_id: str) -> dict[str, Any]:
     vid = _minted(
         data["verification_id"], "v", "verification_id", "no such verification for this customer"
     )
-    return svc().trust_device(cid, vid)
+    return svc().devices.trust_device(cid, vid)
 
 
 @blp.route("/customers/<customer_id>/devices/<device_id>", methods=["DELETE"])
@@ -373,7 +330,7 @@ def trust_device(data: dict[str, Any], customer_id: str) -> dict[str, Any]:
 @blp.response(204)
 def untrust_device(customer_id: str, device_id: str) -> None:
     """Stop trusting a device."""
-    svc().untrust_device(_check_id(customer_id), device_id)
+    svc().devices.untrust_device(_check_id(customer_id), device_id)
 
 
 # -- KPIs, export, dev ----------------------------------------------------------------------
@@ -382,7 +339,7 @@ def untrust_device(customer_id: str, device_id: str) -> None:
 @blp.response(200, s.StatsSchema())
 def stats() -> dict[str, Any]:
     """Repeat-verification rate, durations p50/p95, success rate per tier and channel."""
-    return svc().stats()
+    return svc().reporting.stats()
 
 
 @blp.route("/customers/<customer_id>/export")
@@ -390,7 +347,7 @@ def stats() -> dict[str, Any]:
 @blp.response(200, s.ExportSchema())
 def export(customer_id: str) -> dict[str, Any]:
     """Everything identity holds on a customer, secrets masked (for the CRM's export)."""
-    return svc().export(_check_id(customer_id))
+    return svc().reporting.export(_check_id(customer_id))
 
 
 @blp.route("/dev/messages")
@@ -399,7 +356,7 @@ def export(customer_id: str) -> dict[str, Any]:
 @blp.response(200, s.DevMessagesSchema())
 def dev_messages(args: dict[str, Any]) -> dict[str, Any]:
     """Dev mode only: the last messages the dev delivery provider 'sent' (404 otherwise)."""
-    outbox = ctx().extras.get("identity_dev_outbox")
-    if outbox is None:
+    outbox = svc().dev_outbox
+    if outbox is None or not svc().config.dev_mode:
         raise e.NotFound("the dev outbox exists only in dev mode with the dev provider")
     return {"items": outbox.messages(args.get("to")), "next_cursor": None}

@@ -6,9 +6,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from services.identity.api import _problem, _who, svc
+from services.identity import errors as e
+from services.identity.api import _who, svc
 from services.identity.delivery_guard import DeliveryGuard
-from services.identity.domain import errors as e
 from services.identity.domain.delivery_policy import LINE_TYPES
 from shared.app import Blueprint
 from shared.auth import require_scope
@@ -16,7 +16,6 @@ from shared.auth import require_scope
 delivery_blp = Blueprint(
     "identity-delivery", __name__, url_prefix="/v1", description="Delivery fraud guard"
 )
-delivery_blp.register_error_handler(e.IdentityError, _problem)
 
 
 class CountryList(fields.Field):

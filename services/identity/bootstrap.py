@@ -23,12 +23,22 @@ from services.identity.adapters.documents import GuardedDocuments, SandboxDocume
 from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
 from services.identity.adapters.jwt_tokens import load_pem_keys as _load
 from services.identity.adapters.qr import qr_png_base64
-from services.identity.adapters.redis_code_turns import RedisCodeTurns
-from services.identity.adapters.redis_store import TRACKED_PREFIXES, RedisStore
+from services.identity.adapters.redis.keys import TRACKED_PREFIXES
+from services.identity.adapters.redis.store import RedisStore
+from services.identity.adapters.redis.turns import RedisCodeTurns
+from services.identity.common import Clock
+from services.identity.config import IdentityConfig, secret
 from services.identity.delivery_guard import DeliveryGuard
+from services.identity.devices import Devices
+from services.identity.enrollment import Enrollment
+from services.identity.factor_env import PluginEnv
 from services.identity.factors import DELIVERY_GROUP, DOCUMENT_GROUP, load_named, load_registry
-from services.identity.ports import DeliveryProvider
-from services.identity.service import IdentityConfig, IdentityService
+from services.identity.policies import Policies
+from services.identity.ports import DeliveryProvider, Outbox
+from services.identity.projection import Projection
+from services.identity.reporting import Reporting
+from services.identity.sessions import Sessions
+from services.identity.verification import Verifications
 from shared.config import ConfigError, Settings
 from shared.sealing import Sealer
 from shared.tracking import TrackedCache
@@ -137,10 +147,6 @@ def build_documents(settings: Settings, redis: Any = None) -> Any:
     return verifier if breaker is None else GuardedDocuments(verifier, breaker)
 
 
-def secret(settings: Settings, name: str) -> bytes:
-    return settings.secret(name).encode()
-
-
 def factor_sealer(settings: Settings) -> Sealer:
     """Seals factor data at rest under IDENTITY_DATA_KEY. Rotation: the new secret in
     IDENTITY_DATA_KEY, the old ones (comma-separated) in IDENTITY_DATA_KEY_PREVIOUS, which
@@ -149,24 +155,6 @@ def factor_sealer(settings: Settings) -> Sealer:
     return Sealer(
         [settings.secret("IDENTITY_DATA_KEY"), *filter(None, map(str.strip, previous.split(",")))],
         b"sb:identity:factor-data:aes-gcm:v1",
-    )
-
-
-def build_config(settings: Settings) -> IdentityConfig:
-    return IdentityConfig(
-        otp_key=secret(settings, "IDENTITY_OTP_KEY"),
-        kba_pepper=secret(settings, "IDENTITY_KBA_PEPPER"),
-        fingerprint_key=secret(settings, "IDENTITY_FINGERPRINT_KEY"),
-        document_secret=secret(settings, "IDENTITY_DOCUMENT_SECRET"),
-        issuer=settings.str_env("IDENTITY_ISSUER", "switchboard-identity"),
-        totp_issuer=settings.str_env("IDENTITY_TOTP_ISSUER", "Switchboard"),
-        otp_lifetime=settings.int_env("IDENTITY_OTP_LIFETIME", 300, minimum=30, maximum=600),
-        kba_iterations=settings.int_env("IDENTITY_KBA_ITERATIONS", 60_000, minimum=1000),
-        risk_max_customers=settings.int_env("IDENTITY_RISK_MAX_CUSTOMERS", 3, minimum=1),
-        throttle_window=settings.int_env("IDENTITY_THROTTLE_WINDOW", 600, minimum=1),
-        throttle_max=settings.int_env("IDENTITY_THROTTLE_MAX", 5, minimum=1),
-        throttle_cooldown=settings.int_env("IDENTITY_THROTTLE_COOLDOWN", 30, minimum=0),
-        dev_mode=settings.dev_mode,
     )
 
 
@@ -184,34 +172,92 @@ def answer_hasher(settings: Settings) -> Argon2Answers:
     )
 
 
-def build_service(
+class Wiring:
+    """Everything the entrypoints use, built once: the use cases by area, and the
+    adapters they run on (tests and the bench reach these; api.py does not)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Any,
+        publisher: Any,
+        read_cache_observer: Callable[[int, int, int], None] | None = None,
+    ) -> None:
+        keys = settings.int_env("IDENTITY_READ_CACHE_KEYS", 100_000, minimum=0)
+        cache = TrackedCache(redis, TRACKED_PREFIXES, keys) if keys else None
+        if cache is not None:
+            cache.observer = read_cache_observer
+        self.config = config = IdentityConfig.from_settings(settings)
+        self.store = store = RedisStore(redis, publisher, cache, sealer=factor_sealer(settings))
+        providers = build_delivery(settings, redis)
+        self.delivery: Callable[[str], DeliveryProvider] = lambda channel: providers[channel]
+        self.tokens = TokenService(signing_keys(settings), config.issuer)
+        self.registry = load_registry()
+        self.documents = build_documents(settings, redis)
+        self.guard = build_guard(config, redis, store)
+        self._clock = Clock()
+        clock = self._clock
+        env = PluginEnv(
+            store,
+            config,
+            clock,
+            delivery=self.delivery,
+            answers=answer_hasher(settings),
+            documents=self.documents,
+            qr=qr_png_base64,
+            guard=self.guard,
+        )
+        self.policies = Policies(store, self.registry, clock)
+        self.devices = Devices(store, self.policies, config, clock)
+        self.sessions = Sessions(store, self.tokens, self.policies, self.devices, clock)
+        self.enrollment = Enrollment(store, self.registry, env, clock, self.guard)
+        self.verification = Verifications(
+            store,
+            store,
+            self.tokens,
+            self.registry,
+            config,
+            policies=self.policies,
+            devices=self.devices,
+            sessions=self.sessions,
+            env=env,
+            clock=clock,
+            documents=self.documents,
+            guard=self.guard,
+            turns=RedisCodeTurns(store),
+        )
+        self.reporting = Reporting(store, self.enrollment, self.devices)
+        self.dev_outbox = next(
+            (p for p in map(self.delivery, OTP_CHANNELS) if isinstance(p, DevDelivery)), None
+        )
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    @clock.setter
+    def clock(self, now: Callable[[], float]) -> None:
+        self._clock.now = now  # every use case reads this one clock
+
+
+def build(
     settings: Settings,
     redis: Any,
     publisher: Any,
     *,
     read_cache_observer: Callable[[int, int, int], None] | None = None,
-) -> IdentityService:
-    keys = settings.int_env("IDENTITY_READ_CACHE_KEYS", 100_000, minimum=0)
-    cache = TrackedCache(redis, TRACKED_PREFIXES, keys) if keys else None
-    if cache is not None:
-        cache.observer = read_cache_observer
-    store = RedisStore(redis, publisher, cache, sealer=factor_sealer(settings))
-    delivery = build_delivery(settings, redis)
-    config = build_config(settings)
-    return IdentityService(
-        store,
-        TokenService(
-            signing_keys(settings), settings.str_env("IDENTITY_ISSUER", "switchboard-identity")
-        ),
-        load_registry(),
-        config,
-        delivery=lambda channel: delivery[channel],
-        answers=answer_hasher(settings),
-        turns=RedisCodeTurns(store),
-        documents=build_documents(settings, redis),
-        qr=qr_png_base64,
-        guard=build_guard(config, redis, store),
-    )
+) -> Wiring:
+    return Wiring(settings, redis, publisher, read_cache_observer)
+
+
+def build_projection(redis: Any) -> Projection:
+    """The consumer's use cases: a store without a sealer (it erases factors, never reads
+    them) and without a publisher (it writes no events)."""
+    return Projection(RedisStore(redis))
+
+
+def build_outbox(redis: Any) -> Outbox:
+    return RedisStore(redis)
 
 
 def build_guard(config: IdentityConfig, redis: Any, store: RedisStore) -> DeliveryGuard:

@@ -5,7 +5,7 @@ everything identity holds on a customer when the CRM erases the profile.
 Projection writes go through ``delivery.atomic()`` (exactly once) on a standalone
 Redis and are plain idempotent writes on a cluster; erasure is naturally
 idempotent. On a cluster it also relays the shards' outboxes to
-``sb:events:identity`` (see ``adapters/redis_store.py``).
+``sb:events:identity`` (see ``adapters/redis/``).
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import redis as redis_lib
 
-from services.identity.adapters import dev_outbox
-from services.identity.adapters.redis_store import RedisStore
-from shared import compaction, idempotency, liveness
+from services.identity import bootstrap
+from services.identity.ports import Outbox
+from services.identity.projection import Projection
+from shared import liveness
 from shared.bus import Consumer, Delivery, Handler
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
@@ -46,55 +46,22 @@ def event_ms(event: Event) -> int:
         return int(time.time() * 1000)
 
 
-def handlers(store: RedisStore) -> Mapping[str, Handler]:
-    @contextmanager
-    def effect(delivery: Delivery) -> Iterator[Any]:
-        """Standalone: exactly once with ``delivery.atomic()``. On a cluster the
-        processed-id keys are in the group's slot, not the customer's, so the writes go
-        alone; setting the same projected fields again changes nothing."""
-        if not store.cluster:
-            with delivery.atomic() as pipe:
-                yield pipe
-            return
-        with store.r.pipeline(transaction=False) as pipe:
-            yield pipe
-            pipe.execute()
-
+def handlers(projection: Projection) -> Mapping[str, Handler]:
     def profile(event: Event, delivery: Delivery) -> None:
-        data = event.data
-        cid = str(data.get("profile_id") or "")
-        fields = {k: str(data[k]) for k in ("tier", "language") if data.get(k)}
-        if cid and fields:
-            with effect(delivery) as pipe:
-                store.stage_profile(pipe, cid, fields, event_ms(event))
+        cid = str(event.data.get("profile_id") or "")
+        projection.profile_changed(delivery, cid, event.data, event_ms(event))
 
     def merged(event: Event, delivery: Delivery) -> None:
-        survivor, tier = str(event.data.get("survivor_id") or ""), event.data.get("tier")
+        survivor = str(event.data.get("survivor_id") or "")
         source = str(event.data.get("source_id") or "")
-        with effect(delivery) as pipe:
-            at = event_ms(event)
-            if survivor and tier:
-                store.stage_profile(pipe, survivor, {"tier": str(tier)}, at)
-            if source:
-                store.stage_profile(pipe, source, {"merged_into": survivor}, at)
+        projection.merged(delivery, survivor, source, event.data.get("tier"), event_ms(event))
 
     def unmerged(event: Event, delivery: Delivery) -> None:
         source = str(event.data.get("source_id") or "")
-        if source:
-            with effect(delivery) as pipe:
-                store.stage_unmerge(pipe, source, event_ms(event))
+        projection.unmerged(delivery, source, event_ms(event))
 
     def erased(event: Event, delivery: Delivery) -> None:
-        cid = str(event.data.get("profile_id") or "")
-        if cid:
-            # Read before the erase deletes the set: the dev messages sent for them.
-            verifications = store.verification_ids(cid)
-            # Deleting what is gone already changes nothing: idempotent. The tombstone
-            # keeps the erasure's time, so a late, older profile event stays ignored.
-            store.erase(cid, at_ms=event_ms(event))
-            idempotency.forget(store.r, cid)  # stored responses (a TOTP enrollment) too
-            dev_outbox.drop_messages(store.r, verifications)
-            compaction.request(store.r)  # the AOF still holds what was deleted
+        projection.erased(str(event.data.get("profile_id") or ""), event_ms(event))
 
     return {
         "crm.profile.created": profile,
@@ -106,9 +73,8 @@ def handlers(store: RedisStore) -> Mapping[str, Handler]:
 
 
 def build_consumer(redis: Any, name: str | None = None, **options: Any) -> Consumer:
-    return Consumer(
-        redis, [STREAMS["crm"]], "identity", name, handlers(RedisStore(redis)), **options
-    )
+    projection = bootstrap.build_projection(redis)
+    return Consumer(redis, [STREAMS["crm"]], "identity", name, handlers(projection), **options)
 
 
 RELAY_LEASE_MS = 5000
@@ -116,7 +82,7 @@ RELAY_IDLE_SECONDS = (0.002, 0.02)  # wait after a busy / an empty pass
 
 
 def relay_loop(
-    store: RedisStore, maxlen: int, stop: threading.Event, holder: str | None = None
+    store: Outbox, maxlen: int, stop: threading.Event, holder: str | None = None
 ) -> None:
     """Cluster only: the shards' outboxes to sb:events:identity, one relay at a time."""
     me = holder or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
@@ -139,7 +105,7 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
     runnables: list[Runnable] = [
         build_consumer(redis, consumer_name("identity"), **settings.consumer_options()).run,
     ]
-    store = RedisStore(redis)
+    store = bootstrap.build_outbox(redis)
     if store.cluster:
         runnables.append(functools.partial(relay_loop, store, settings.stream_maxlen))
     return runnables

@@ -19,7 +19,7 @@ class KpiCollector:
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         try:
-            stats = self.service.stats()
+            stats = self.service.reporting.stats()
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail on Redis trouble
             log.warning("identity KPIs unavailable", extra={"error": type(exc).__name__})
             return

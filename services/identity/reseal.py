@@ -9,7 +9,7 @@ factors back under it), then drop the old key when a run reports nothing
 re-sealed and nothing changed meanwhile.
 
 Safe beside the running service and safe to repeat: each factor is written
-back only while it still holds the value read (see ``adapters/redis_store.py``).
+back only while it still holds the value read (see ``adapters/redis/``).
 Prints counts only, never a secret. A factor that opens under no configured key
 is counted as unopenable and left as it is.
 """
@@ -20,7 +20,8 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
-from services.identity.adapters.redis_store import RedisStore, ResealCounts
+from services.identity.adapters.redis.factors import ResealCounts
+from services.identity.adapters.redis.store import RedisStore
 from services.identity.bootstrap import factor_sealer
 from shared.config import Settings
 from shared.logs import configure_logging

@@ -25,24 +25,44 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from services.identity.ports import Reserved
+
 if TYPE_CHECKING:
+    from services.identity.common import Result
     from services.identity.domain.policy import TierPolicy
-    from services.identity.service import IdentityService, Result
+    from services.identity.verification import Verifications
 
 BUSY_MS = 5000  # a check holding a turn ends far sooner; a crashed one frees it by then
 POLL_FIRST, POLL_MAX = 0.005, 0.05  # seconds between looks at a held turn
 KEEP_SATISFIED = 3600  # as long as a verification lives
 
-Reservation = tuple[bool, int, int, bool]
+
+class TurnMarker(Enum):
+    BUSY = "busy"  # a check of this code is being judged
+    OK = "ok"  # it satisfied its factor without approving the verification
+
+
+@dataclass(frozen=True)
+class TurnHeld:
+    marker: TurnMarker
+    status: str  # the verification's status (JSON), as the marker was found
+
+
+@dataclass(frozen=True)
+class TurnReservation:
+    held: TurnHeld | None  # another check holds the turn: nothing was reserved
+    reserved: Reserved
 
 
 class CodeTurns(Protocol):
     def reserve(
         self, vid: str, cid: str, max_attempts: int, digest: str, busy_ms: int
-    ) -> tuple[tuple[str, str] | None, Reservation, list[dict[str, Any]]]: ...
+    ) -> TurnReservation: ...
     def end(self, vid: str, digest: str, keep_seconds: int | None) -> None: ...
 
 
@@ -58,7 +78,7 @@ class CodeTurn:
     """One check's turn for its code: ``reserve`` instead of the plain reservation, and a
     ``with`` block around the check that ends the turn by its outcome (``ok``)."""
 
-    def __init__(self, service: IdentityService, vid: str, params: Mapping[str, Any]) -> None:
+    def __init__(self, service: Verifications, vid: str, params: Mapping[str, Any]) -> None:
         self.s, self.vid = service, vid
         key = service.env.secret_key("code-turn")
         self.digest = code_digest(key, vid, str(params.get("factor", "")), params)
@@ -66,33 +86,29 @@ class CodeTurn:
         self.ok = False  # the check satisfied its factor
         self.result: Result | None = None
 
-    def reserve(
-        self, cid: str, policy: TierPolicy
-    ) -> tuple[Reservation, list[dict[str, Any]]] | Result:
+    def reserve(self, cid: str, policy: TierPolicy) -> Reserved | Result:
         turns = self.s.turns
         if turns is None or self.digest is None:
-            return self.s.store.reserve_attempt(self.vid, cid, policy.max_attempts)
+            return self.s.attempts.reserve_attempt(self.vid, cid, policy.max_attempts)
         deadline = time.monotonic() + BUSY_MS / 1000 + 1
         pause = POLL_FIRST
         while time.monotonic() < deadline:
-            taken, reservation, factors = turns.reserve(
-                self.vid, cid, policy.max_attempts, self.digest, BUSY_MS
-            )
-            if taken is None:
-                self.held = reservation[0]
-                return reservation, factors
-            marker, status = taken
+            turn = turns.reserve(self.vid, cid, policy.max_attempts, self.digest, BUSY_MS)
+            if turn.held is None:
+                self.held = turn.reserved.reservation.granted
+                return turn.reserved
+            status = turn.held.status
             if status and status != '"pending"':
                 self.s._open(self.vid)  # raises what a check of it answers (409 / 423)
-            if marker == "ok":
+            if turn.held.marker is TurnMarker.OK:
                 return self._answered()
             time.sleep(pause)
             pause = min(pause * 2, POLL_MAX)
         # Held past its TTL's bound (a stuck worker): judged as any check, counted.
-        return self.s.store.reserve_attempt(self.vid, cid, policy.max_attempts)
+        return self.s.attempts.reserve_attempt(self.vid, cid, policy.max_attempts)
 
     def _answered(self) -> Result:
-        from services.identity.service import Result
+        from services.identity.common import Result
 
         body = self.s.get_verification(self.vid)
         if body["status"] != "pending":

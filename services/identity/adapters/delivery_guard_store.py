@@ -30,7 +30,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.identity.adapters.redis_store import AUDIT, POLICY_TAG
+from services.identity.adapters.redis.keys import AUDIT, POLICY_TAG
 from services.identity.domain.delivery_policy import HOUR, Usage
 from shared.events import Event
 

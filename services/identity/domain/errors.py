@@ -29,40 +29,66 @@ from collections.abc import Mapping, Sequence
 class IdentityError(Exception):
     """Base of every identity domain error."""
 
+    status = 400
+    slug = "bad-request"
+    title = "Bad Request"
+
 
 class PolicyInvalid(IdentityError):
+    status = 400
+    slug = "invalid-policy"
+    title = "Invalid Policy"
+
     def __init__(self, errors: Mapping[str, Sequence[str]]) -> None:
         self.errors = {k: list(v) for k, v in errors.items()}
         super().__init__("the tier policy is not valid")
 
 
 class PolicyProtected(IdentityError):
-    pass
+    status = 409
+    slug = "protected-policy"
+    title = "Protected Policy"
 
 
 class EnrollmentInvalid(IdentityError):
+    status = 400
+    slug = "invalid-enrollment"
+    title = "Invalid Enrollment"
+
     def __init__(self, message: str, errors: Mapping[str, Sequence[str]] | None = None) -> None:
         self.errors = {k: list(v) for k, v in (errors or {}).items()}
         super().__init__(message)
 
 
 class UnknownFactorType(IdentityError):
-    pass
+    status = 400
+    slug = "unknown-factor-type"
+    title = "Unknown Factor Type"
 
 
 class NotFound(IdentityError):
-    pass
+    status = 404
+    slug = "not-found"
+    title = "Not Found"
 
 
 class FactorNotChallengeable(IdentityError):
-    pass
+    status = 400
+    slug = "factor-not-available"
+    title = "Factor Not Available"
 
 
 class VerificationClosed(IdentityError):
-    pass
+    status = 409
+    slug = "verification-closed"
+    title = "Verification Closed"
 
 
 class CustomerLocked(IdentityError):
+    status = 423
+    slug = "locked"
+    title = "Locked"
+
     def __init__(self, retry_after: int, held: bool = False) -> None:
         # Held (100 consecutive failures): no Retry-After, since only an administrator lifts it.
         self.retry_after: int | None = None if held else max(1, int(retry_after))
@@ -75,6 +101,10 @@ class CustomerLocked(IdentityError):
 
 
 class Throttled(IdentityError):
+    status = 429
+    slug = "too-many-requests"
+    title = "Too Many Requests"
+
     def __init__(self, retry_after: int, message: str = "too many codes sent") -> None:
         self.retry_after = max(1, int(retry_after))
         super().__init__(message)
@@ -88,6 +118,10 @@ class DeliveryPolicyInvalid(PolicyInvalid):
 
 class DeliveryNotAllowed(IdentityError):
     """A send the delivery policy refuses; ``reason`` is one of delivery_policy's."""
+
+    status = 403
+    slug = "delivery-not-allowed"
+    title = "Delivery Not Allowed"
 
     def __init__(self, reason: str, message: str, retry_after: int | None = None) -> None:
         self.reason = reason
@@ -104,27 +138,49 @@ class DeliveryThrottled(Throttled):
 
 
 class InvalidSignature(IdentityError):
-    pass
+    status = 401
+    slug = "invalid-signature"
+    title = "Invalid Signature"
 
 
 class CodeRejected(IdentityError):
     """A confirmation code that does not match (enrollment confirm)."""
 
+    status = 400
+    slug = "code-rejected"
+    title = "Code Rejected"
+
 
 class FactorNotAllowed(IdentityError):
     """The factor does not count for this tier on this channel."""
+
+    status = 400
+    slug = "factor-not-allowed"
+    title = "Factor Not Allowed"
 
 
 class DeviceNotTrustable(IdentityError):
     """A voice line, a flagged fingerprint, or a verification that was not approved."""
 
+    status = 409
+    slug = "device-not-trustable"
+    title = "Device Not Trustable"
+
 
 class FactorNotReady(IdentityError):
     """A check asked before its factor can be judged (a document result still awaited)."""
 
+    status = 409
+    slug = "factor-not-ready"
+    title = "Factor Not Ready"
+
 
 class DocumentSuperseded(IdentityError):
     """A document result whose reference is not the verification's current submission."""
+
+    status = 409
+    slug = "document-superseded"
+    title = "Document Superseded"
 
 
 class _DependencyUnavailable(IdentityError):
@@ -138,9 +194,17 @@ class _DependencyUnavailable(IdentityError):
 class DocumentsUnavailable(_DependencyUnavailable):
     """The document verifier could not take the document (503, retry later)."""
 
+    status = 503
+    slug = "document-verifier-unavailable"
+    title = "Document Verifier Unavailable"
+
 
 class DeliveryUnavailable(_DependencyUnavailable):
     """The delivery provider could not hand the code over (503, retry later)."""
+
+    status = 503
+    slug = "delivery-unavailable"
+    title = "Delivery Unavailable"
 
 
 class StepTaken(Exception):

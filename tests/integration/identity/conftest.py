@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.identity.app import create_app
-from services.identity.service import IdentityService
+from services.identity.bootstrap import Wiring
 from shared.config import Settings
 
 CHROME = {
@@ -46,7 +46,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def service(app: Flask) -> IdentityService:
+def service(app: Flask) -> Wiring:
     return app.extensions["sb"].extras["identity"]
 
 

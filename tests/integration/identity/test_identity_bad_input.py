@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from services.identity.adapters.redis_store import skey
+from services.identity.adapters.redis.keys import skey
 from tests.integration.identity.conftest import CHROME, Api
 
 ONE_FACTOR = {

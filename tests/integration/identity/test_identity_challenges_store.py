@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import threading
 
-from services.identity.service import IdentityService
+from services.identity.bootstrap import Wiring
 from tests.integration.identity.conftest import Api
 
 FACTORS = [f"factor-{i}" for i in range(16)]
 
 
-def concurrent_writes(service: IdentityService, vid: str) -> None:
+def concurrent_writes(service: Wiring, vid: str) -> None:
     barrier = threading.Barrier(len(FACTORS))
 
     def write(factor: str) -> None:
@@ -26,18 +26,14 @@ def concurrent_writes(service: IdentityService, vid: str) -> None:
         t.join()
 
 
-def test_concurrent_challenges_of_different_factors_all_stay(
-    api: Api, service: IdentityService
-) -> None:
+def test_concurrent_challenges_of_different_factors_all_stay(api: Api, service: Wiring) -> None:
     vid = api.start("c-1", "chat").json["verification_id"]
     concurrent_writes(service, vid)
     challenges = service.store.verification(vid)["challenges"]  # type: ignore[index]
     assert {f: challenges[f] for f in FACTORS} == {f: {"reference": f, "n": 4} for f in FACTORS}
 
 
-def test_a_result_applies_only_to_the_submission_it_names(
-    api: Api, service: IdentityService
-) -> None:
+def test_a_result_applies_only_to_the_submission_it_names(api: Api, service: Wiring) -> None:
     store = service.store
     vid = api.start("c-1", "chat").json["verification_id"]
     assert store.set_challenge(vid, "document", {"reference": "r-2", "result": None})
@@ -53,7 +49,7 @@ def test_a_result_applies_only_to_the_submission_it_names(
 
 
 def test_a_plugin_state_with_an_integer_beyond_64_bits_is_stored_exactly(
-    api: Api, service: IdentityService
+    api: Api, service: Wiring
 ) -> None:
     # Stored JSON is written by orjson, which refuses such integers: the fallback keeps them.
     vid = api.start("c-1", "chat").json["verification_id"]

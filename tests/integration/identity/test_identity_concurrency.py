@@ -7,9 +7,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from services.identity.adapters.redis_store import RedisStore
+from services.identity.adapters.redis.store import RedisStore
+from services.identity.bootstrap import Wiring
 from services.identity.domain.factors import Attempt, Enrollment, FactorPlugin, FactorRecord
-from services.identity.service import IdentityService
 from tests.integration.identity.conftest import GOLD, Api
 
 
@@ -48,13 +48,15 @@ def in_parallel(n: int, fn: Callable[[int], Any]) -> list[Any]:
 
 
 def test_twenty_parallel_wrong_codes_never_evaluate_more_than_max_attempts(
-    api: Api, service: IdentityService
+    api: Api, service: Wiring
 ) -> None:
     counting = CountingFactor()
     service.registry.register(counting)
     api.tier("gold", {**GOLD, "allowed_factors": ["totp", "kba", "counting"]})
     vid = api.start("c-1", "chat", tier="gold").json["verification_id"]
-    results = in_parallel(20, lambda i: service.check(vid, {"factor": "counting", "code": "1"}))
+    results = in_parallel(
+        20, lambda i: service.verification.check(vid, {"factor": "counting", "code": "1"})
+    )
     assert counting.evaluations == 5
     locked = [r for r in results if type(r).__name__ == "CustomerLocked"]
     assert len(locked) == 15
@@ -72,13 +74,15 @@ def test_twenty_parallel_wrong_codes_over_http_lock_once(api: Api, redis: Any) -
 
 
 def test_the_same_totp_code_submitted_ten_times_concurrently_is_accepted_once(
-    api: Api, service: IdentityService
+    api: Api, service: Wiring
 ) -> None:
     api.tier("gold", {**GOLD, "max_attempts": 20})  # nine refusals must not lock first
     _, totp = api.enroll_totp("c-1")
     vids = [api.start("c-1", "chat", tier="gold").json["verification_id"] for _ in range(10)]
     code = totp.now()
-    results = in_parallel(10, lambda i: service.check(vids[i], {"factor": "totp", "code": code}))
+    results = in_parallel(
+        10, lambda i: service.verification.check(vids[i], {"factor": "totp", "code": code})
+    )
     accepted = [r for r in results if "totp" in r.body["satisfied_factors"]]
     assert len(accepted) == 1
     assert all(r.body["status"] == "pending" for r in results)
@@ -88,7 +92,7 @@ SOLO = {"min_factors": 1, "allowed_factors": ["totp"], "require_possession": Fal
 
 
 def test_the_same_code_approving_ten_verifications_concurrently_approves_one(
-    api: Api, service: IdentityService, redis: Any
+    api: Api, service: Wiring, redis: Any
 ) -> None:
     # A one-factor tier: each check would approve, so the step is claimed in the
     # approval's own script.
@@ -96,7 +100,9 @@ def test_the_same_code_approving_ten_verifications_concurrently_approves_one(
     _, totp = api.enroll_totp("c-1")
     vids = [api.start("c-1", "chat", tier="solo").json["verification_id"] for _ in range(10)]
     code = totp.now()
-    results = in_parallel(10, lambda i: service.check(vids[i], {"factor": "totp", "code": code}))
+    results = in_parallel(
+        10, lambda i: service.verification.check(vids[i], {"factor": "totp", "code": code})
+    )
     statuses = sorted(r.body["status"] for r in results)
     assert statuses == ["approved"] + ["pending"] * 9
     refused = [r.body for r in results if r.body["status"] == "pending"]
@@ -110,7 +116,7 @@ def test_the_same_code_approving_ten_verifications_concurrently_approves_one(
 
 
 def test_a_code_used_to_approve_fails_a_second_verification_and_writes_nothing(
-    api: Api, service: IdentityService
+    api: Api, service: Wiring
 ) -> None:
     api.tier("solo", SOLO)
     _, totp = api.enroll_totp("c-1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from services.identity.adapters.redis_store import ERASURE_MEMORY, ckey, erased_key
+from services.identity.adapters.redis.keys import ERASURE_MEMORY, ckey, erased_key
 from services.identity.consumer import build_consumer, event_ms
 from shared.bus import EventPublisher
 from shared.events import STREAMS, Event

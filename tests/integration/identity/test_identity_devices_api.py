@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from services.identity.app import create_app
-from services.identity.service import IdentityService
+from services.identity.bootstrap import Wiring
 from shared.config import Settings
 from tests.integration.identity.conftest import CHROME, Api
 
@@ -143,7 +143,7 @@ def test_removing_a_factor_is_published(api: Api, redis: Any) -> None:
 
 
 def test_a_device_trusted_longer_ago_than_trusted_device_days_no_longer_counts(
-    api: Api, service: IdentityService
+    api: Api, service: Wiring
 ) -> None:
     vid = approved_on(api, "c-1", CHROME)
     device = api.call("POST", "/v1/customers/c-1/devices", json={"verification_id": vid}).json

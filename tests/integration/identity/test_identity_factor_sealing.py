@@ -20,7 +20,8 @@ import pytest
 import redis as redis_lib
 from redis.cluster import RedisCluster
 
-from services.identity.adapters.redis_store import RedisStore, ckey, shard_of
+from services.identity.adapters.redis.keys import ckey, shard_of
+from services.identity.adapters.redis.store import RedisStore
 from services.identity.app import create_app
 from services.identity.bootstrap import factor_sealer
 from shared.config import Settings

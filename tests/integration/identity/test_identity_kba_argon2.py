@@ -6,19 +6,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from services.identity.bootstrap import Wiring
 from services.identity.domain import kba
-from services.identity.service import IdentityService
 from tests.integration.identity.conftest import Api
 
 ONE_FACTOR = {"min_factors": 1, "require_possession": False, "max_attempts": 5}
 
 
-def stored_answers(service: IdentityService, cid: str) -> dict[str, str]:
+def stored_answers(service: Wiring, cid: str) -> dict[str, str]:
     [record] = [f for f in service.store.factors(cid) if f["type"] == "kba"]
     return dict(record["data"]["answers"])
 
 
-def legacy_enrolment(service: IdentityService, cid: str) -> str:
+def legacy_enrolment(service: Wiring, cid: str) -> str:
     """A kba factor as the PBKDF2 code path stored it before Argon2id."""
     pepper, iterations = service.config.kba_pepper, service.config.kba_iterations
     record = {
@@ -43,7 +43,7 @@ def check(api: Api, cid: str, answers: dict[str, str]) -> Any:
     return api.check(vid, "kba", answers=answers)
 
 
-def test_a_new_enrolment_stores_argon2id_hashes(api: Api, service: IdentityService) -> None:
+def test_a_new_enrolment_stores_argon2id_hashes(api: Api, service: Wiring) -> None:
     r = api.enroll("c-1", {"type": "kba", "answers": {"first_pet": "Rex"}})
     assert r.status_code == 201
     [stored] = stored_answers(service, "c-1").values()
@@ -53,7 +53,7 @@ def test_a_new_enrolment_stores_argon2id_hashes(api: Api, service: IdentityServi
 
 
 def test_a_legacy_pbkdf2_hash_verifies_and_is_upgraded_on_success_only(
-    api: Api, service: IdentityService
+    api: Api, service: Wiring
 ) -> None:
     api.tier("kba1", {**ONE_FACTOR, "allowed_factors": ["kba"]})
     legacy_enrolment(service, "c-1")
@@ -76,7 +76,7 @@ def test_a_legacy_pbkdf2_hash_verifies_and_is_upgraded_on_success_only(
     assert again.json["status"] == "pending" and again.json["remaining_attempts"] == 4
 
 
-def test_the_upgrade_replaces_only_the_record_it_read(service: IdentityService) -> None:
+def test_the_upgrade_replaces_only_the_record_it_read(service: Wiring) -> None:
     fid = legacy_enrolment(service, "c-1")
     read = service.store.factor("c-1", fid)
     assert read is not None

@@ -6,7 +6,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.identity.service import IdentityService
+from services.identity.bootstrap import Wiring
 from tests.integration.identity.conftest import Api
 
 KBA_ONLY = {
@@ -48,9 +48,7 @@ def approved_after(api: Api, clock: Clock, cid: str, tier: str, channel: str, ms
     assert api.check(vid, "kba", answers=RIGHT).json["status"] == "approved"
 
 
-def test_stats_and_metrics_after_a_known_mix_of_outcomes(
-    api: Api, service: IdentityService
-) -> None:
+def test_stats_and_metrics_after_a_known_mix_of_outcomes(api: Api, service: Wiring) -> None:
     clock = Clock()
     service.clock = clock
     api.tier("gold", KBA_ONLY)

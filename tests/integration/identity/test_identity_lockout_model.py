@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import astuple
 from typing import Any
 
 import pytest
 
-from services.identity.adapters.redis_store import RedisStore, ckey, vkey
+from services.identity.adapters.redis.keys import ckey, vkey
+from services.identity.adapters.redis.store import RedisStore
+from services.identity.bootstrap import Wiring
 from services.identity.domain import lockout
 from services.identity.domain.lockout import FAILURE_CAP, Counters
-from services.identity.service import IdentityService
 from shared.config import Settings
 from tests.integration.identity.conftest import GOLD, Api
 
@@ -95,7 +97,7 @@ def test_the_lua_and_the_domain_model_agree_step_by_step(
             unlocks_when_held += 1
         elif op < 0.45 or not outstanding and op < 0.8:
             vid = rng.choice(vids)
-            got = store.reserve_attempt(vid, CID, max_attempts)[0]
+            got = astuple(store.reserve_attempt(vid, CID, max_attempts).reservation)
             assert got == model.reserve(vid, max_attempts), where
             if got[0]:
                 outstanding.append(vid)
@@ -130,11 +132,11 @@ def test_many_lockout_cycles_never_evaluate_more_than_a_hundred_failures(redis: 
     evaluated, cycles = 0, 0
     while cycles < 200:
         vid = store.new_id("v", CID)
-        granted, _, retry, held = store.reserve_attempt(vid, CID, 5)[0]
+        granted, _, retry, held = astuple(store.reserve_attempt(vid, CID, 5).reservation)
         while granted:
             evaluated += 1
             store.settle_attempt(vid, CID, False, 5, LOCKOUT)
-            granted, _, retry, held = store.reserve_attempt(vid, CID, 5)[0]
+            granted, _, retry, held = astuple(store.reserve_attempt(vid, CID, 5).reservation)
         if held:
             break
         assert retry > 0
@@ -143,7 +145,12 @@ def test_many_lockout_cycles_never_evaluate_more_than_a_hundred_failures(redis: 
     # 19 lockouts sat out; the 20th run of five failures ends held, not locked for a while
     assert evaluated == FAILURE_CAP and cycles == FAILURE_CAP // 5 - 1
     redis.delete(ckey(CID, "lock"))
-    assert store.reserve_attempt(store.new_id("v", CID), CID, 5)[0] == (False, 0, 0, True)
+    assert astuple(store.reserve_attempt(store.new_id("v", CID), CID, 5).reservation) == (
+        False,
+        0,
+        0,
+        True,
+    )
     assert store.lock_state(CID) == (0, True)
 
 
@@ -155,7 +162,7 @@ def test_an_administrator_unlocks_a_customer_held_after_a_hundred_failures(
     from services.identity.app import create_app
 
     app = create_app(make_settings("identity", IDENTITY_KBA_ITERATIONS="1000"))
-    service: IdentityService = app.extensions["sb"].extras["identity"]
+    service: Wiring = app.extensions["sb"].extras["identity"]
     api = Api(app.test_client(), headers)
     api.tier("gold", {**GOLD, "min_factors": 1, "max_attempts": 50})
     _, totp = api.enroll_totp("c-1")

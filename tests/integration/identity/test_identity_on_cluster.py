@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from redis.cluster import RedisCluster
 
-from services.identity.adapters.redis_store import (
+from services.identity.adapters.redis.keys import (
     OUTBOXES,
     POLICIES,
     SHARDS,
@@ -30,9 +30,9 @@ from services.identity.adapters.redis_store import (
     vkey,
 )
 from services.identity.app import create_app
+from services.identity.bootstrap import Wiring
 from services.identity.consumer import build_consumer, relay_loop
 from services.identity.domain.errors import CustomerLocked
-from services.identity.service import IdentityService
 from shared.bus import Consumer, EventPublisher
 from shared.config import Settings
 from shared.events import STREAMS, Event
@@ -67,7 +67,7 @@ def app(servers: RedisClusterServers, base_env: dict[str, str]) -> Flask:
 
 
 @pytest.fixture
-def service(app: Flask) -> IdentityService:
+def service(app: Flask) -> Wiring:
     return app.extensions["sb"].extras["identity"]
 
 
@@ -81,7 +81,7 @@ def cid() -> str:
     return f"c-{uuid.uuid4().hex[:8]}"  # the cluster lives for the module: fresh customers
 
 
-def relay(service: IdentityService) -> int:
+def relay(service: Wiring) -> int:
     return service.store.relay(STREAMS["identity"], 100_000)
 
 
@@ -102,7 +102,7 @@ def enrolled(api: Api, cid: str) -> Any:
 
 
 def test_the_keys_of_a_customer_share_one_slot_and_the_shards_spread_over_the_nodes(
-    cluster: RedisCluster, service: IdentityService, cid: str
+    cluster: RedisCluster, service: Wiring, cid: str
 ) -> None:
     store = service.store
     vid, sid, fid = (store.new_id(p, cid) for p in ("v", "s", "f"))
@@ -117,7 +117,7 @@ def test_the_keys_of_a_customer_share_one_slot_and_the_shards_spread_over_the_no
 
 
 def test_totp_and_kba_approve_on_a_cluster_and_the_session_is_reused_on_voice(
-    api: Api, cluster: RedisCluster, service: IdentityService, cid: str
+    api: Api, cluster: RedisCluster, service: Wiring, cid: str
 ) -> None:
     totp = enrolled(api, cid)
     started = api.start(cid, "chat", tier="gold", device=CHROME)
@@ -173,7 +173,7 @@ def test_an_sms_code_works_once_and_sends_are_throttled_on_a_cluster(api: Api, c
 
 
 def test_wrong_codes_lock_the_customer_across_verifications_on_a_cluster(
-    api: Api, cluster: RedisCluster, service: IdentityService, cid: str
+    api: Api, cluster: RedisCluster, service: Wiring, cid: str
 ) -> None:
     enrolled(api, cid)
     vid = api.start(cid, "chat", tier="gold").json["verification_id"]
@@ -192,7 +192,7 @@ def test_wrong_codes_lock_the_customer_across_verifications_on_a_cluster(
 
 
 def test_concurrent_wrong_codes_never_evaluate_more_than_max_attempts(
-    api: Api, service: IdentityService, cid: str
+    api: Api, service: Wiring, cid: str
 ) -> None:
     enrolled(api, cid)
     vid = api.start(cid, "chat", tier="gold").json["verification_id"]
@@ -210,16 +210,16 @@ def test_concurrent_wrong_codes_never_evaluate_more_than_max_attempts(
     assert results.count(423) >= 7
 
 
-def service_check(service: IdentityService, vid: str) -> int:
+def service_check(service: Wiring, vid: str) -> int:
     try:
-        service.check(vid, {"factor": "totp", "code": "000000"})
+        service.verification.check(vid, {"factor": "totp", "code": "000000"})
     except CustomerLocked:
         return 423
     return 200
 
 
 def test_the_crm_projection_and_erasure_run_on_a_cluster(
-    api: Api, cluster: RedisCluster, service: IdentityService, cid: str
+    api: Api, cluster: RedisCluster, service: Wiring, cid: str
 ) -> None:
     api.tier("gold", {**GOLD, "min_factors": 1})
     other = f"{cid}-merged"
@@ -280,7 +280,7 @@ def test_an_erased_customer_stays_erased_on_a_cluster_until_a_newer_profile(
 
 
 def test_the_relay_loop_keeps_each_customers_order_and_runs_alone(
-    api: Api, cluster: RedisCluster, service: IdentityService
+    api: Api, cluster: RedisCluster, service: Wiring
 ) -> None:
     customers = [f"c-{uuid.uuid4().hex[:8]}" for _ in range(12)]
     for c in customers:
@@ -312,7 +312,7 @@ def test_the_relay_loop_keeps_each_customers_order_and_runs_alone(
 
 
 def test_a_relay_that_died_before_deleting_only_repeats_event_ids(
-    api: Api, cluster: RedisCluster, service: IdentityService, cid: str
+    api: Api, cluster: RedisCluster, service: Wiring, cid: str
 ) -> None:
     assert api.enroll(cid, {"type": "kba", "answers": KBA}).status_code == 201
     assert api.start(cid, "chat").status_code == 201
@@ -344,7 +344,7 @@ def test_a_relay_that_died_before_deleting_only_repeats_event_ids(
 
 
 def test_concurrent_challenge_writes_all_stay_on_a_cluster(
-    api: Api, service: IdentityService, cid: str
+    api: Api, service: Wiring, cid: str
 ) -> None:
     from tests.integration.identity.test_identity_challenges_store import (
         FACTORS,
@@ -358,7 +358,7 @@ def test_concurrent_challenge_writes_all_stay_on_a_cluster(
 
 
 def test_the_delivery_guard_counts_and_blocks_a_prefix_on_a_cluster(
-    api: Api, cluster: RedisCluster, service: IdentityService
+    api: Api, cluster: RedisCluster, service: Wiring
 ) -> None:
     """Its check-and-count script touches one slot, and its event goes through the relay."""
     auto = {"min_sends": 2, "min_conversion": 0.5, "grace_seconds": 0, "block_seconds": 3600}

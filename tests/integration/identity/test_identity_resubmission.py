@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.identity.adapters.redis_store import ckey
-from services.identity.service import IdentityService
+from services.identity.adapters.redis.keys import ckey
+from services.identity.bootstrap import Wiring
 from tests.integration.identity.conftest import GOLD, Api
 from tests.integration.identity.test_identity_concurrency import in_parallel
 
@@ -18,7 +18,7 @@ def failed_events(redis: Any) -> list[dict[str, str]]:
     return [f for _, f in redis.xrange("sb:events:identity") if f["type"].endswith(".failed")]
 
 
-def assert_nothing_counted(service: IdentityService, redis: Any, cid: str = "c-1") -> None:
+def assert_nothing_counted(service: Wiring, redis: Any, cid: str = "c-1") -> None:
     assert failed_events(redis) == []
     assert service.store.lock_state(cid) == (0, False)
     assert int(redis.get(ckey(cid, "fail")) or 0) == 0
@@ -26,7 +26,7 @@ def assert_nothing_counted(service: IdentityService, redis: Any, cid: str = "c-1
 
 
 def test_twenty_concurrent_submissions_of_one_totp_code_approve_once_and_count_nothing(
-    api: Api, service: IdentityService, redis: Any
+    api: Api, service: Wiring, redis: Any
 ) -> None:
     api.tier("gold", ONE_TOTP)
     _, totp = api.enroll_totp("c-1")
@@ -50,7 +50,7 @@ def test_twenty_concurrent_submissions_of_one_totp_code_approve_once_and_count_n
 
 
 def test_twenty_concurrent_submissions_of_a_delivered_code_approve_once_and_count_nothing(
-    api: Api, service: IdentityService, redis: Any
+    api: Api, service: Wiring, redis: Any
 ) -> None:
     api.tier("gold", ONE_TOTP)
     assert api.enroll("c-1", {"type": "sms_otp", "destination": PHONE}).status_code == 201
@@ -63,7 +63,7 @@ def test_twenty_concurrent_submissions_of_a_delivered_code_approve_once_and_coun
 
 
 def test_a_code_that_satisfies_one_of_two_factors_answers_its_resubmissions_uncounted(
-    api: Api, service: IdentityService, redis: Any
+    api: Api, service: Wiring, redis: Any
 ) -> None:
     api.tier("gold", GOLD)  # two factors: the TOTP code alone leaves it pending
     _, totp = api.enroll_totp("c-1")
@@ -80,7 +80,7 @@ def test_a_code_that_satisfies_one_of_two_factors_answers_its_resubmissions_unco
 
 
 def test_the_same_code_on_another_verification_is_a_replay_and_counts(
-    api: Api, service: IdentityService, redis: Any
+    api: Api, service: Wiring, redis: Any
 ) -> None:
     api.tier("gold", ONE_TOTP)
     _, totp = api.enroll_totp("c-1")

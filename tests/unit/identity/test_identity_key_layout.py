@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from redis.crc import key_slot
 
-from services.identity.adapters.redis_store import (
+from services.identity.adapters.redis.keys import (
     OUTBOXES,
     SHARDS,
-    RedisStore,
     ckey,
     erased_key,
     outbox,
@@ -18,6 +17,7 @@ from services.identity.adapters.redis_store import (
     totp_key,
     vkey,
 )
+from services.identity.adapters.redis.store import RedisStore
 
 
 class NoRedis:

@@ -9,66 +9,48 @@ code being judged neither reserves an attempt nor is judged a second time.
 
 from __future__ import annotations
 
-from typing import Any
-
-from services.identity.adapters.redis_store import (
-    _RESERVE,
-    FAILURE_CAP,
+from services.identity.adapters.redis.base import _oldest_first
+from services.identity.adapters.redis.keys import (
     FAILURE_MEMORY,
     STREAK_MEMORY,
     VERIFICATION_TTL,
-    RedisStore,
-    _oldest_first,
+    attempt_keys,
     ckey,
+    turn_key,
     vkey,
 )
-
-# KEYS: _RESERVE's four (attempts, failures, lock, streak), the turn marker, the
-# verification hash. ARGV: _RESERVE's five, the busy marker's TTL (ms).
-# -> _RESERVE's answer, the marker set when granted; or, when the turn is taken,
-# {-1, 0, 0, 0, marker, the verification's status (JSON)} and nothing written.
-_RESERVE_TURN = (
-    "local function reserve()\n"
-    + _RESERVE
-    + """end
-local held = redis.call('GET', KEYS[5])
-if held then return {-1, 0, 0, 0, held, redis.call('HGET', KEYS[6], 'status') or ''} end
-local r = reserve()
-if r[1] == 1 then redis.call('SET', KEYS[5], 'busy', 'PX', ARGV[6]) end
-return r
-"""
-)
-
-Reservation = tuple[bool, int, int, bool]
-
-
-def turn_key(vid: str, digest: str) -> str:
-    return f"{vkey(vid)}:turn:{digest}"
+from services.identity.adapters.redis.scripts import lua
+from services.identity.adapters.redis.store import RedisStore
+from services.identity.domain.lockout import FAILURE_CAP
+from services.identity.ports import Reservation, Reserved
+from services.identity.resubmission import TurnHeld, TurnMarker, TurnReservation
 
 
 class RedisCodeTurns:
     def __init__(self, store: RedisStore) -> None:
         self.store = store
-        self._reserve_turn = store.r.register_script(_RESERVE_TURN)
+        self._reserve_turn = store.r.register_script(lua("reserve_turn"))
 
     def reserve(
         self, vid: str, cid: str, max_attempts: int, digest: str, busy_ms: int
-    ) -> tuple[tuple[str, str] | None, Reservation, list[dict[str, Any]]]:
+    ) -> TurnReservation:
         """(None, the reservation, the customer's factors if granted) when this check
         takes the turn of its code; ((marker, verification status), ...) when another
         check holds it. One round trip, as ``RedisStore.reserve_attempt``."""
         s = self.store
-        keys = [*s._attempt_keys(vid, cid), turn_key(vid, digest), vkey(vid)]
+        keys = [*attempt_keys(vid, cid), turn_key(vid, digest), vkey(vid)]
         args = (max_attempts, VERIFICATION_TTL, FAILURE_MEMORY, FAILURE_CAP, STREAK_MEMORY, busy_ms)
         with s.r.pipeline(transaction=False) as pipe:
-            pipe.execute_command("EVAL", _RESERVE_TURN, len(keys), *keys, *args)
+            pipe.execute_command("EVAL", lua("reserve_turn"), len(keys), *keys, *args)
             pipe.hgetall(ckey(cid, "factors"))
             answer, stored = pipe.execute()
         granted, remaining, retry, held = (int(x) for x in answer[:4])
         if granted < 0:
-            return (str(answer[4]), str(answer[5])), (False, 0, 0, False), []
+            held_by = TurnHeld(TurnMarker(str(answer[4])), str(answer[5]))
+            return TurnReservation(held_by, Reserved(Reservation(False, 0, 0, False), []))
         factors = _oldest_first(s._open_factors(cid, stored)) if granted else []
-        return None, (bool(granted), remaining, retry, bool(held)), factors
+        reservation = Reservation(bool(granted), remaining, retry, bool(held))
+        return TurnReservation(None, Reserved(reservation, factors))
 
     def end(self, vid: str, digest: str, keep_seconds: int | None) -> None:
         """Release the turn (a wrong code: judged again next time), or keep it as ``ok``
