@@ -51,13 +51,17 @@ class EventPublisher:
         self.maxlen = maxlen
 
     def publish(self, event: Event) -> str:
-        return self.redis.xadd(self.stream, event.to_fields(), maxlen=self.maxlen, approximate=True)
+        entry_id: str = self.redis.xadd(
+            self.stream, event.to_fields(), maxlen=self.maxlen, approximate=True
+        )
+        return entry_id
 
     def publish_many(self, events: Sequence[Event]) -> list[str]:
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
             self.stage(pipe, event)
-        return pipe.execute()
+        entry_ids: list[str] = pipe.execute()
+        return entry_ids
 
     def stage(self, pipe: Any, event: Event) -> None:
         """Add the XADD to the caller's pipeline, so state and event commit together."""
