@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import flask_smorest
 import orjson
@@ -240,9 +240,7 @@ class ArgumentsParser(FlaskParser):
             raise json.JSONDecodeError(str(exc), doc=doc, pos=0) from None
 
 
-# flask-smorest ships no type information, so to mypy its classes are Any and subclassing
-# them cannot be checked; the two subclasses below are the only places that meet it untyped.
-class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
+class Blueprint(flask_smorest.Blueprint):
     """The services' blueprint: flask-smorest's, with the faster arguments parser."""
 
     ARGUMENTS_PARSER = ArgumentsParser()
@@ -261,7 +259,7 @@ class ProblemSchema(Schema):
         unknown = INCLUDE  # problems may carry extension members (RFC 7807 section 3.2)
 
 
-class _Api(flask_smorest.Api):  # type: ignore[misc]  # untyped base: see Blueprint
+class _Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
 
     def _register_responses(self) -> None:
@@ -291,34 +289,20 @@ class ReadySchema(Schema):
     checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
 
 
-_View = TypeVar("_View", bound=Callable[..., Any])
-
-
-class _Routes(Protocol):
-    """The decorators of flask-smorest's (untyped) Blueprint the ops endpoints use, typed:
-    each hands back the view it decorates."""
-
-    def route(self, rule: str, **options: Any) -> Callable[[_View], _View]: ...
-    def response(self, status_code: int, *args: Any, **kwargs: Any) -> Callable[[_View], _View]: ...
-    def alt_response(self, status_code: int, **kwargs: Any) -> Callable[[_View], _View]: ...
-    def doc(self, **kwargs: Any) -> Callable[[_View], _View]: ...
-
-
 def _ops_blueprint() -> flask_smorest.Blueprint:
     blp = Blueprint("ops", __name__, description="Health and metrics")
-    routes: _Routes = blp
 
-    @routes.route("/healthz")
-    @routes.response(200, HealthSchema)
-    @routes.doc(security=[])
+    @blp.route("/healthz")
+    @blp.response(200, HealthSchema)
+    @blp.doc(security=[])
     def healthz() -> dict[str, str]:
         """The process is alive."""
         return {"status": "ok"}
 
-    @routes.route("/readyz")
-    @routes.response(200, ReadySchema)
-    @routes.alt_response(503, schema=ReadySchema, description="A dependency is unreachable")
-    @routes.doc(security=[])
+    @blp.route("/readyz")
+    @blp.response(200, ReadySchema)
+    @blp.alt_response(503, schema=ReadySchema, description="A dependency is unreachable")
+    @blp.doc(security=[])
     def readyz() -> Any:
         """Redis and the service's other dependencies answer."""
         service = ctx()
@@ -335,9 +319,9 @@ def _ops_blueprint() -> flask_smorest.Blueprint:
         body = {"status": "ready" if ready else "unavailable", "checks": results}
         return body, (200 if ready else 503)
 
-    @routes.route("/metrics")
-    @routes.response(200, content_type="text/plain", description="Prometheus text format")
-    @routes.doc(security=[])
+    @blp.route("/metrics")
+    @blp.response(200, content_type="text/plain", description="Prometheus text format")
+    @blp.doc(security=[])
     def metrics() -> Response:
         """Prometheus metrics."""
         return Response(ctx().metrics.render(), mimetype="text/plain; version=0.0.4")

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis as redis_lib
 from redis.cluster import RedisCluster
@@ -51,17 +51,15 @@ class EventPublisher:
         self.maxlen = maxlen
 
     def publish(self, event: Event) -> str:
-        entry_id: str = self.redis.xadd(
-            self.stream, event.to_fields(), maxlen=self.maxlen, approximate=True
-        )
-        return entry_id
+        # The client is untyped here (a Redis or a RedisCluster): the reply is the entry id.
+        fields = event.to_fields()
+        return cast(str, self.redis.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True))
 
     def publish_many(self, events: Sequence[Event]) -> list[str]:
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
             self.stage(pipe, event)
-        entry_ids: list[str] = pipe.execute()
-        return entry_ids
+        return cast(list[str], pipe.execute())
 
     def stage(self, pipe: Any, event: Event) -> None:
         """Add the XADD to the caller's pipeline, so state and event commit together."""
