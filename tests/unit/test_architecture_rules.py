@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import re
 import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,13 @@ def test_mypy_is_strict_on_shared_and_every_domain_package() -> None:
     assert {flag for flag in STRICT_PER_MODULE if strict[0].get(flag) is True} == STRICT_PER_MODULE
     assert strict[0]["implicit_reexport"] is False and mypy["warn_redundant_casts"] is True
     assert {"shared", "services"} <= set(mypy["files"])
+
+
+# -- the generic top-level names stay ours (docs/architecture.md, "Package names") --------
+def test_no_other_distribution_claims_our_top_level_names() -> None:
+    claims = packages_distributions()
+    for name in ("shared", "services"):
+        assert set(claims.get(name, [])) <= {"switchboard"}, (
+            f"another installed distribution ships a top-level {name!r} package: "
+            "revisit the package-names decision in docs/architecture.md"
+        )
