@@ -35,6 +35,7 @@ from redis.cluster import RedisCluster
 from shared import liveness
 from shared.events import GROUPS, Event, MalformedEvent, dead_stream
 from shared.logs import request_id_var
+from shared.lua import script
 from shared.metrics import process_metrics
 
 log = logging.getLogger("sb.bus")
@@ -119,14 +120,7 @@ class Delivery:
 
 Handler = Callable[[Event, Delivery], None]
 
-# Which of ARGV were processed, in either bucket; one command with each id once.
-_SEEN = """
-local out = {}
-for i, id in ipairs(ARGV) do
-  out[i] = redis.call('SISMEMBER', KEYS[1], id) + redis.call('SISMEMBER', KEYS[2], id)
-end
-return out
-"""
+_SEEN = script("bus_seen")  # which of the event ids were processed
 
 
 @dataclass
