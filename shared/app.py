@@ -58,7 +58,8 @@ class ServiceContext:
 
 def ctx() -> ServiceContext:
     """The running app's ServiceContext (inside a request or app context)."""
-    return current_app.extensions["sb"]
+    service: ServiceContext = current_app.extensions["sb"]
+    return service
 
 
 # -- problem documents ---------------------------------------------------------
@@ -274,7 +275,7 @@ class _Api(flask_smorest.Api):
         prepare_response(response, self.spec, PROBLEM_MIMETYPE)
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
-    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException) -> Response:
         return problem_response(http_problem(error))
 
 

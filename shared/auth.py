@@ -69,7 +69,8 @@ def authenticate(keys: Sequence[ApiKey], header: str | None) -> ApiKey:
 
 
 def current_client() -> ApiKey | None:
-    return g.get("sb_client")
+    key: ApiKey | None = g.get("sb_client")
+    return key
 
 
 def bound_agent() -> str | None:

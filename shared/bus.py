@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis as redis_lib
 from redis.cluster import RedisCluster
@@ -35,6 +35,7 @@ from redis.cluster import RedisCluster
 from shared import liveness
 from shared.events import GROUPS, Event, MalformedEvent, dead_stream
 from shared.logs import request_id_var
+from shared.lua import script
 from shared.metrics import process_metrics
 
 log = logging.getLogger("sb.bus")
@@ -51,13 +52,15 @@ class EventPublisher:
         self.maxlen = maxlen
 
     def publish(self, event: Event) -> str:
-        return self.redis.xadd(self.stream, event.to_fields(), maxlen=self.maxlen, approximate=True)
+        # The client is untyped here (a Redis or a RedisCluster): the reply is the entry id.
+        fields = event.to_fields()
+        return cast(str, self.redis.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True))
 
     def publish_many(self, events: Sequence[Event]) -> list[str]:
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
             self.stage(pipe, event)
-        return pipe.execute()
+        return cast(list[str], pipe.execute())
 
     def stage(self, pipe: Any, event: Event) -> None:
         """Add the XADD to the caller's pipeline, so state and event commit together."""
@@ -117,14 +120,7 @@ class Delivery:
 
 Handler = Callable[[Event, Delivery], None]
 
-# Which of ARGV were processed, in either bucket; one command with each id once.
-_SEEN = """
-local out = {}
-for i, id in ipairs(ARGV) do
-  out[i] = redis.call('SISMEMBER', KEYS[1], id) + redis.call('SISMEMBER', KEYS[2], id)
-end
-return out
-"""
+_SEEN = script("bus_seen")  # which of the event ids were processed
 
 
 @dataclass

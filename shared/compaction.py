@@ -38,6 +38,7 @@ import redis as redis_lib
 
 from shared import liveness
 from shared.config import ConfigError, Settings
+from shared.lua import script
 
 log = logging.getLogger("sb.compaction")
 
@@ -73,48 +74,11 @@ def window(settings: Settings) -> float:
     return seconds
 
 
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-
-# KEYS: requested. Sets the time of the first pending request only.
-_REQUEST = (
-    _NOW
-    + """
-return redis.call('SET', KEYS[1], now, 'NX') and 1 or 0
-"""
-)
-
-# KEYS: requested, running, lease. ARGV: holder, window_ms, lease_ms -> 1 claimed / 0.
-_CLAIM = (
-    _NOW
-    + """
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  local at = redis.call('GET', KEYS[1])
-  if not at or tonumber(at) + tonumber(ARGV[2]) > now then return 0 end
-  redis.call('RENAME', KEYS[1], KEYS[2])
-end
-redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[3])
-return 1
-"""
-)
-
-# KEYS: lease. ARGV: holder, lease_ms.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
-# KEYS: running, lease, done. ARGV: holder, release_only (1: the run failed; keep it due).
-_FINISH = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2])
-if ARGV[2] == '1' then return 0 end
-redis.call('DEL', KEYS[1])
-return redis.call('INCR', KEYS[3])
-"""
+# The run's scripts: request, claim, renew the lease, finish (shared/lua/*.lua).
+_REQUEST = script("compaction_request")
+_CLAIM = script("compaction_claim")
+_RENEW = script("compaction_renew")
+_FINISH = script("compaction_finish")
 
 
 def request(redis: Any, *jobs: str) -> None:

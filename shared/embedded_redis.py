@@ -100,7 +100,7 @@ def _kernel_port(maximum: int) -> int:
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+            port: int = sock.getsockname()[1]
         if port <= maximum:
             return port
     raise RuntimeError(f"no free port at or below {maximum}")

@@ -45,6 +45,7 @@ from flask import Flask, Response, g, request
 
 from shared.auth import app_keys, authenticate
 from shared.errors import BadRequest, Conflict, ProblemError
+from shared.lua import script
 from shared.sealing import Sealer, derive
 
 HEADER = "Idempotency-Key"
@@ -59,41 +60,11 @@ SUBJECT_FIELDS = ("id", "profile_id", "customer_id", "source_id", "survivor_id")
 SUBJECT_DEPTH = 3
 SUBJECT_PREFIX = "sb:idem:subject:"
 
-# Release the claim only if it is still ours (a slow request's claim may have
-# expired and been taken by another).
-_RELEASE = """
-local v = redis.call('GET', KEYS[1])
-if v and cjson.decode(v)['token'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# Extend a claim only while it is still ours and still pending.
-_RENEW = """
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local ok, d = pcall(cjson.decode, v)
-if ok and d['state'] == 'pending' and d['token'] == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-# Store the response where the claim is still ours, or lapsed and not taken since.
-_STORE = """
-local v = redis.call('GET', KEYS[1])
-if v then
-  local ok, d = pcall(cjson.decode, v)
-  if not ok or d['token'] ~= ARGV[1] then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return 1
-"""
-
-# Delete a record only if it is still the one we could not open.
-_DROP = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+# The claim's scripts: each acts only while the claim is still ours (shared/lua/*.lua).
+_RELEASE = script("idempotency_release")
+_RENEW = script("idempotency_renew")
+_STORE = script("idempotency_store")
+_DROP = script("idempotency_drop")
 
 
 class Keys:

@@ -23,6 +23,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from shared.events import STREAMS, dead_stream
+from shared.lua import script
 
 log = logging.getLogger("sb.metrics")
 
@@ -33,34 +34,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 # deleted entry, and on Redis 7.0 a wrong one for good once a group has fallen behind the
 # stream's start (the entries trimmed away unread stay counted after it caught up), so
 # Redis's number is used only where it agrees with what this script knows.
-# KEYS: stream. ARGV: the group's last-delivered id, limit -> {lag, lowest, highest}.
-# Counted in the server (no entry crosses the network), at most ``limit`` entries from
-# either end: exact when the group is behind the stream's first entry (all of it is lag),
-# when at most ``limit`` entries follow it, or when at most ``limit`` precede it (then the
-# length minus those). Only a group with more than ``limit`` on both sides is estimated,
-# by the share of the stream's time span still ahead of it, within the bounds known.
-# Each side reads ``limit + 1``: only the one past the limit tells "more" from "exactly".
-_LAG = """
-local len = redis.call('XLEN', KEYS[1])
-if len == 0 then return {0, 0, 0} end
-local function parse(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms or 0), tonumber(seq or 0)
-end
-local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1][1]
-local fm, fs = parse(first)
-local gm, gs = parse(ARGV[1])
-if gm < fm or (gm == fm and gs < fs) then return {len, len, len} end
-local limit = tonumber(ARGV[2])
-local after = #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', limit + 1)
-if after <= limit then return {after, after, after} end
-local upto = #redis.call('XRANGE', KEYS[1], '-', ARGV[1], 'COUNT', limit + 1)
-if upto <= limit then return {len - upto, len - upto, len - upto} end
-local low, high = limit + 1, len - limit - 1
-local lm = parse(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][1])
-local share = (lm - gm) / math.max(lm - fm, 1)
-return {math.min(math.max(math.floor(len * share), low), high), low, high}
-"""
+_LAG = script("stream_lag")
 LAG_COUNT_LIMIT = 10_000
 
 

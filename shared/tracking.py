@@ -323,7 +323,8 @@ def read_through(redis: Any, reads: Sequence[Read]) -> list[Any]:
     with redis.pipeline(transaction=False) as pipe:
         for read in reads:
             pipe.execute_command(*read)
-        return pipe.execute()
+        replies: list[Any] = pipe.execute()
+        return replies
 
 
 def _copy(value: Any) -> Any:

@@ -70,7 +70,9 @@ def sum_buckets(
     return totals
 
 
-def answer_counters(category: str, channel: str, waited_ms: int, within_sla: bool) -> dict:
+def answer_counters(
+    category: str, channel: str, waited_ms: int, within_sla: bool
+) -> dict[str, int]:
     """The increments one answered task adds to its minute bucket."""
     prefix = f"{category}|{channel}|"
     return {
