@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.config import RoutingConfig
 from services.routing.ports import RoutingStore
 from services.routing.service import RoutingService

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.domain.matching import is_eligible
 from services.routing.domain.model import Requirements
 from services.routing.service import RoutingService

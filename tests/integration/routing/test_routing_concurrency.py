@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from typing import Any
 
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.config import RoutingConfig
 from services.routing.service import RoutingService
 from shared.testing import ROOT
@@ -28,7 +28,7 @@ ROUTER = r"""
 import random, sys, time
 from dataclasses import replace
 import redis
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.config import RoutingConfig
 from services.routing.domain.model import RoutingError
 from services.routing.service import RoutingService

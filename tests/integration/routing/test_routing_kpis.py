@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from services.routing import kpis
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.config import RoutingConfig
 from services.routing.service import RoutingService
 from shared.bus import Consumer

@@ -1,27 +1,5 @@
-"""Routing state in Redis: hashes, sorted-set indexes and the Lua transitions.
-
-Keys (all under ``sb:rt:{pool}:`` - one hash tag, one cluster slot per pool):
-
-    agent:<id>            hash: profile (JSON fields), status, idle_since, load:<channel>, version
-    agents                zset of agent ids (score 0, listed by name)
-    idx:<ch>:<lang>:<skill>  zset agent -> idle_since; '*' for any language / skill.
-                          Holds exactly the available agents with free capacity on <ch>.
-    idx:<ch>:<lang>:<skill>:<n>  the same, agents with <skill> at level >= n (n = 2..5)
-    tidx:<ch>:<team>:<lang>  the same, agents of <team>; '*' for any language
-    task:<id>             hash of the task
-    queue:<ch>            zset task -> order key (lower first), queued tasks only
-    sweep_at:<ch>         the sweep's rotating cursor (a rank past the head of queue:<ch>)
-    waiting:<cat>:<ch>    zset task -> created ms (waiting count, longest wait)
-    res:<id>              hash of a reservation; agent_res:<agent> set of pending ones
-    cust:<customer>       set of task ids: no TTL while one is open, else its ended tasks'
-                          longest; last_agent:<customer> the sticky agent;
-                          verified:<customer> a recent verification id (TTL)
-    offers:<agent>        tiny stream, one entry per offer made: wakes long-polls
-    capacity_slots        hash channel -> capacity of the agents not offline
-    timers                zset "<kind>|<id>" -> due ms (res, sla, lead, leadend, sticky, relax)
-    stats:m:<minute>      hash "<cat>|<ch>|answered|within|wait_ms" counters, 2 h TTL
-    outbox                stream of events, relayed to sb:events:routing
-"""
+"""Routing state in Redis: hashes, sorted-set indexes and the Lua transitions
+(``lua/*.lua``; the key layout is in ``keys.py``)."""
 
 from __future__ import annotations
 
@@ -32,13 +10,12 @@ from typing import Any
 
 from redis.cluster import RedisCluster
 
-from services.routing.adapters import lua
+from services.routing.adapters.redis import scripts
+from services.routing.adapters.redis.keys import Keys
 from services.routing.domain.model import Agent, NotFound, Requirements, Task
 from services.routing.records import agent_from_hash, iso, task_from_hash
 from shared import idempotency
 from shared.logs import request_id_var
-
-OUTBOX = "outbox"
 
 
 def _outcome(result: Any) -> tuple[str, dict[str, str]]:
@@ -54,32 +31,18 @@ class RedisRoutingStore:
     def __init__(self, redis: Any, pool: str = "default") -> None:
         self.redis = redis
         self.pool = pool
-        self.prefix = f"sb:rt:{{{pool}}}:"
-        self.outbox = self.prefix + OUTBOX
+        self.keys = Keys(pool)
+        self.prefix = self.keys.prefix
+        self.outbox = self.keys.outbox
+        self._sources = {name: scripts.source(name) for name in scripts.NAMES}
         self._scripts = {
-            name: redis.register_script(lua.script(body))
-            for name, body in {
-                "agent_put": lua.AGENT_PUT,
-                "agent_status": lua.AGENT_STATUS,
-                "task_create": lua.TASK_CREATE,
-                "reserve": lua.RESERVE,
-                "accept": lua.ACCEPT,
-                "reject": lua.REJECT,
-                "complete": lua.COMPLETE,
-                "cancel": lua.CANCEL,
-                "erase": lua.ERASE,
-                "verified": lua.VERIFIED,
-                "rekey": lua.REKEY,
-                "tick": lua.TICK,
-                "candidates": lua.CANDIDATES,
-                "reindex": lua.REINDEX,
-            }.items()
+            name: redis.register_script(src.source) for name, src in self._sources.items()
         }
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
-    def _run(self, name: str, now_ms: int, *args: Any) -> Any:
+    def _run(self, name: str, now_ms: int, **args: Any) -> Any:
         common = [
             self.prefix,
             now_ms,
@@ -87,14 +50,15 @@ class RedisRoutingStore:
             uuid.uuid4().hex[:30],
             request_id_var.get() or uuid.uuid4().hex,
         ]
-        return self._scripts[name](keys=[self.outbox], args=common + list(args))
+        own = self._sources[name].args(args)
+        return self._scripts[name](keys=[self.outbox], args=common + own)
 
     # -- agents ------------------------------------------------------------------
     def put_agent(
         self, aid: str, profile: Mapping[str, Any], now_ms: int
     ) -> tuple[bool, list[str]]:
         """(created, tasks requeued because the agent went offline)."""
-        result = self._run("agent_put", now_ms, aid, json.dumps(profile))
+        result = self._run("agent_put", now_ms, agent_id=aid, profile=json.dumps(profile))
         return bool(result[0]), [str(t) for t in result[1:]]
 
     def put_agents(self, profiles: Mapping[str, Mapping[str, Any]], now_ms: int) -> None:
@@ -108,13 +72,14 @@ class RedisRoutingStore:
             pipe = self.redis.pipeline(transaction=False)
             for aid, profile in items[i : i + 500]:
                 common = [self.prefix, now_ms, iso(now_ms), uuid.uuid4().hex[:30], "seed"]
-                self._scripts["agent_put"](
-                    keys=[self.outbox], args=[*common, aid, json.dumps(profile)], client=pipe
+                own = self._sources["agent_put"].args(
+                    {"agent_id": aid, "profile": json.dumps(profile)}
                 )
+                self._scripts["agent_put"](keys=[self.outbox], args=common + own, client=pipe)
             pipe.execute()
 
     def set_status(self, aid: str, status: str, reason: str, now_ms: int) -> list[str]:
-        result = self._run("agent_status", now_ms, aid, status, reason)
+        result = self._run("agent_status", now_ms, agent_id=aid, status=status, reason=reason)
         if result[0] == "missing":
             raise NotFound(f"no agent {aid}")
         return list(result[1:])
@@ -159,14 +124,14 @@ class RedisRoutingStore:
         flat = self._run(
             "candidates",
             now_ms,
-            req.channel,
-            req.language or "*",
-            json.dumps(dict(req.skills)) if req.skills else "{}",
-            req.team or "",
-            json.dumps(dict(declined)) if declined else "{}",
-            want,
-            max_scan,
-            json.dumps(sorted(exclude)) if exclude else "[]",
+            channel=req.channel,
+            language=req.language or "*",
+            skills=json.dumps(dict(req.skills)) if req.skills else "{}",
+            team=req.team or "",
+            declined=json.dumps(dict(declined)) if declined else "{}",
+            want=want,
+            max_scan=max_scan,
+            exclude=json.dumps(sorted(exclude)) if exclude else "[]",
         )
         out = []
         for i in range(0, len(flat), 2):
@@ -183,7 +148,7 @@ class RedisRoutingStore:
         """
         done = 0
         while ids := self.redis.zrange(self.key("agents"), done, done + batch - 1):
-            self._run("reindex", now_ms, json.dumps(ids))
+            self._run("reindex", now_ms, agent_ids=json.dumps(ids))
             done += len(ids)
         return done
 
@@ -231,19 +196,19 @@ class RedisRoutingStore:
         created, sticky, agent, verified = self._run(
             "task_create",
             now_ms,
-            tid,
-            json.dumps(fields),
-            json.dumps([[m, d] for m, d in timers]),
-            "1" if escalated else "0",
-            iso(int(fields["due"])),
-            sticky_timeout_ms,
-            "1" if route is not None else "0",
-            (route.language if route else None) or "*",
-            json.dumps(dict(route.skills)) if route and route.skills else "{}",
-            (route.team if route else None) or "",
-            rid,
-            expires,
-            iso(expires) if expires else "",
+            task_id=tid,
+            task=json.dumps(fields),
+            timers=json.dumps([[m, d] for m, d in timers]),
+            escalated="1" if escalated else "0",
+            sla_due_at=iso(int(fields["due"])),
+            sticky_timeout_ms=sticky_timeout_ms,
+            route="1" if route is not None else "0",
+            language=(route.language if route else None) or "*",
+            skills=json.dumps(dict(route.skills)) if route and route.skills else "{}",
+            team=(route.team if route else None) or "",
+            reservation_id=rid,
+            expires_ms=expires,
+            expires_at=iso(expires) if expires else "",
         )
         return bool(created), sticky or None, agent or None, verified or None
 
@@ -291,7 +256,16 @@ class RedisRoutingStore:
     def reserve(
         self, tid: str, aid: str, rid: str, expires_ms: int, version: str, now_ms: int
     ) -> str:
-        return self._run("reserve", now_ms, tid, aid, rid, expires_ms, iso(expires_ms), version)
+        return self._run(
+            "reserve",
+            now_ms,
+            task_id=tid,
+            agent_id=aid,
+            reservation_id=rid,
+            expires_ms=expires_ms,
+            expires_at=iso(expires_ms),
+            version=version,
+        )
 
     def accept(
         self,
@@ -306,20 +280,33 @@ class RedisRoutingStore:
         ended as a timeout in the same step; ``not_yours``: not ``as_agent``'s offer."""
         minute = str(now_ms // 60_000)
         result = self._run(
-            "accept", now_ms, rid, minute, sticky_memory_s, cooloff_ms, away_after, as_agent or ""
+            "accept",
+            now_ms,
+            reservation_id=rid,
+            minute=minute,
+            sticky_memory_s=sticky_memory_s,
+            cooloff_ms=cooloff_ms,
+            away_after=away_after,
+            as_agent=as_agent or "",
         )
         return _outcome(result)
 
     def reject(
         self, rid: str, cooloff_ms: int, now_ms: int, as_agent: str | None = None
     ) -> tuple[str, dict[str, str]]:
-        return _outcome(self._run("reject", now_ms, rid, cooloff_ms, as_agent or ""))
+        return _outcome(
+            self._run(
+                "reject", now_ms, reservation_id=rid, cooloff_ms=cooloff_ms, as_agent=as_agent or ""
+            )
+        )
 
     def complete(
         self, tid: str, retention_s: int, now_ms: int, as_agent: str | None = None
     ) -> tuple[str, str | None, int, dict[str, str]]:
         """(outcome, agent freed, tasks waiting on its channel, the task after the step)."""
-        result = self._run("complete", now_ms, tid, retention_s, as_agent or "")
+        result = self._run(
+            "complete", now_ms, task_id=tid, retention_s=retention_s, as_agent=as_agent or ""
+        )
         if result[0] != "ok":
             return result[0], None, 0, {}
         flat = result[3]
@@ -328,21 +315,44 @@ class RedisRoutingStore:
     def cancel(
         self, tid: str, reason: str, retention_s: int, now_ms: int, as_agent: str | None = None
     ) -> tuple[str, str]:
-        outcome, freed = self._run("cancel", now_ms, tid, reason, retention_s, as_agent or "")
+        outcome, freed = self._run(
+            "cancel",
+            now_ms,
+            task_id=tid,
+            reason=reason,
+            retention_s=retention_s,
+            as_agent=as_agent or "",
+        )
         return outcome, freed
 
     def erase_customer(self, customer_id: str, now_ms: int) -> list[str]:
-        freed = list(self._run("erase", now_ms, customer_id))
+        freed = list(self._run("erase", now_ms, customer_id=customer_id))
         idempotency.forget(self.redis, customer_id)  # stored responses name the customer
         return freed
 
     def rekey_customer(self, src: str, dst: str, unmerge: bool, now_ms: int) -> int:
-        return int(self._run("rekey", now_ms, src, dst, "1" if unmerge else "0"))
+        return int(
+            self._run(
+                "rekey",
+                now_ms,
+                from_customer=src,
+                to_customer=dst,
+                unmerge="1" if unmerge else "0",
+            )
+        )
 
     def mark_verified(
         self, customer_id: str, verification_id: str, now_ms: int, remember_s: int = 1800
     ) -> int:
-        return int(self._run("verified", now_ms, customer_id, verification_id, remember_s))
+        return int(
+            self._run(
+                "verified",
+                now_ms,
+                customer_id=customer_id,
+                verification_id=verification_id,
+                remember_s=remember_s,
+            )
+        )
 
     def tick(
         self,
@@ -354,7 +364,15 @@ class RedisRoutingStore:
         lead_wait_ms: int = 600_000,
     ) -> list[str]:
         return list(
-            self._run("tick", now_ms, limit, cooloff_ms, away_after, lead_team, lead_wait_ms)
+            self._run(
+                "tick",
+                now_ms,
+                limit=limit,
+                cooloff_ms=cooloff_ms,
+                away_after=away_after,
+                lead_team=lead_team,
+                lead_wait_ms=lead_wait_ms,
+            )
         )
 
     def next_timer_ms(self) -> int | None:
