@@ -10,23 +10,51 @@ from typing import Any
 
 from redis.cluster import RedisCluster
 
-from services.routing.adapters.redis import scripts
+from services.routing.adapters.redis import kpis, scripts
 from services.routing.adapters.redis.keys import Keys
-from services.routing.domain.model import Agent, NotFound, Requirements, Task
-from services.routing.records import agent_from_hash, iso, task_from_hash
+from services.routing.adapters.redis.records import (
+    agent_record,
+    pairs,
+    reservation_record,
+    task_from_hash,
+    task_record,
+)
+from services.routing.adapters.redis.relay import OutboxRelay
+from services.routing.domain.model import NotFound, Requirements, Task, iso
+from services.routing.domain.state import (
+    AgentRecord,
+    AgentTotals,
+    Creation,
+    Outcome,
+    QueueDepth,
+    Reservation,
+    ReserveOutcome,
+    Step,
+    TaskRecord,
+)
 from shared import idempotency
+from shared.kpis import BucketCounters
 from shared.logs import request_id_var
 
 
-def _outcome(result: Any) -> tuple[str, dict[str, str]]:
+def _refusal(outcome: str) -> Step:
+    """A script's refusal: 'missing', 'not_yours' or '<thing>_<state>'."""
+    if outcome == Outcome.MISSING:
+        return Step(Outcome.MISSING)
+    if outcome == Outcome.NOT_YOURS:
+        return Step(Outcome.NOT_YOURS)
+    return Step(Outcome.REFUSED, state=outcome.split("_", 1)[-1])
+
+
+def _reservation_step(rid: str, result: Any) -> Step:
     if isinstance(result, str):
-        return result, {}
-    flat = result[1]
-    return result[0], dict(zip(flat[::2], flat[1::2], strict=True))
+        return _refusal(result)
+    outcome = Outcome.EXPIRED if result[0] == "expired" else Outcome.OK
+    return Step(outcome, reservation=reservation_record(rid, pairs(result[1])))
 
 
-class RedisRoutingStore:
-    """The routing port on Redis (standalone or cluster)."""
+class RedisRoutingStore(OutboxRelay):
+    """Every routing port on Redis (standalone or cluster)."""
 
     def __init__(self, redis: Any, pool: str = "default") -> None:
         self.redis = redis
@@ -40,7 +68,7 @@ class RedisRoutingStore:
         }
 
     def key(self, *parts: str) -> str:
-        return self.prefix + ":".join(parts)
+        return self.keys.key(*parts)
 
     def _run(self, name: str, now_ms: int, **args: Any) -> Any:
         common = [
@@ -84,27 +112,22 @@ class RedisRoutingStore:
             raise NotFound(f"no agent {aid}")
         return list(result[1:])
 
-    def agent_hash(self, aid: str) -> dict[str, str]:
-        return self.redis.hgetall(self.key("agent", aid))
+    def agent(self, aid: str) -> AgentRecord | None:
+        h = self.redis.hgetall(self.keys.agent(aid))
+        return agent_record(aid, h) if h else None
 
-    def get_agent(self, aid: str) -> tuple[Agent, dict[str, str]]:
-        h = self.agent_hash(aid)
-        if not h:
-            raise NotFound(f"no agent {aid}")
-        return agent_from_hash(aid, h), h
-
-    def agents_after(self, after: str, limit: int) -> list[tuple[Agent, dict[str, str]]]:
+    def agents_after(self, after: str, limit: int) -> list[AgentRecord]:
         start = f"({after}" if after else "-"
         ids = self.redis.zrangebylex(self.key("agents"), start, "+", start=0, num=limit)
         return self._agents(ids)
 
-    def _agents(self, ids: Sequence[str]) -> list[tuple[Agent, dict[str, str]]]:
+    def _agents(self, ids: Sequence[str]) -> list[AgentRecord]:
         if not ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for aid in ids:
-            pipe.hgetall(self.key("agent", aid))
-        return [(agent_from_hash(a, h), h) for a, h in zip(ids, pipe.execute(), strict=True) if h]
+            pipe.hgetall(self.keys.agent(aid))
+        return [agent_record(a, h) for a, h in zip(ids, pipe.execute(), strict=True) if h]
 
     def candidates(
         self,
@@ -115,8 +138,8 @@ class RedisRoutingStore:
         exclude: Iterable[str] = (),
         now_ms: int,
         max_scan: int = 1024,
-    ) -> list[tuple[Agent, str]]:
-        """Up to ``want`` eligible agents, longest idle first, as (agent, profile version).
+    ) -> list[AgentRecord]:
+        """Up to ``want`` eligible agents, longest idle first.
 
         The server-side scan walks the smallest (channel, language, skill) index, so a
         decision reads a few agents, not all of them.
@@ -133,12 +156,7 @@ class RedisRoutingStore:
             max_scan=max_scan,
             exclude=json.dumps(sorted(exclude)) if exclude else "[]",
         )
-        out = []
-        for i in range(0, len(flat), 2):
-            raw = flat[i + 1]
-            h = dict(zip(raw[::2], raw[1::2], strict=True))
-            out.append((agent_from_hash(flat[i], h), h.get("version", "")))
-        return out
+        return [agent_record(flat[i], pairs(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     def reindex_agents(self, now_ms: int, batch: int = 500) -> int:
         """Re-file every agent in the candidate indexes its state calls for (idempotent).
@@ -152,7 +170,7 @@ class RedisRoutingStore:
             done += len(ids)
         return done
 
-    def agent_totals(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    def agent_totals(self) -> AgentTotals:
         """Agents per status, busy slots and capacity of agents not offline per channel,
         kept incrementally by the scripts."""
         pipe = self.redis.pipeline(transaction=False)
@@ -160,7 +178,7 @@ class RedisRoutingStore:
         pipe.hgetall(self.key("busy_slots"))
         pipe.hgetall(self.key("capacity_slots"))
         counts, busy, capacity = pipe.execute()
-        return (
+        return AgentTotals(
             {k: int(v) for k, v in counts.items()},
             {k: int(v) for k, v in busy.items()},
             {k: int(v) for k, v in capacity.items()},
@@ -184,9 +202,8 @@ class RedisRoutingStore:
         sticky_timeout_ms: int = 20_000,
         route: Requirements | None = None,
         offer: tuple[str, int] | None = None,
-    ) -> tuple[bool, str | None, str | None, str | None]:
-        """Store and queue a task: (created, sticky agent it waits for, agent reserved,
-        the verification id of a verification that came before it).
+    ) -> Creation:
+        """Store and queue a task.
 
         With ``route`` (requirements now) and ``offer`` (reservation id, expiry) the
         script also offers it to the longest-idle eligible agent, unless the customer
@@ -210,22 +227,26 @@ class RedisRoutingStore:
             expires_ms=expires,
             expires_at=iso(expires) if expires else "",
         )
-        return bool(created), sticky or None, agent or None, verified or None
+        return Creation(bool(created), sticky or None, agent or None, verified or None)
 
-    def task_hash(self, tid: str) -> dict[str, str]:
-        return self.redis.hgetall(self.key("task", tid))
+    def task(self, tid: str) -> TaskRecord | None:
+        h = self.redis.hgetall(self.keys.task(tid))
+        return task_record(tid, h) if h else None
 
-    def tasks(self, ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
+    def _task_hashes(self, ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
         if not ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for tid in ids:
-            pipe.hgetall(self.key("task", tid))
+            pipe.hgetall(self.keys.task(tid))
         return [(t, h) for t, h in zip(ids, pipe.execute(), strict=True) if h]
 
+    def tasks(self, ids: Sequence[str]) -> list[TaskRecord]:
+        return [task_record(t, h) for t, h in self._task_hashes(ids)]
+
     def queue_head(self, channel: str, limit: int, offset: int = 0) -> list[Task]:
-        ids = self.redis.zrange(self.key("queue", channel), offset, offset + limit - 1)
-        return [task_from_hash(t, h) for t, h in self.tasks(ids)]
+        ids = self.redis.zrange(self.keys.queue(channel), offset, offset + limit - 1)
+        return [task_from_hash(t, h) for t, h in self._task_hashes(ids)]
 
     def queue_window(self, channel: str, limit: int, after: int = 0) -> list[Task]:
         """The next ``limit`` queued tasks past rank ``after``, from a cursor in Redis.
@@ -255,16 +276,18 @@ class RedisRoutingStore:
     # -- transitions -----------------------------------------------------------------
     def reserve(
         self, tid: str, aid: str, rid: str, expires_ms: int, version: str, now_ms: int
-    ) -> str:
-        return self._run(
-            "reserve",
-            now_ms,
-            task_id=tid,
-            agent_id=aid,
-            reservation_id=rid,
-            expires_ms=expires_ms,
-            expires_at=iso(expires_ms),
-            version=version,
+    ) -> ReserveOutcome:
+        return ReserveOutcome(
+            self._run(
+                "reserve",
+                now_ms,
+                task_id=tid,
+                agent_id=aid,
+                reservation_id=rid,
+                expires_ms=expires_ms,
+                expires_at=iso(expires_ms),
+                version=version,
+            )
         )
 
     def accept(
@@ -275,9 +298,9 @@ class RedisRoutingStore:
         cooloff_ms: int = 30_000,
         away_after: int = 3,
         as_agent: str | None = None,
-    ) -> tuple[str, dict[str, str]]:
-        """(outcome, the reservation after the step); ``expired``: past its expires_at,
-        ended as a timeout in the same step; ``not_yours``: not ``as_agent``'s offer."""
+    ) -> Step:
+        """The reservation after the step; ``EXPIRED``: past its expires_at, ended as a
+        timeout in the same step; ``NOT_YOURS``: not ``as_agent``'s offer."""
         minute = str(now_ms // 60_000)
         result = self._run(
             "accept",
@@ -289,32 +312,29 @@ class RedisRoutingStore:
             away_after=away_after,
             as_agent=as_agent or "",
         )
-        return _outcome(result)
+        return _reservation_step(rid, result)
 
-    def reject(
-        self, rid: str, cooloff_ms: int, now_ms: int, as_agent: str | None = None
-    ) -> tuple[str, dict[str, str]]:
-        return _outcome(
-            self._run(
-                "reject", now_ms, reservation_id=rid, cooloff_ms=cooloff_ms, as_agent=as_agent or ""
-            )
+    def reject(self, rid: str, cooloff_ms: int, now_ms: int, as_agent: str | None = None) -> Step:
+        result = self._run(
+            "reject", now_ms, reservation_id=rid, cooloff_ms=cooloff_ms, as_agent=as_agent or ""
         )
+        return _reservation_step(rid, result)
 
     def complete(
         self, tid: str, retention_s: int, now_ms: int, as_agent: str | None = None
-    ) -> tuple[str, str | None, int, dict[str, str]]:
-        """(outcome, agent freed, tasks waiting on its channel, the task after the step)."""
+    ) -> Step:
+        """The task after the step, the agent freed and the tasks waiting on its channel."""
         result = self._run(
             "complete", now_ms, task_id=tid, retention_s=retention_s, as_agent=as_agent or ""
         )
         if result[0] != "ok":
-            return result[0], None, 0, {}
-        flat = result[3]
-        return "ok", result[1], int(result[2]), dict(zip(flat[::2], flat[1::2], strict=True))
+            return _refusal(result[0])
+        task = task_record(tid, pairs(result[3]))
+        return Step(Outcome.OK, task=task, freed_agent=result[1], waiting=int(result[2]))
 
     def cancel(
         self, tid: str, reason: str, retention_s: int, now_ms: int, as_agent: str | None = None
-    ) -> tuple[str, str]:
+    ) -> Step:
         outcome, freed = self._run(
             "cancel",
             now_ms,
@@ -323,7 +343,9 @@ class RedisRoutingStore:
             retention_s=retention_s,
             as_agent=as_agent or "",
         )
-        return outcome, freed
+        if outcome != "ok":
+            return _refusal(outcome)
+        return Step(Outcome.OK, freed_agent=freed or None)
 
     def erase_customer(self, customer_id: str, now_ms: int) -> list[str]:
         freed = list(self._run("erase", now_ms, customer_id=customer_id))
@@ -380,17 +402,18 @@ class RedisRoutingStore:
         return int(first[0][1]) if first else None
 
     # -- reservations ------------------------------------------------------------------
-    def reservation(self, rid: str) -> dict[str, str]:
-        return self.redis.hgetall(self.key("res", rid))
+    def reservation(self, rid: str) -> Reservation | None:
+        h = self.redis.hgetall(self.keys.reservation(rid))
+        return reservation_record(rid, h) if h else None
 
-    def pending_reservations(self, aid: str) -> list[tuple[str, dict[str, str]]]:
+    def pending_reservations(self, aid: str) -> list[Reservation]:
         ids = sorted(self.redis.smembers(self.key("agent_res", aid)))
         if not ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for rid in ids:
             pipe.hgetall(self.key("res", rid))
-        return [(r, h) for r, h in zip(ids, pipe.execute(), strict=True) if h]
+        return [reservation_record(r, h) for r, h in zip(ids, pipe.execute(), strict=True) if h]
 
     def offer_cursor(self, aid: str) -> str:
         """The id of the agent's latest offer notification ("0-0" when none)."""
@@ -406,8 +429,8 @@ class RedisRoutingStore:
     # -- statistics ----------------------------------------------------------------------
     def waiting(
         self, categories: Sequence[str], channels: Sequence[str]
-    ) -> dict[tuple[str, str], tuple[int, int | None]]:
-        """(category, channel) -> (waiting count, oldest created ms or None)."""
+    ) -> dict[tuple[str, str], QueueDepth]:
+        """(category, channel) -> waiting count and oldest created ms (None: none waits)."""
         pairs = [(c, ch) for c in categories for ch in channels]
         pipe = self.redis.pipeline(transaction=False)
         for c, ch in pairs:
@@ -417,7 +440,7 @@ class RedisRoutingStore:
         out = {}
         for i, pair in enumerate(pairs):
             count, oldest = raw[2 * i], raw[2 * i + 1]
-            out[pair] = (count, int(oldest[0][1]) if oldest else None)
+            out[pair] = QueueDepth(count, int(oldest[0][1]) if oldest else None)
         return out
 
     def minute_buckets(self, minutes: Sequence[int]) -> list[dict[str, str]]:
@@ -426,32 +449,6 @@ class RedisRoutingStore:
             pipe.hgetall(self.key("stats", "m", str(m)))
         return pipe.execute()
 
-    # -- outbox relay ------------------------------------------------------------------
-    def relay(self, target: str, maxlen: int, batch: int = 500, block_ms: int = 0) -> int:
-        """Move outbox entries to the public stream, oldest first; XADD before XDEL.
-
-        A crash between the two re-sends entries: consumers deduplicate by event id.
-        """
-        if block_ms:
-            got = self.redis.xread({self.outbox: "0-0"}, count=batch, block=block_ms)
-            entries = got[0][1] if got else []
-        else:
-            entries = self.redis.xrange(self.outbox, count=batch)
-        if not entries:
-            return 0
-        pipe = self.redis.pipeline(transaction=False)
-        for _, fields in entries:
-            pipe.xadd(target, fields, maxlen=maxlen, approximate=True)
-        pipe.execute()
-        self.redis.xdel(self.outbox, *[eid for eid, _ in entries])
-        return len(entries)
-
-    def acquire_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
-        """A renewable lease: only one dispatcher relays at a time (keeps event order)."""
-        key = self.key("lease", name)
-        if self.redis.set(key, holder, nx=True, px=ttl_ms):
-            return True
-        if self.redis.get(key) == holder:
-            self.redis.pexpire(key, ttl_ms)
-            return True
-        return False
+    def kpi_window(self, window_seconds: int, now_s: float) -> dict[str, int]:
+        """First-response counters over the window (folded by the KPI projection)."""
+        return BucketCounters(self.redis, kpis.GROUP).window(window_seconds, now_s)
