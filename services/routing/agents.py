@@ -23,16 +23,18 @@ class AgentUseCases:
         profile = dict(profile)
         if "languages" in profile:
             profile["languages"] = sorted({lang(x) for x in profile["languages"] or ()})
-        created, requeued = self.store.put_agent(aid, profile, self.now())
-        for tid in requeued:  # offers ended by going offline go to the next agent
+        change = self.store.put_agent(aid, profile, self.now())
+        for tid in change.requeued:  # offers ended by going offline go to the next agent
             self.offering.match_task(tid)
         if profile.get("status") == "available":
             self.offering.match_agent(aid)
-        return self.agent_view(aid), created
+        return self.agent_view(aid), change.created
 
     def set_agent_status(self, aid: str, status: str) -> dict[str, Any]:
-        requeued = self.store.set_status(aid, status, "agent", self.now())
-        for tid in requeued:
+        change = self.store.set_status(aid, status, "agent", self.now())
+        if change is None:
+            raise NotFound(f"no agent {aid}")
+        for tid in change.requeued:
             self.offering.match_task(tid)
         if status == "available":
             self.offering.match_agent(aid)

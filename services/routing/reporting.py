@@ -9,7 +9,7 @@ from typing import Any
 from services.routing.config import RoutingConfig
 from services.routing.domain.kpis import FIELD_BENCHMARK_SECONDS, first_response
 from services.routing.domain.model import AGENT_STATUSES, CATEGORIES, iso
-from services.routing.domain.stats import sum_buckets, window_minutes
+from services.routing.domain.stats import window_minutes
 from services.routing.ports import StatsStore
 from shared.events import utcnow_iso
 
@@ -25,7 +25,7 @@ class ReportingUseCases:
         channels = self.store.channels()
         waiting = self.store.waiting(CATEGORIES, channels)
         available = self.store.available_counts(channels)
-        totals = sum_buckets(self.store.minute_buckets(window_minutes(now)))
+        totals = self.store.answered(window_minutes(now))
         items = []
         for category in CATEGORIES:
             for channel in channels:

@@ -90,6 +90,12 @@ class Creation:
 
 
 @dataclass(frozen=True)
+class AgentChange:
+    created: bool  # a new agent
+    requeued: tuple[str, ...] = ()  # tasks whose offers ended as it went offline
+
+
+@dataclass(frozen=True)
 class QueueDepth:
     count: int
     oldest_created_ms: int | None

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from services.routing.agents import AgentUseCases
 from services.routing.config import RoutingConfig
 from services.routing.domain.matching import RelaxationStep
 from services.routing.domain.model import Agent, InvalidTransition, NotFound, Requirements, Task
 from services.routing.domain.state import (
+    AgentChange,
     AgentRecord,
     Creation,
     Outcome,
@@ -103,13 +105,11 @@ class RecordingStore(TaskStore, AgentStore):
         return []
 
     # -- AgentStore
-    def put_agent(
-        self, aid: str, profile: Mapping[str, Any], now_ms: int
-    ) -> tuple[bool, list[str]]:
-        return True, []
+    def put_agent(self, aid: str, profile: Mapping[str, Any], now_ms: int) -> AgentChange:
+        return AgentChange(created=True)
 
-    def set_status(self, aid: str, status: str, reason: str, now_ms: int) -> list[str]:
-        return []
+    def set_status(self, aid: str, status: str, reason: str, now_ms: int) -> AgentChange | None:
+        return None
 
     def agent(self, aid: str) -> AgentRecord | None:
         return None
@@ -213,3 +213,10 @@ def test_a_refused_completion_names_the_state_the_table_forbids_it_from() -> Non
     store.refuse = None
     with pytest.raises(NotFound, match="^no task t_1$"):
         svc.cancel_task("t_1", "hung up")
+
+
+def test_a_status_for_an_unknown_agent_is_not_found() -> None:
+    svc, store = service()
+    agents = AgentUseCases(store, svc.offering, lambda: NOW)
+    with pytest.raises(NotFound, match="^no agent ghost$"):
+        agents.set_agent_status("ghost", "available")

@@ -20,8 +20,9 @@ from services.routing.adapters.redis.records import (
     task_record,
 )
 from services.routing.adapters.redis.relay import OutboxRelay
-from services.routing.domain.model import NotFound, Requirements, Task, iso
+from services.routing.domain.model import Requirements, Task, iso
 from services.routing.domain.state import (
+    AgentChange,
     AgentRecord,
     AgentTotals,
     Creation,
@@ -32,6 +33,7 @@ from services.routing.domain.state import (
     Step,
     TaskRecord,
 )
+from services.routing.domain.stats import AnswerTotals, sum_buckets
 from shared import idempotency
 from shared.kpis import BucketCounters
 from shared.logs import request_id_var
@@ -82,12 +84,9 @@ class RedisRoutingStore(OutboxRelay):
         return self._scripts[name](keys=[self.outbox], args=common + own)
 
     # -- agents ------------------------------------------------------------------
-    def put_agent(
-        self, aid: str, profile: Mapping[str, Any], now_ms: int
-    ) -> tuple[bool, list[str]]:
-        """(created, tasks requeued because the agent went offline)."""
+    def put_agent(self, aid: str, profile: Mapping[str, Any], now_ms: int) -> AgentChange:
         result = self._run("agent_put", now_ms, agent_id=aid, profile=json.dumps(profile))
-        return bool(result[0]), [str(t) for t in result[1:]]
+        return AgentChange(bool(result[0]), tuple(str(t) for t in result[1:]))
 
     def put_agents(self, profiles: Mapping[str, Mapping[str, Any]], now_ms: int) -> None:
         """Seed many agents in pipelined batches (imports, benchmarks); one script each."""
@@ -106,11 +105,12 @@ class RedisRoutingStore(OutboxRelay):
                 self._scripts["agent_put"](keys=[self.outbox], args=common + own, client=pipe)
             pipe.execute()
 
-    def set_status(self, aid: str, status: str, reason: str, now_ms: int) -> list[str]:
+    def set_status(self, aid: str, status: str, reason: str, now_ms: int) -> AgentChange | None:
+        """None: no such agent."""
         result = self._run("agent_status", now_ms, agent_id=aid, status=status, reason=reason)
         if result[0] == "missing":
-            raise NotFound(f"no agent {aid}")
-        return list(result[1:])
+            return None
+        return AgentChange(False, tuple(str(t) for t in result[1:]))
 
     def agent(self, aid: str) -> AgentRecord | None:
         h = self.redis.hgetall(self.keys.agent(aid))
@@ -443,11 +443,12 @@ class RedisRoutingStore(OutboxRelay):
             out[pair] = QueueDepth(count, int(oldest[0][1]) if oldest else None)
         return out
 
-    def minute_buckets(self, minutes: Sequence[int]) -> list[dict[str, str]]:
+    def answered(self, minutes: Sequence[int]) -> dict[tuple[str, str], AnswerTotals]:
+        """Answers per (category, channel) over the minute buckets."""
         pipe = self.redis.pipeline(transaction=False)
         for m in minutes:
             pipe.hgetall(self.key("stats", "m", str(m)))
-        return pipe.execute()
+        return sum_buckets(pipe.execute())
 
     def kpi_window(self, window_seconds: int, now_s: float) -> dict[str, int]:
         """First-response counters over the window (folded by the KPI projection)."""
