@@ -10,15 +10,21 @@
 -- ARGV[11] as_agent: the caller's bound agent or ''
 -- Returns: 'missing', 'not_yours', 'res_<status>', {'expired', HGETALL res} or {'ok', HGETALL res}
 
-local rid = ARGV[6]
+local reservation_id = ARGV[6]
+local minute = ARGV[7]
+local sticky_memory_s = ARGV[8]
+local cooloff_ms = ARGV[9]
+local away_after = ARGV[10]
+local as_agent = ARGV[11]
+local rid = reservation_id
 local rkey = P .. 'res:' .. rid
 local r = hgetall(rkey)
 if not r.status then return 'missing' end
-if (ARGV[11] or '') ~= '' and r.agent ~= ARGV[11] then return 'not_yours' end
+if (as_agent or '') ~= '' and r.agent ~= as_agent then return 'not_yours' end
 if r.status ~= 'pending' then return 'res_' .. r.status end
 if NOW >= tonumber(r.expires) then
   -- Expired, the dispatcher just has not ticked yet: end it as its timer would.
-  end_reservation(rid, 'timeout', tonumber(ARGV[9]), tonumber(ARGV[10]))
+  end_reservation(rid, 'timeout', tonumber(cooloff_ms), tonumber(away_after))
   return {'expired', redis.call('HGETALL', rkey)}
 end
 local tkey = P .. 'task:' .. r.task
@@ -31,8 +37,8 @@ drop_task_timers(r.task)
 local waited = NOW - tonumber(t.created)
 redis.call('HSET', tkey, 'status', 'assigned', 'assigned', NOW, 'waited_ms', waited)
 redis.call('HSET', P .. 'agent:' .. r.agent, 'missed', 0)
-redis.call('SET', P .. 'last_agent:' .. t.customer_id, r.agent, 'EX', ARGV[8])
-local bucket = P .. 'stats:m:' .. ARGV[7]
+redis.call('SET', P .. 'last_agent:' .. t.customer_id, r.agent, 'EX', sticky_memory_s)
+local bucket = P .. 'stats:m:' .. minute
 local prefix = t.category .. '|' .. t.channel .. '|'
 redis.call('HINCRBY', bucket, prefix .. 'answered', 1)
 if NOW <= tonumber(t.due) then redis.call('HINCRBY', bucket, prefix .. 'within', 1) end

@@ -6,8 +6,9 @@
 -- ARGV[7] profile: JSON {name, team, skills, languages, channels, status?}
 -- Returns: {created 1/0, task requeued, ...} (offers ended by going offline)
 
-local aid = ARGV[6]
-local p = cjson.decode(ARGV[7])
+local agent_id, profile = ARGV[6], ARGV[7]
+local aid = agent_id
+local p = cjson.decode(profile)
 local akey = P .. 'agent:' .. aid
 local old = hgetall(akey)
 local created = old.status == nil

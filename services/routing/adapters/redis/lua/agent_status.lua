@@ -7,10 +7,11 @@
 -- ARGV[8] reason: why (agent, admin...)
 -- Returns: {'missing'} or {'ok', task requeued, ...}
 
-local aid = ARGV[6]
+local agent_id, status, reason = ARGV[6], ARGV[7], ARGV[8]
+local aid = agent_id
 local akey = P .. 'agent:' .. aid
 local a = hgetall(akey)
 if not a.status then return {'missing'} end
 local requeued = {'ok'}
-change_status(aid, a, ARGV[7], ARGV[8], requeued)  -- re-files the agent
+change_status(aid, a, status, reason, requeued)  -- re-files the agent
 return requeued

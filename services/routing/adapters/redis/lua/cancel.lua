@@ -9,14 +9,15 @@
 -- Uses: cancel_task.lua, customer.lua
 -- Returns: {outcome ('ok', 'missing', 'not_yours', 'task_<status>'), agent freed or ''}
 
-if (ARGV[9] or '') ~= '' then
-  local t = hgetall(P .. 'task:' .. ARGV[6])
-  if t.status and t.agent ~= ARGV[9] then return {'not_yours', ''} end
+local task_id, reason, retention_s, as_agent = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+if (as_agent or '') ~= '' then
+  local t = hgetall(P .. 'task:' .. task_id)
+  if t.status and t.agent ~= as_agent then return {'not_yours', ''} end
 end
-local freed, outcome = cancel_task(ARGV[6], ARGV[7])
+local freed, outcome = cancel_task(task_id, reason)
 if outcome == 'ok' then
-  redis.call('EXPIRE', P .. 'task:' .. ARGV[6], ARGV[8])
-  local cust = redis.call('HGET', P .. 'task:' .. ARGV[6], 'customer_id')
-  if cust then settle_customer(cust, ARGV[6]) end
+  redis.call('EXPIRE', P .. 'task:' .. task_id, retention_s)
+  local cust = redis.call('HGET', P .. 'task:' .. task_id, 'customer_id')
+  if cust then settle_customer(cust, task_id) end
 end
 return {outcome, freed or ''}

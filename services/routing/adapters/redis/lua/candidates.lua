@@ -12,10 +12,18 @@
 -- ARGV[13] exclude: JSON list of agents to leave out
 -- Returns: {agent id, HGETALL agent, ...}
 
+local channel = ARGV[6]
+local language = ARGV[7]
+local skills = ARGV[8]
+local team = ARGV[9]
+local declined = ARGV[10]
+local want = ARGV[11]
+local max_scan = ARGV[12]
+local exclude = ARGV[13]
 local skip = {}
-for _, aid in ipairs(cjson.decode(ARGV[13])) do skip[aid] = true end
-local found = scan_candidates(ARGV[6], ARGV[7], cjson.decode(ARGV[8]), ARGV[9],
-  cjson.decode(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), skip)
+for _, aid in ipairs(cjson.decode(exclude)) do skip[aid] = true end
+local found = scan_candidates(channel, language, cjson.decode(skills), team,
+  cjson.decode(declined), tonumber(want), tonumber(max_scan), skip)
 local out = {}
 for _, c in ipairs(found) do out[#out + 1] = c[1]; out[#out + 1] = c[2] end
 return out

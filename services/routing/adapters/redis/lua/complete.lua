@@ -8,15 +8,16 @@
 -- Uses: customer.lua
 -- Returns: {'missing'}, {'not_yours'}, {'task_<status>'} or {'ok', agent, tasks waiting on its channel, HGETALL task}
 
-local tid = ARGV[6]
+local task_id, retention_s, as_agent = ARGV[6], ARGV[7], ARGV[8]
+local tid = task_id
 local tkey = P .. 'task:' .. tid
 local t = hgetall(tkey)
 if not t.status then return {'missing'} end
 -- In the same step as the transition: the task's agent cannot change in between.
-if (ARGV[8] or '') ~= '' and t.agent ~= ARGV[8] then return {'not_yours'} end
+if (as_agent or '') ~= '' and t.agent ~= as_agent then return {'not_yours'} end
 if t.status ~= 'assigned' then return {'task_' .. t.status} end
 redis.call('HSET', tkey, 'status', 'completed', 'ended', NOW)
-redis.call('EXPIRE', tkey, ARGV[7])
+redis.call('EXPIRE', tkey, retention_s)
 settle_customer(t.customer_id, tid)
 release(t.agent, t.channel)
 emit('routing.task.completed', {task_id = tid, customer_id = t.customer_id, agent_id = t.agent,

@@ -6,7 +6,8 @@
 -- Uses: cancel_task.lua
 -- Returns: {agent freed, ...}
 
-local cust = ARGV[6]
+local customer_id = ARGV[6]
+local cust = customer_id
 local ckey = P .. 'cust:' .. cust
 local freed = {}
 local n = 0

@@ -5,5 +5,6 @@
 -- ARGV[6] agent_ids: JSON list of agent ids
 -- Returns: 0
 
-for _, aid in ipairs(cjson.decode(ARGV[6])) do reindex(aid, hgetall(P .. 'agent:' .. aid)) end
+local agent_ids = ARGV[6]
+for _, aid in ipairs(cjson.decode(agent_ids)) do reindex(aid, hgetall(P .. 'agent:' .. aid)) end
 return 0

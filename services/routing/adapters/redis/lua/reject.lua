@@ -7,9 +7,10 @@
 -- ARGV[8] as_agent: the caller's bound agent or ''
 -- Returns: 'missing', 'not_yours', 'res_<status>' or {'ok', HGETALL res}
 
-local r = hgetall(P .. 'res:' .. ARGV[6])
+local reservation_id, cooloff_ms, as_agent = ARGV[6], ARGV[7], ARGV[8]
+local r = hgetall(P .. 'res:' .. reservation_id)
 if not r.status then return 'missing' end
-if (ARGV[8] or '') ~= '' and r.agent ~= ARGV[8] then return 'not_yours' end
+if (as_agent or '') ~= '' and r.agent ~= as_agent then return 'not_yours' end
 if r.status ~= 'pending' then return 'res_' .. r.status end
-end_reservation(ARGV[6], 'rejected', tonumber(ARGV[7]), 1000000)
-return {'ok', redis.call('HGETALL', P .. 'res:' .. ARGV[6])}
+end_reservation(reservation_id, 'rejected', tonumber(cooloff_ms), 1000000)
+return {'ok', redis.call('HGETALL', P .. 'res:' .. reservation_id)}

@@ -18,10 +18,23 @@
 -- ARGV[18] expires_at: its expiry, RFC 3339 ('' when none)
 -- Returns: {created 1/0, sticky agent or '', agent reserved or '', verification id applied or ''}
 
-local tid = ARGV[6]
+local task_id = ARGV[6]
+local task = ARGV[7]
+local timers = ARGV[8]
+local escalated = ARGV[9]
+local sla_due_at = ARGV[10]
+local sticky_timeout_ms = ARGV[11]
+local route = ARGV[12]
+local language = ARGV[13]
+local skills = ARGV[14]
+local team = ARGV[15]
+local reservation_id = ARGV[16]
+local expires_ms = ARGV[17]
+local expires_at = ARGV[18]
+local tid = task_id
 local tkey = P .. 'task:' .. tid
 if redis.call('EXISTS', tkey) == 1 then return {0, '', '', ''} end
-local t = cjson.decode(ARGV[7])
+local t = cjson.decode(task)
 local flat = {}
 for k, v in pairs(t) do flat[#flat + 1] = k; flat[#flat + 1] = tostring(v) end
 redis.call('HSET', tkey, unpack(flat))
@@ -38,7 +51,7 @@ redis.call('SADD', P .. 'cust:' .. t.customer_id, tid)
 -- find tasks only here); ending tasks give it theirs (settle_customer).
 redis.call('PERSIST', P .. 'cust:' .. t.customer_id)
 redis.call('SADD', P .. 'channels', t.channel)
-for _, pair in ipairs(cjson.decode(ARGV[8])) do
+for _, pair in ipairs(cjson.decode(timers)) do
   redis.call('ZADD', P .. 'timers', pair[2], pair[1])
 end
 -- The customer's previous agent, unless offline (then skipped at once).
@@ -48,14 +61,14 @@ if last then
   local st = redis.call('HGET', P .. 'agent:' .. last, 'status')
   if st and st ~= 'offline' then
     sticky = last
-    local until_ms = NOW + tonumber(ARGV[11])
+    local until_ms = NOW + tonumber(sticky_timeout_ms)
     redis.call('HSET', tkey, 'sticky_agent', last, 'sticky_until', until_ms)
     redis.call('ZADD', P .. 'timers', until_ms, 'sticky|' .. tid)
   end
 end
 emit('routing.task.created', {task_id = tid, customer_id = t.customer_id, channel = t.channel,
-  category = t.category, priority = tonumber(t.priority), sla_due_at = ARGV[10]})
-if ARGV[9] == '1' then
+  category = t.category, priority = tonumber(t.priority), sla_due_at = sla_due_at})
+if escalated == '1' then
   emit('routing.task.escalated', {task_id = tid, customer_id = t.customer_id,
     channel = t.channel, category = t.category, reason = 'negative_sentiment',
     team = t.team})
@@ -66,13 +79,13 @@ if vid then
 end
 -- Default strategy and no sticky agent: the first eligible agent in idle order is the
 -- decision, taken here - one round trip from request to offer.
-if ARGV[12] == '1' and sticky == '' then
-  local found = scan_candidates(t.channel, ARGV[13], cjson.decode(ARGV[14]), ARGV[15], {},
+if route == '1' and sticky == '' then
+  local found = scan_candidates(t.channel, language, cjson.decode(skills), team, {},
     1, 1024, {})
   if #found > 0 then
     local aid = found[1][1]
-    do_reserve(tid, t, aid, found[1][3], ARGV[16], ARGV[17], ARGV[18])
-    notify_offer(aid, ARGV[16])
+    do_reserve(tid, t, aid, found[1][3], reservation_id, expires_ms, expires_at)
+    notify_offer(aid, reservation_id)
     return {1, '', aid, vid or ''}
   end
   return {1, '', '', vid or ''}

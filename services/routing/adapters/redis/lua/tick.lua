@@ -10,13 +10,18 @@
 -- ARGV[10] lead_wait_ms: how long the lead team alone may take an escalated task
 -- Returns: {'t:<task>' / 'a:<agent>' to match again, ...}
 
-local due = redis.call('ZRANGEBYSCORE', P .. 'timers', '-inf', NOW, 'LIMIT', 0, ARGV[6])
+local limit = ARGV[6]
+local cooloff_ms = ARGV[7]
+local away_after = ARGV[8]
+local lead_team = ARGV[9]
+local lead_wait_ms = ARGV[10]
+local due = redis.call('ZRANGEBYSCORE', P .. 'timers', '-inf', NOW, 'LIMIT', 0, limit)
 local out = {}
 for _, member in ipairs(due) do
   redis.call('ZREM', P .. 'timers', member)
   local kind, id = string.match(member, '^(%a+)|(.+)$')
   if kind == 'res' then
-    local r = end_reservation(id, 'timeout', tonumber(ARGV[7]), tonumber(ARGV[8]))
+    local r = end_reservation(id, 'timeout', tonumber(cooloff_ms), tonumber(away_after))
     if r then out[#out + 1] = 't:' .. r.task; out[#out + 1] = 'a:' .. r.agent end
   else
     local tid = id
@@ -31,11 +36,11 @@ for _, member in ipairs(due) do
     elseif kind == 'lead' and open and t.lead_escalated ~= '1' then
       -- Leads first, then anyone qualified (a 'leadend' timer retries then): a
       -- requirement for good would strand the task when no lead comes on shift.
-      local until_ms = NOW + tonumber(ARGV[10])
-      redis.call('HSET', tkey, 'lead_escalated', '1', 'team', ARGV[9], 'team_until', until_ms)
+      local until_ms = NOW + tonumber(lead_wait_ms)
+      redis.call('HSET', tkey, 'lead_escalated', '1', 'team', lead_team, 'team_until', until_ms)
       redis.call('ZADD', P .. 'timers', until_ms, 'leadend|' .. tid)
       emit('routing.task.escalated', {task_id = tid, customer_id = t.customer_id,
-        channel = t.channel, category = t.category, reason = 'team_lead', team = ARGV[9]})
+        channel = t.channel, category = t.category, reason = 'team_lead', team = lead_team})
       out[#out + 1] = 't:' .. tid
     elseif t.status == 'queued' then
       out[#out + 1] = 't:' .. tid

@@ -7,16 +7,17 @@
 -- ARGV[8] remember_s: how long a later task still counts
 -- Returns: the number of tasks marked
 
+local customer_id, verification_id, remember_s = ARGV[6], ARGV[7], ARGV[8]
 -- Remembered for tasks created after the event (the customer verifies, then is queued).
-redis.call('SET', P .. 'verified:' .. ARGV[6], ARGV[7], 'EX', ARGV[8])
+redis.call('SET', P .. 'verified:' .. customer_id, verification_id, 'EX', remember_s)
 local marked = 0
-for _, tid in ipairs(redis.call('SMEMBERS', P .. 'cust:' .. ARGV[6])) do
+for _, tid in ipairs(redis.call('SMEMBERS', P .. 'cust:' .. customer_id)) do
   local tkey = P .. 'task:' .. tid
   local t = hgetall(tkey)
   if (t.status == 'queued' or t.status == 'reserved') and t.verified ~= '1' then
-    redis.call('HSET', tkey, 'verified', '1', 'verification_id', ARGV[7])
-    emit('routing.task.verified', {task_id = tid, customer_id = ARGV[6],
-      verification_id = ARGV[7]})
+    redis.call('HSET', tkey, 'verified', '1', 'verification_id', verification_id)
+    emit('routing.task.verified', {task_id = tid, customer_id = customer_id,
+      verification_id = verification_id})
     marked = marked + 1
   end
 end
