@@ -67,3 +67,10 @@ def test_a_caller_that_drifts_from_the_header_is_refused() -> None:
     reserve = scripts.source("reserve")
     with pytest.raises(TypeError, match="missing \\['version'\\]"):
         reserve.args(dict.fromkeys(reserve.argv[:-1], ""))
+
+
+@pytest.mark.parametrize("name", ENTRYPOINTS)
+def test_entrypoints_call_use_cases_not_the_store(name: str) -> None:
+    tree = ast.parse((ROUTING / name).read_text())
+    reached = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert "store" not in reached
