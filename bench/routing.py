@@ -44,7 +44,7 @@ from bench.common import (  # noqa: E402
     percentile,
     print_table,
 )
-from services.routing.adapters.redis_store import RedisRoutingStore  # noqa: E402
+from services.routing.adapters.redis.store import RedisRoutingStore  # noqa: E402
 from services.routing.config import RoutingConfig  # noqa: E402
 from services.routing.service import RoutingService  # noqa: E402
 

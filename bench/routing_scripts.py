@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import redis as redis_lib  # noqa: E402
 
 from bench.routing import SKILLS, task_cmd  # noqa: E402
-from services.routing.adapters.redis_store import RedisRoutingStore  # noqa: E402
+from services.routing.adapters.redis.store import RedisRoutingStore  # noqa: E402
 from services.routing.config import RoutingConfig  # noqa: E402
 from services.routing.service import RoutingService  # noqa: E402
 from shared.embedded_redis import RedisServer  # noqa: E402

@@ -6,7 +6,7 @@ import re
 import threading
 from typing import Any
 
-from services.routing import kpis, ownership
+from services.routing import ownership
 from services.routing.schemas import (
     OPAQUE_ID,
     AgentInSchema,
@@ -187,8 +187,7 @@ def queue_stats() -> dict[str, Any]:
 @blp.response(200, KpiSchema)
 def kpi_stats(args: dict[str, Any]) -> dict[str, Any]:
     """First response time per category over a window, from assignment events."""
-    sla = service().config.priority.sla_seconds
-    return kpis.stats(ctx().redis, args["window_seconds"], sla)
+    return service().kpi_stats(args["window_seconds"])
 
 
 @blp.route("/stats/agents", methods=["GET"])

@@ -18,8 +18,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.routing import kpis
-from services.routing.bootstrap import build_service
+from services.routing.bootstrap import build as build_wiring
 from services.routing.domain.model import CATEGORIES, CHANNEL_NAME
 from services.routing.service import RoutingService
 from shared import compaction
@@ -53,7 +52,7 @@ def handlers(service: RoutingService, redis: Any = None) -> Mapping[str, Handler
         if not (isinstance(data.get("profile_id"), str) and data.get("case_id")):
             return
         task_id = "case_" + hashlib.sha256(str(data["case_id"]).encode()).hexdigest()[:24]
-        if service.store.task_hash(task_id):
+        if service.task_exists(task_id):
             return  # a redelivery
         priority = str(data.get("priority") or "").lower()
         category = CASE_PRIORITY_TO_CATEGORY.get(priority, "basic")
@@ -102,7 +101,8 @@ def handlers(service: RoutingService, redis: Any = None) -> Mapping[str, Handler
 
 
 def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
-    service = build_service(settings, redis)
+    wiring = build_wiring(settings, redis)
+    service = wiring.service
     consumer = Consumer(
         redis,
         [STREAMS["crm"], STREAMS["identity"]],
@@ -112,13 +112,12 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
         **settings.consumer_options(),
     )
     # First response per category, folded from our own assignment events.
-    sla = service.config.priority.sla_seconds
     kpi = Consumer(
         redis,
         [STREAMS["routing"]],
-        kpis.GROUP,
-        consumer_name(kpis.GROUP),
-        kpis.handlers(redis, sla),
+        wiring.kpi_group,
+        consumer_name(wiring.kpi_group),
+        wiring.kpi_handlers,
         **settings.consumer_options(),
     )
     return [consumer.run, kpi.run]

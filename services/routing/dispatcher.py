@@ -23,8 +23,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from services.routing.adapters.redis_store import RedisRoutingStore
-from services.routing.bootstrap import build_service
+from services.routing.bootstrap import build as build_wiring
+from services.routing.ports import EventRelay
 from services.routing.service import RoutingService
 from shared import liveness
 from shared.config import Settings
@@ -51,7 +51,7 @@ def timer_loop(service: RoutingService, stop: threading.Event) -> None:
 
 
 def relay_loop(
-    store: RedisRoutingStore, maxlen: int, stop: threading.Event, holder: str | None = None
+    store: EventRelay, maxlen: int, stop: threading.Event, holder: str | None = None
 ) -> None:
     me = holder or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
     while not stop.is_set():
@@ -63,12 +63,12 @@ def relay_loop(
 
 
 def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
-    service = build_service(settings, redis)
-    store = RedisRoutingStore(redis, service.config.pool)
-    store.reindex_agents(service.now())  # fills indexes added since the agents were filed
+    wiring = build_wiring(settings, redis)
+    service = wiring.service
+    wiring.agents.reindex_agents(service.now())  # fills indexes added since agents were filed
     return [  # partials, not lambdas: the thread is named after the loop
         functools.partial(timer_loop, service),
-        functools.partial(relay_loop, store, settings.stream_maxlen),
+        functools.partial(relay_loop, wiring.relay, settings.stream_maxlen),
     ]
 
 

@@ -39,17 +39,12 @@ ENTRYPOINTS_IMPORTING_ADAPTERS: dict[str, str] = {
         "builds adapters.sql_compaction and sql_tables itself; CRM carve (c17): "
         "take them from bootstrap.build()"
     ),
-    "services/routing/dispatcher.py": (
-        "builds RedisRoutingStore itself; routing carve (r17): take it from bootstrap.build()"
-    ),
 }
 
 # path -> (its length the day it was listed: it may shrink, never grow; why, who removes it)
 OVERSIZED: dict[str, tuple[int, str]] = {
     "services/crm/service.py": (974, "CRM carve (c17): profiles, merging, cases, privacy"),
     "services/crm/adapters/sql_store.py": (604, "CRM carve (c17): the store split by area"),
-    "services/routing/service.py": (520, "routing carve (r17): use cases by area"),
-    "services/routing/adapters/lua.py": (730, "routing carve (r17): scripts to lua/*.lua"),
     "shared/bus.py": (
         507,
         "no carve planned yet: publisher, consumer loop and dead-lettering in one module "
@@ -62,7 +57,6 @@ LUA_IN_PYTHON: dict[str, str] = {
     "services/identity/adapters/breaker.py": IDENTITY_LUA,
     "services/identity/adapters/delivery_guard_store.py": IDENTITY_LUA,
     "services/identity/adapters/dev_outbox.py": IDENTITY_LUA,
-    "services/routing/adapters/lua.py": "routing carve (r17): the 16 scripts to lua/*.lua",
 }
 
 

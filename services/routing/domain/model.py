@@ -1,11 +1,5 @@
-"""Value objects of routing: agents, tasks, their requirements, and the domain errors.
-
-Error tree::
-
-    RoutingError
-     ├── NotFound            (unknown task, agent or reservation)
-     ├── InvalidTransition   (e.g. completing a queued task, accepting an expired offer)
-     └── InvalidRequest      (values the schemas cannot catch: unknown channel of an agent...)
+"""Value objects of routing: agents, tasks and their requirements (the errors are in
+``errors.py``, re-exported here).
 
 Times are integer milliseconds since the epoch: the Redis layer stores them so,
 and integer arithmetic keeps the ordering keys exact.
@@ -16,6 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from services.routing.domain.errors import AgentBinding as AgentBinding
+from services.routing.domain.errors import InvalidRequest as InvalidRequest
+from services.routing.domain.errors import InvalidTransition as InvalidTransition
+from services.routing.domain.errors import NotFound as NotFound
+from services.routing.domain.errors import RoutingError as RoutingError
 
 CATEGORIES = ("basic", "complex", "urgent")
 STATUSES = ("queued", "reserved", "assigned", "completed", "canceled")
@@ -25,26 +26,6 @@ OPEN_STATUSES = ("queued", "reserved", "assigned")
 # a pattern's $ also matches before a final newline, which made "chat\n" a channel.
 CHANNEL_PATTERN = r"^[a-z][a-z0-9_\-]{0,31}$"
 CHANNEL_NAME = re.compile(CHANNEL_PATTERN)
-
-
-class RoutingError(Exception):
-    """Base of every routing domain error."""
-
-
-class NotFound(RoutingError):
-    pass
-
-
-class InvalidTransition(RoutingError):
-    pass
-
-
-class InvalidRequest(RoutingError):
-    pass
-
-
-class AgentBinding(RoutingError):
-    """A key bound to one agent (API.md B) reached for another agent's resource."""
 
 
 @dataclass(frozen=True)
@@ -107,3 +88,12 @@ class Task:
 
     def waited_ms(self, now_ms: int) -> int:
         return max(0, now_ms - self.created_ms)
+
+
+def iso(ms: int) -> str:
+    """A time in ms as RFC 3339 with milliseconds, UTC (``Z``): how the API shows times."""
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.config import RoutingConfig
 from services.routing.service import RoutingService
 

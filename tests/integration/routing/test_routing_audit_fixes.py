@@ -88,7 +88,7 @@ def test_an_accept_after_expires_at_is_refused_and_ends_the_offer_as_a_timeout(
         service.accept(view["reservation_id"])
 
     res = service.store.reservation(view["reservation_id"])
-    assert res["status"] == "timeout"
+    assert res is not None and res.status == "timeout"
     assert service.task_view(view["task_id"])["agent_id"] == "a2"  # offered to the next
     assert [
         e["reservation_id"] for e in events(redis, type_prefix="routing.reservation.timeout")

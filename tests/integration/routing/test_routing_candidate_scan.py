@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.domain.matching import is_eligible
 from services.routing.domain.model import Requirements
 from services.routing.service import RoutingService
@@ -87,7 +87,7 @@ def test_the_server_side_scan_agrees_with_the_domain(service: RoutingService, cl
         }
         store.put_agent(f"a{i}", profile, clock())
         clock.advance(0.001)
-    agents = [a for a, _ in store.agents_after("", 1000)]
+    agents = [r.agent for r in store.agents_after("", 1000)]
     for _ in range(60):
         req = Requirements(
             channel=rng.choice(["chat", "voice"]),
@@ -97,7 +97,7 @@ def test_the_server_side_scan_agrees_with_the_domain(service: RoutingService, cl
         )
         found = store.candidates(req, 1000, declined={}, now_ms=clock())
         expected = {a.id for a in agents if is_eligible(a, req)}
-        assert {a.id for a, _ in found} == expected, req
+        assert {r.id for r in found} == expected, req
 
 
 def test_the_level_and_team_indexes_follow_load_and_profile_changes(

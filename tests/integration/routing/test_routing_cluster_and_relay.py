@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis.cluster import RedisCluster
 
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.config import RoutingConfig
 from services.routing.dispatcher import relay_loop, timer_loop
 from services.routing.service import RoutingService

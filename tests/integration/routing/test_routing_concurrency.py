@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.config import RoutingConfig
 from services.routing.service import RoutingService
 from shared.testing import ROOT
@@ -33,7 +33,7 @@ ROUTER = r"""
 import random, sys, time
 from dataclasses import replace
 import redis
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.config import RoutingConfig
 from services.routing.domain.model import RoutingError
 from services.routing.service import RoutingService

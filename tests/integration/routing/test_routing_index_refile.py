@@ -1,7 +1,7 @@
 """The candidate indexes kept incrementally equal the ones a full re-filing builds.
 
 Reserve, release and status changes re-file an agent only in the indexes whose
-membership or score changes (``refile`` in ``adapters/lua.py``); ``REINDEX`` files
+membership or score changes (``refile`` in ``adapters/redis/lua/prelude.lua``); ``REINDEX`` files
 every agent from scratch in every index its state calls for. After any sequence of
 transitions the two must agree, member for member and score for score.
 """
@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.domain.model import InvalidTransition, NotFound
 from services.routing.service import RoutingService
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from services.routing import kpis
-from services.routing.adapters.redis_store import RedisRoutingStore
+from services.routing.adapters.redis import kpis
+from services.routing.adapters.redis.store import RedisRoutingStore
 from services.routing.config import RoutingConfig
 from services.routing.service import RoutingService
 from shared.bus import Consumer
@@ -51,14 +51,14 @@ def test_stats_report_first_response_per_category_within_sla(redis: Any) -> None
     while consumer.run_once(block_ms=10):
         pass
 
-    report = kpis.stats(redis, 3600, sla)
+    report = service.kpi_stats(3600)
     rows = {row["category"]: row for row in report["first_response"]}
     assert rows["basic"]["answered"] == 2 and rows["basic"]["average_seconds"] == 46.5
     assert rows["basic"]["within_sla"] == 0.5 and rows["basic"]["sla_target_seconds"] == 60
     assert rows["urgent"]["answered"] == 1 and rows["urgent"]["within_field_benchmark"] == 1.0
     assert rows["complex"]["answered"] == 0
     # A 5-minute window (rounded out to whole 5-minute buckets) ends well after them.
-    assert kpis.stats(redis, 300, sla)["first_response"][0]["answered"] == 0
+    assert service.kpi_stats(300)["first_response"][0]["answered"] == 0
 
 
 def test_the_stats_endpoint_answers_with_its_schema(make_settings: Any, headers: Any) -> None:

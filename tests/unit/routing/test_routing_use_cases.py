@@ -4,36 +4,55 @@ tested against a real server in tests/integration/routing)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
+from services.routing.agents import AgentUseCases
 from services.routing.config import RoutingConfig
 from services.routing.domain.matching import RelaxationStep
-from services.routing.domain.model import Requirements
-from services.routing.service import RoutingService
+from services.routing.domain.model import Agent, InvalidTransition, NotFound, Requirements, Task
+from services.routing.domain.state import (
+    AgentChange,
+    AgentRecord,
+    Creation,
+    Outcome,
+    ReserveOutcome,
+    Step,
+    TaskRecord,
+)
+from services.routing.offering import Offering
+from services.routing.ports import AgentStore, TaskStore
+from services.routing.tasks import TaskUseCases
 
 NOW = 1_800_000_000_000
 
 
-class RecordingStore:
-    """Records create_task; reports that no agent was free."""
+class RecordingStore(TaskStore, AgentStore):
+    """The task and agent ports, in memory: records create_task; no agent is free unless
+    ``free`` holds one; ``refuse`` makes complete and cancel refuse from that state."""
 
     def __init__(self) -> None:
         self.created: dict[str, Any] = {}
         self.candidate_reads = 0
+        self.free: list[AgentRecord] = []
+        self.reserved: list[tuple[str, str]] = []
+        self.refuse: str | None = None
 
+    # -- TaskStore
     def create_task(
         self,
-        tid,
-        fields,
-        timers,
-        escalated,
-        now_ms,
-        sticky_timeout_ms=20_000,
-        route=None,
-        offer=None,
-        retention_s=7 * 86400,
-    ):  # type: ignore[no-untyped-def]
+        tid: str,
+        fields: Mapping[str, Any],
+        timers: Sequence[tuple[str, int]],
+        escalated: bool,
+        now_ms: int,
+        sticky_timeout_ms: int = 20_000,
+        route: Requirements | None = None,
+        offer: tuple[str, int] | None = None,
+    ) -> Creation:
         self.created = {
             "tid": tid,
             "fields": dict(fields),
@@ -42,20 +61,87 @@ class RecordingStore:
             "route": route,
             "offer": offer,
         }
-        return True, None, None, None
+        return Creation(created=True)
 
-    def candidates(self, req, want, *, declined, exclude=(), now_ms, max_scan=1024):  # type: ignore[no-untyped-def]
-        self.candidate_reads += 1
+    def task(self, tid: str) -> TaskRecord | None:
+        return None
+
+    def queue_head(self, channel: str, limit: int, offset: int = 0) -> list[Task]:
         return []
 
-    def agent_hash(self, aid: str) -> dict[str, str]:
+    def queue_window(self, channel: str, limit: int, after: int = 0) -> list[Task]:
+        return []
+
+    def channels(self) -> list[str]:
+        return []
+
+    def reserve(
+        self, tid: str, aid: str, rid: str, expires_ms: int, version: str, now_ms: int
+    ) -> ReserveOutcome:
+        self.reserved.append((tid, aid))
+        return ReserveOutcome.OK
+
+    def complete(
+        self, tid: str, retention_s: int, now_ms: int, as_agent: str | None = None
+    ) -> Step:
+        if self.refuse:
+            return Step(Outcome.REFUSED, state=self.refuse)
+        return Step(Outcome.MISSING)
+
+    def cancel(
+        self, tid: str, reason: str, retention_s: int, now_ms: int, as_agent: str | None = None
+    ) -> Step:
+        return self.complete(tid, retention_s, now_ms, as_agent)
+
+    def tick(
+        self,
+        limit: int,
+        cooloff_ms: int,
+        away_after: int,
+        lead_team: str,
+        now_ms: int,
+        lead_wait_ms: int = 600_000,
+    ) -> list[str]:
+        return []
+
+    # -- AgentStore
+    def put_agent(self, aid: str, profile: Mapping[str, Any], now_ms: int) -> AgentChange:
+        return AgentChange(created=True)
+
+    def set_status(self, aid: str, status: str, reason: str, now_ms: int) -> AgentChange | None:
+        return None
+
+    def agent(self, aid: str) -> AgentRecord | None:
+        return None
+
+    def agents_after(self, after: str, limit: int) -> list[AgentRecord]:
+        return []
+
+    def candidates(
+        self,
+        req: Requirements,
+        want: int,
+        *,
+        declined: Mapping[str, int],
+        exclude: Iterable[str] = (),
+        now_ms: int,
+        max_scan: int = 1024,
+    ) -> list[AgentRecord]:
+        self.candidate_reads += 1
+        return [a for a in self.free if a.id not in set(exclude)][:want]
+
+    def available_counts(self, channels: Iterable[str]) -> dict[str, int]:
         return {}
 
+    def reindex_agents(self, now_ms: int, batch: int = 500) -> int:
+        return 0
 
-def service(**config: Any) -> tuple[RoutingService, RecordingStore]:
+
+def service(**config: Any) -> tuple[TaskUseCases, RecordingStore]:
     store = RecordingStore()
     cfg = replace(RoutingConfig(), **config)
-    return RoutingService(store, cfg, clock=lambda: NOW), store  # type: ignore[arg-type]
+    offering = Offering(store, store, cfg, lambda: NOW)
+    return TaskUseCases(store, offering, cfg, lambda: NOW), store
 
 
 CMD = {
@@ -108,3 +194,29 @@ def test_each_relaxation_step_arms_a_retry_timer() -> None:
     tid = view["task_id"]
     assert store.created["timers"][f"relax|{tid}|0"] == NOW + 30_000
     assert store.created["timers"][f"relax|{tid}|1"] == NOW + 90_000
+
+
+def test_another_strategy_offers_the_task_to_the_agent_the_domain_chose() -> None:
+    svc, store = service(strategy_name="best_fit")
+    able = Agent("a1", {"billing": 3}, frozenset({"zh"}), {"chat": 1}, status="available")
+    store.free = [AgentRecord(able, "A", "1")]
+    view = svc.create_task(CMD)
+    assert store.reserved == [(view["task_id"], "a1")]
+    assert (view["status"], view["agent_id"]) == ("reserved", "a1")
+
+
+def test_a_refused_completion_names_the_state_the_table_forbids_it_from() -> None:
+    svc, store = service()
+    store.refuse = "queued"
+    with pytest.raises(InvalidTransition, match="^the task is queued$"):
+        svc.complete_task("t_1")
+    store.refuse = None
+    with pytest.raises(NotFound, match="^no task t_1$"):
+        svc.cancel_task("t_1", "hung up")
+
+
+def test_a_status_for_an_unknown_agent_is_not_found() -> None:
+    svc, store = service()
+    agents = AgentUseCases(store, svc.offering, lambda: NOW)
+    with pytest.raises(NotFound, match="^no agent ghost$"):
+        agents.set_agent_status("ghost", "available")

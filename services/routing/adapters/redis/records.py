@@ -1,24 +1,14 @@
-"""Stored records <-> domain values: the flat string hashes the store keeps, parsed.
-
-Shared by the Redis adapter and the use cases, free of any driver.
-"""
+"""Stored hashes -> domain values: the flat string hashes the Redis store keeps, parsed
+here so none reaches the use cases."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from services.routing.domain.model import Agent, Task
-
-
-def iso(ms: int) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+from services.routing.domain.state import AgentRecord, Reservation, TaskRecord
 
 
 def _loads(raw: str | None, default: Any) -> Any:
@@ -64,3 +54,38 @@ def task_from_hash(tid: str, h: Mapping[str, str]) -> Task:
         declined={k: int(v) for k, v in _loads(h.get("declined"), {}).items()},
         status=h.get("status", "queued"),
     )
+
+
+def agent_record(aid: str, h: Mapping[str, str]) -> AgentRecord:
+    return AgentRecord(agent_from_hash(aid, h), h.get("name", ""), h.get("version", ""))
+
+
+def task_record(tid: str, h: Mapping[str, str]) -> TaskRecord:
+    return TaskRecord(
+        task=task_from_hash(tid, h),
+        attributes=_loads(h.get("attributes"), {}),
+        priority=int(h.get("priority", 0)),
+        agent_id=h.get("agent") or None,
+        reservation_id=h.get("reservation") or None,
+        verified=h.get("verified") == "1",
+        escalated=h.get("escalated") == "1" or h.get("sla_escalated") == "1",
+        case_id=h.get("case_id") or None,
+        offered=tuple(filter(None, (h.get("offered") or "").split(","))),
+    )
+
+
+def reservation_record(rid: str, h: Mapping[str, str]) -> Reservation:
+    return Reservation(
+        id=rid,
+        task_id=h.get("task", ""),
+        agent_id=h.get("agent", ""),
+        status=h.get("status", ""),
+        channel=h.get("channel", ""),
+        created_ms=int(h.get("created", 0)),
+        expires_at=h.get("expires_at", ""),
+    )
+
+
+def pairs(flat: list[str]) -> dict[str, str]:
+    """A flat HGETALL reply from a script as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
