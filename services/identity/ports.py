@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from services.identity.domain.delivery_policy import Destination, Usage
 from shared.events import Event
 
 
@@ -206,3 +207,64 @@ class DocumentVerifier(Protocol):
     name: str
 
     def submit(self, verification_id: str, document: Mapping[str, Any]) -> str: ...
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What one check-and-count of a code send answered: whether it was counted, the
+    counters before it, and the prefix's judged sends and conversions (this one included)."""
+
+    admitted: bool
+    usage: Usage
+    sends: int
+    converted: int
+
+
+@dataclass(frozen=True)
+class PrefixBlock:
+    prefix: str
+    until: float
+
+
+@dataclass(frozen=True)
+class GuardStats:
+    refused: Mapping[str, int]  # reason -> sends refused
+    auto_blocks: int
+
+
+class DeliveryGuardStore(Protocol):
+    """The delivery fraud guard's policy, counters and blocks (one slot: see the adapter)."""
+
+    def policy_raw(self) -> dict[str, Any] | None: ...
+    def save_policy(
+        self, policy: Mapping[str, Any], audit: Mapping[str, Any], events: list[Event]
+    ) -> None: ...
+    def audit(self, entry: Mapping[str, Any]) -> None: ...
+    def admit(
+        self,
+        *,
+        now: float,
+        digest: str,
+        customer: str,
+        client: str,
+        prefix: str,
+        caps: tuple[int, int, int, int],
+        window: int,
+        grace: int,
+        marker: str,
+        marker_ttl: int,
+    ) -> Admission: ...
+    def converted(self, marker: str) -> bool: ...
+    def refused(self, reason: str) -> None: ...
+    def block(self, prefix: str, until: float, now: float) -> bool: ...
+    def blocks(self, now: float) -> list[PrefixBlock]: ...
+    def unblock(self, prefix: str) -> bool: ...
+    def stats(self) -> GuardStats: ...
+    def publish(self, events: Sequence[Event]) -> None: ...
+
+
+class Destinations(Protocol):
+    """An address as the guard sees it: calling code, line type, prefix, keyed digest."""
+
+    def describe(self, channel: str, address: str, prefix_digits: int) -> Destination: ...
+    def digest(self, value: str) -> str: ...

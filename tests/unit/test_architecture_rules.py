@@ -67,9 +67,6 @@ OVERSIZED: dict[str, tuple[int, str]] = {
 
 IDENTITY_LUA = "identity carve: scripts to adapters/redis/lua/*.lua (importlib.resources)"
 LUA_IN_PYTHON: dict[str, str] = {
-    "services/identity/adapters/breaker.py": IDENTITY_LUA,
-    "services/identity/adapters/delivery_guard_store.py": IDENTITY_LUA,
-    "services/identity/adapters/dev_outbox.py": IDENTITY_LUA,
     "services/identity/adapters/redis_code_turns.py": IDENTITY_LUA,
     "services/identity/adapters/redis_store.py": IDENTITY_LUA,
     "services/routing/adapters/lua.py": "routing carve (r17): the 16 scripts to lua/*.lua",
