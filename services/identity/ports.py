@@ -30,6 +30,61 @@ class Reserved:
 
 
 @dataclass(frozen=True)
+class LockState:
+    """The customer's lock (domain/lockout.py)."""
+
+    retry_after: int  # seconds the timed lock has left (0: none)
+    held: bool  # at the failure cap: only an administrator unlocks
+
+    @property
+    def locked(self) -> bool:
+        return bool(self.retry_after or self.held)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A failed (or refunded) attempt, settled."""
+
+    locked: bool  # this failure locked the customer
+    remaining: int
+
+
+@dataclass(frozen=True)
+class SettledSuccess:
+    """A successful attempt, settled, with the factor recorded."""
+
+    remaining: int
+    satisfied: list[str]  # the verification's satisfied factors after it, sorted
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What starting a verification reads about the customer, in one round trip."""
+
+    profile: dict[str, str]  # the CRM's fields identity keeps (``tier``)
+    sids: list[str]
+    factors: list[dict[str, Any]]
+    policies: dict[str, str]  # tier -> stored policy JSON (``Policies.policy`` reads it)
+
+
+@dataclass(frozen=True)
+class StatusSnapshot:
+    """What a status check reads: the projected tier, live sessions, stored policies."""
+
+    tier: str
+    sessions: list[dict[str, Any]]
+    policies: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The KPI counters, summed over shards, and the kept approval durations (ms)."""
+
+    counters: dict[str, int]
+    durations: list[float]
+
+
+@dataclass(frozen=True)
 class AuditPage:
     items: list[dict[str, Any]]
     next_before: str | None
@@ -85,7 +140,7 @@ class SessionStore(Protocol):
         self, sid: str, events_for: Callable[[dict[str, Any]], list[Event]]
     ) -> dict[str, Any] | None: ...
     def is_flagged(self, fp: str) -> bool: ...
-    def status_snapshot(self, cid: str) -> tuple[str, list[dict[str, Any]], dict[str, str]]: ...
+    def status_snapshot(self, cid: str) -> StatusSnapshot: ...
     def count_status_reuse(self, sid: str, channel: str, ttl: int) -> None: ...
 
 
@@ -95,17 +150,17 @@ class AttemptStore(Protocol):
     def reserve_attempt(self, vid: str, cid: str, max_attempts: int) -> Reserved: ...
     def settle_attempt(
         self, vid: str, cid: str, success: bool, max_attempts: int, lockout_seconds: int
-    ) -> tuple[bool, int]: ...
+    ) -> Settled: ...
     def settle_success(
         self, vid: str, cid: str, factor: str, max_attempts: int, lockout_seconds: int
-    ) -> tuple[int, list[str]]: ...
-    def lock_state(self, cid: str) -> tuple[int, bool]: ...
+    ) -> SettledSuccess: ...
+    def lock_state(self, cid: str) -> LockState: ...
     def unlock(self, cid: str, events: Sequence[Event]) -> bool: ...
 
 
 class VerificationStore(Protocol):
     def new_id(self, prefix: str, cid: str) -> str: ...
-    def snapshot(self, cid: str) -> dict[str, Any]: ...
+    def snapshot(self, cid: str) -> Snapshot: ...
     def factors(self, cid: str) -> list[dict[str, Any]]: ...
     def create_verification(
         self,
@@ -154,9 +209,9 @@ class VerificationStore(Protocol):
 
 
 class ReportingStore(Protocol):
-    def stats(self) -> tuple[dict[str, int], list[float]]: ...
+    def stats(self) -> Stats: ...
     def list_policies(self) -> dict[str, dict[str, Any]]: ...
-    def lock_state(self, cid: str) -> tuple[int, bool]: ...
+    def lock_state(self, cid: str) -> LockState: ...
     def verification_ids(self, cid: str) -> list[str]: ...
     def verification(self, vid: str) -> dict[str, Any] | None: ...
     def profile(self, cid: str) -> dict[str, str]: ...

@@ -6,9 +6,11 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Generic, Protocol
 
 import pytest
 
+from services.identity import ports as identity_ports
 from services.identity.adapters.redis.scripts import NEEDS, lua
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -70,3 +72,23 @@ def test_a_script_is_sent_with_the_libraries_it_calls() -> None:
         text = lua(name)
         folder = IDENTITY / "adapters" / "redis" / "lua"
         assert all((folder / f"{lib}.lua").read_text() in text for lib in libraries)
+
+
+def _port_methods(port: type) -> set[str]:
+    return {
+        name
+        for klass in port.__mro__
+        if klass not in (object, Protocol, Generic)
+        for name, value in vars(klass).items()
+        if callable(value) and not name.startswith("_")
+    }
+
+
+def test_every_port_has_at_most_15_methods() -> None:
+    ports = [
+        p
+        for p in vars(identity_ports).values()
+        if isinstance(p, type) and getattr(p, "_is_protocol", False) and p is not Protocol
+    ]
+    assert len(ports) >= 10
+    assert {p.__name__: n for p in ports if (n := len(_port_methods(p))) > 15} == {}
