@@ -19,6 +19,7 @@ from services.identity.adapters.delivery import (
     WebhookDelivery,
 )
 from services.identity.adapters.delivery_guard_store import DeliveryGuardStore
+from services.identity.adapters.destinations import KeyedDestinations
 from services.identity.adapters.documents import GuardedDocuments, SandboxDocumentVerifier
 from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
 from services.identity.adapters.jwt_tokens import load_pem_keys as _load
@@ -263,4 +264,6 @@ def build_outbox(redis: Any) -> Outbox:
 def build_guard(config: IdentityConfig, redis: Any, store: RedisStore) -> DeliveryGuard:
     """The delivery fraud guard; its digests are keyed apart from the codes' key."""
     key = hmac.new(config.otp_key, b"sb:identity:delivery-guard:v1", hashlib.sha256).digest()
-    return DeliveryGuard(DeliveryGuardStore(redis), store, key, otp_lifetime=config.otp_lifetime)
+    return DeliveryGuard(
+        DeliveryGuardStore(redis, store), KeyedDestinations(key), otp_lifetime=config.otp_lifetime
+    )

@@ -8,7 +8,9 @@ from typing import Any
 from services.identity.common import Result, new_event
 from services.identity.domain.errors import CustomerLocked, FactorNotReady, StepTaken
 from services.identity.domain.factors import Attempt
+from services.identity.domain.policy import TierPolicy
 from services.identity.factor_env import DeferredSteps
+from services.identity.ports import Settled
 from services.identity.resubmission import CodeTurn
 from services.identity.verification import Verifications
 
@@ -26,9 +28,9 @@ def _check(self: Verifications, vid: str, params: Mapping[str, Any], turn: CodeT
     attempt = Attempt(vid, cid, v["channel"], params, v["challenges"].get(factor, {}))
     waiting = plugin.not_ready(attempt)
     if waiting:
-        retry, held = self.attempts.lock_state(cid)  # locked stays 423, whatever the factor
-        if retry or held:
-            raise CustomerLocked(retry or 1, held)
+        lock = self.attempts.lock_state(cid)  # locked stays 423, whatever the factor
+        if lock.locked:
+            raise CustomerLocked(lock.retry_after or 1, lock.held)
         raise FactorNotReady(waiting)
     reserved = turn.reserve(cid, policy)
     if isinstance(reserved, Result):
@@ -56,9 +58,8 @@ def _check(self: Verifications, vid: str, params: Mapping[str, Any], turn: CodeT
             ok = all(self.store.accept_step(fid, step) for fid, step in env.claims)
     finally:
         if not ok:
-            locked, remaining = self.attempts.settle_attempt(
-                vid, cid, False, policy.max_attempts, policy.lockout_seconds
-            )
+            failed = _settle_failure(self, vid, cid, policy)
+            locked, remaining = failed.locked, failed.remaining
     if ok and decision.approved:
         approving = {**v, "satisfied": predicted}
         try:
@@ -72,13 +73,13 @@ def _check(self: Verifications, vid: str, params: Mapping[str, Any], turn: CodeT
             )
         except StepTaken:  # a concurrent check used this code's step first
             ok = False
-            locked, remaining = self.attempts.settle_attempt(
-                vid, cid, False, policy.max_attempts, policy.lockout_seconds
-            )
+            failed = _settle_failure(self, vid, cid, policy)
+            locked, remaining = failed.locked, failed.remaining
     if ok:
-        remaining, v["satisfied"] = self.attempts.settle_success(
+        settled = self.attempts.settle_success(
             vid, cid, factor, policy.max_attempts, policy.lockout_seconds
         )
+        remaining, v["satisfied"] = settled.remaining, settled.satisfied
         decision = self._decide(v, policy)
         if decision.approved:
             return self._approve(vid, v, policy, decision)
@@ -118,4 +119,10 @@ def _check(self: Verifications, vid: str, params: Mapping[str, Any], turn: CodeT
                 "available_factors"
             ],
         }
+    )
+
+
+def _settle_failure(self: Verifications, vid: str, cid: str, policy: TierPolicy) -> Settled:
+    return self.attempts.settle_attempt(
+        vid, cid, False, policy.max_attempts, policy.lockout_seconds
     )

@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from services.identity.adapters.delivery_guard_store import DeliveryGuardStore
-from services.identity.adapters.destinations import describe, digest
 from services.identity.domain.delivery_policy import (
     CHANNELS,
     DEFAULT_DELIVERY_POLICY,
@@ -30,6 +28,7 @@ from services.identity.domain.delivery_policy import (
 )
 from services.identity.domain.errors import DeliveryNotAllowed, DeliveryThrottled, NotFound
 from services.identity.domain.factors import Attempt, FactorEnv, FactorRecord
+from services.identity.ports import DeliveryGuardStore, Destinations, GuardStats
 from shared.events import Event
 
 SOURCE = "identity"
@@ -45,14 +44,12 @@ class DeliveryGuard:
     def __init__(
         self,
         store: DeliveryGuardStore,
-        main: Any,
-        key: bytes,
+        destinations: Destinations,
         *,
         otp_lifetime: int = 300,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``main`` is the identity store: its audit stream and event staging are shared."""
-        self.store, self.main, self.key, self.clock = store, main, key, clock
+        self.store, self.destinations, self.clock = store, destinations, clock
         self.otp_lifetime = otp_lifetime
         self._cached: tuple[float, DeliveryPolicy] | None = None
 
@@ -85,15 +82,18 @@ class DeliveryGuard:
             "after": after,
         }
         event = Event.new("identity.delivery.policy_changed", {"changed_by": who}, source=SOURCE)
-        self.store.save_policy(after, audit, self.main._stage, [event])
+        self.store.save_policy(after, audit, [event])
         self._cached = (time.monotonic(), policy)
         return self.view()
 
     def blocks(self) -> list[dict[str, Any]]:
         return [
-            {"prefix": prefix, "until": _iso(until)}
-            for prefix, until in self.store.blocks(self.clock())
+            {"prefix": block.prefix, "until": _iso(block.until)}
+            for block in self.store.blocks(self.clock())
         ]
+
+    def stats(self) -> GuardStats:
+        return self.store.stats()
 
     def lift(self, prefix: str, who: str) -> None:
         if not self.store.unblock(prefix):
@@ -112,7 +112,7 @@ class DeliveryGuard:
 
     # -- sends ----------------------------------------------------------------------------
     def _facts(self, policy: DeliveryPolicy, channel: str, address: str) -> Destination:
-        return describe(self.key, channel, address, policy.prefix_digits)
+        return self.destinations.describe(channel, address, policy.prefix_digits)
 
     def _refuse(self, refusal: Refusal) -> None:
         self.store.refused(refusal.reason)
@@ -168,7 +168,7 @@ class DeliveryGuard:
         admission = self.store.admit(
             now=now,
             digest=dest.digest,
-            customer=digest(self.key, "customer:" + customer_id),
+            customer=self.destinations.digest("customer:" + customer_id),
             client=client or "unknown",
             prefix=dest.prefix,
             caps=caps(policy, dest),
@@ -211,7 +211,7 @@ class DeliveryGuard:
                 "after": data,
             }
         )
-        self.main.publish([Event.new("identity.delivery.prefix_blocked", data, source=SOURCE)])
+        self.store.publish([Event.new("identity.delivery.prefix_blocked", data, source=SOURCE)])
 
     def converted(self, verification_id: str, factor: str) -> None:
         self.store.converted(f"{verification_id}:{factor}")

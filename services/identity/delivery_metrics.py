@@ -20,7 +20,7 @@ class DeliveryCollector:
 
     def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
         try:
-            stats = self.guard.store.stats()
+            stats = self.guard.stats()
             blocked = len(self.guard.blocks())
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail on Redis trouble
             log.warning("delivery guard figures unavailable", extra={"error": type(exc).__name__})
@@ -31,12 +31,12 @@ class DeliveryCollector:
             labels=["reason"],
         )
         for reason in REFUSAL_REASONS:
-            refusals.add_metric([reason], stats.get(f"refused:{reason}", 0))
+            refusals.add_metric([reason], stats.refused.get(reason, 0))
         yield refusals
         yield CounterMetricFamily(
             "sb_identity_delivery_prefix_auto_blocks",
             "Prefixes blocked automatically for sends that were not verified",
-            value=stats.get("auto_blocks", 0),
+            value=stats.auto_blocks,
         )
         yield GaugeMetricFamily(
             "sb_identity_delivery_prefixes_blocked",

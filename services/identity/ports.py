@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from services.identity.domain.delivery_policy import Destination, Usage
 from shared.events import Event
 
 
@@ -26,6 +27,61 @@ class Reservation:
 class Reserved:
     reservation: Reservation
     factors: list[dict[str, Any]]  # the customer's factors, read in the same round trip
+
+
+@dataclass(frozen=True)
+class LockState:
+    """The customer's lock (domain/lockout.py)."""
+
+    retry_after: int  # seconds the timed lock has left (0: none)
+    held: bool  # at the failure cap: only an administrator unlocks
+
+    @property
+    def locked(self) -> bool:
+        return bool(self.retry_after or self.held)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A failed (or refunded) attempt, settled."""
+
+    locked: bool  # this failure locked the customer
+    remaining: int
+
+
+@dataclass(frozen=True)
+class SettledSuccess:
+    """A successful attempt, settled, with the factor recorded."""
+
+    remaining: int
+    satisfied: list[str]  # the verification's satisfied factors after it, sorted
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What starting a verification reads about the customer, in one round trip."""
+
+    profile: dict[str, str]  # the CRM's fields identity keeps (``tier``)
+    sids: list[str]
+    factors: list[dict[str, Any]]
+    policies: dict[str, str]  # tier -> stored policy JSON (``Policies.policy`` reads it)
+
+
+@dataclass(frozen=True)
+class StatusSnapshot:
+    """What a status check reads: the projected tier, live sessions, stored policies."""
+
+    tier: str
+    sessions: list[dict[str, Any]]
+    policies: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The KPI counters, summed over shards, and the kept approval durations (ms)."""
+
+    counters: dict[str, int]
+    durations: list[float]
 
 
 @dataclass(frozen=True)
@@ -84,7 +140,7 @@ class SessionStore(Protocol):
         self, sid: str, events_for: Callable[[dict[str, Any]], list[Event]]
     ) -> dict[str, Any] | None: ...
     def is_flagged(self, fp: str) -> bool: ...
-    def status_snapshot(self, cid: str) -> tuple[str, list[dict[str, Any]], dict[str, str]]: ...
+    def status_snapshot(self, cid: str) -> StatusSnapshot: ...
     def count_status_reuse(self, sid: str, channel: str, ttl: int) -> None: ...
 
 
@@ -94,17 +150,17 @@ class AttemptStore(Protocol):
     def reserve_attempt(self, vid: str, cid: str, max_attempts: int) -> Reserved: ...
     def settle_attempt(
         self, vid: str, cid: str, success: bool, max_attempts: int, lockout_seconds: int
-    ) -> tuple[bool, int]: ...
+    ) -> Settled: ...
     def settle_success(
         self, vid: str, cid: str, factor: str, max_attempts: int, lockout_seconds: int
-    ) -> tuple[int, list[str]]: ...
-    def lock_state(self, cid: str) -> tuple[int, bool]: ...
+    ) -> SettledSuccess: ...
+    def lock_state(self, cid: str) -> LockState: ...
     def unlock(self, cid: str, events: Sequence[Event]) -> bool: ...
 
 
 class VerificationStore(Protocol):
     def new_id(self, prefix: str, cid: str) -> str: ...
-    def snapshot(self, cid: str) -> dict[str, Any]: ...
+    def snapshot(self, cid: str) -> Snapshot: ...
     def factors(self, cid: str) -> list[dict[str, Any]]: ...
     def create_verification(
         self,
@@ -153,9 +209,9 @@ class VerificationStore(Protocol):
 
 
 class ReportingStore(Protocol):
-    def stats(self) -> tuple[dict[str, int], list[float]]: ...
+    def stats(self) -> Stats: ...
     def list_policies(self) -> dict[str, dict[str, Any]]: ...
-    def lock_state(self, cid: str) -> tuple[int, bool]: ...
+    def lock_state(self, cid: str) -> LockState: ...
     def verification_ids(self, cid: str) -> list[str]: ...
     def verification(self, vid: str) -> dict[str, Any] | None: ...
     def profile(self, cid: str) -> dict[str, str]: ...
@@ -206,3 +262,64 @@ class DocumentVerifier(Protocol):
     name: str
 
     def submit(self, verification_id: str, document: Mapping[str, Any]) -> str: ...
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What one check-and-count of a code send answered: whether it was counted, the
+    counters before it, and the prefix's judged sends and conversions (this one included)."""
+
+    admitted: bool
+    usage: Usage
+    sends: int
+    converted: int
+
+
+@dataclass(frozen=True)
+class PrefixBlock:
+    prefix: str
+    until: float
+
+
+@dataclass(frozen=True)
+class GuardStats:
+    refused: Mapping[str, int]  # reason -> sends refused
+    auto_blocks: int
+
+
+class DeliveryGuardStore(Protocol):
+    """The delivery fraud guard's policy, counters and blocks (one slot: see the adapter)."""
+
+    def policy_raw(self) -> dict[str, Any] | None: ...
+    def save_policy(
+        self, policy: Mapping[str, Any], audit: Mapping[str, Any], events: list[Event]
+    ) -> None: ...
+    def audit(self, entry: Mapping[str, Any]) -> None: ...
+    def admit(
+        self,
+        *,
+        now: float,
+        digest: str,
+        customer: str,
+        client: str,
+        prefix: str,
+        caps: tuple[int, int, int, int],
+        window: int,
+        grace: int,
+        marker: str,
+        marker_ttl: int,
+    ) -> Admission: ...
+    def converted(self, marker: str) -> bool: ...
+    def refused(self, reason: str) -> None: ...
+    def block(self, prefix: str, until: float, now: float) -> bool: ...
+    def blocks(self, now: float) -> list[PrefixBlock]: ...
+    def unblock(self, prefix: str) -> bool: ...
+    def stats(self) -> GuardStats: ...
+    def publish(self, events: Sequence[Event]) -> None: ...
+
+
+class Destinations(Protocol):
+    """An address as the guard sees it: calling code, line type, prefix, keyed digest."""
+
+    def describe(self, channel: str, address: str, prefix_digits: int) -> Destination: ...
+    def digest(self, value: str) -> str: ...

@@ -16,7 +16,8 @@ class Reporting:
         self.store, self.enrollment, self.devices = store, enrollment, devices
 
     def stats(self) -> dict[str, Any]:
-        counters, durations = self.store.stats()
+        read = self.store.stats()
+        counters, durations = read.counters, read.durations
         reused, by_status = counters.get("reused", 0), counters.get("status_reused", 0)
         asked = counters.get("asked_again", 0)
         # A verified status answer (an IVR that skipped its verification) is a reuse too.
@@ -75,7 +76,7 @@ class Reporting:
         }
 
     def export(self, cid: str) -> dict[str, Any]:
-        locked_for, held = self.store.lock_state(cid)
+        lock = self.store.lock_state(cid)
         verifications = []
         for vid in self.store.verification_ids(cid):
             v = self.store.verification(vid)
@@ -111,6 +112,6 @@ class Reporting:
                 for s in self.store.sessions_of(cid)
             ],
             "verifications": verifications,
-            "locked_for_seconds": locked_for,
-            "locked_until_unlocked": held,
+            "locked_for_seconds": lock.retry_after,
+            "locked_until_unlocked": lock.held,
         }

@@ -132,7 +132,8 @@ class Sessions:
         }
         if ani and self.store.is_flagged(self.devices.ani_fingerprint(ani)):
             return not_verified  # a calling number shared by many customers proves nothing
-        projected, sessions, policies = self.store.status_snapshot(cid)
+        snap = self.store.status_snapshot(cid)
+        projected, sessions, policies = snap.tier, snap.sessions, snap.policies
         best = None
         caller = self.devices.ani_fingerprint(ani) if ani else ""
         for session in sessions:

@@ -29,7 +29,7 @@ from services.identity.domain.policy import Decision, TierPolicy, evaluate
 from services.identity.domain.session import SessionClaims
 from services.identity.factor_env import PluginEnv
 from services.identity.policies import Policies
-from services.identity.ports import AttemptStore, Tokens, VerificationStore
+from services.identity.ports import AttemptStore, LockState, Tokens, VerificationStore
 from services.identity.resubmission import CodeTurns
 from services.identity.sessions import Sessions
 from shared.events import Event
@@ -69,13 +69,13 @@ class Verifications:
     def start(self, cmd: Mapping[str, Any]) -> Result:
         cid, channel = cmd["customer_id"], cmd["channel"]
         snap = self.store.snapshot(cid)
-        tier = self.policies.tier_of(cid, cmd.get("tier"), snap["profile"])
-        policy = self.policies.policy(tier, snap["policies"])
+        tier = self.policies.tier_of(cid, cmd.get("tier"), snap.profile)
+        policy = self.policies.policy(tier, snap.policies)
         now = self.clock()
         seen = self.devices.see(cid, cmd.get("device"))
         trusted = self.devices.trusted(cid, policy, seen)
         session, carried, had_session = self.sessions.reusable(
-            cid, policy, channel, cmd.get("session_token"), trusted, snap["sids"], seen
+            cid, policy, channel, cmd.get("session_token"), trusted, snap.sids, seen
         )
         vid = self.store.new_id("v", cid)
         started = new_event(
@@ -108,7 +108,7 @@ class Verifications:
         self.store.create_verification(vid, fields, sat, [started], counters)
         if decision.approved:  # a trusted device alone may satisfy a one-factor tier
             return self._approve(vid, {**fields, "satisfied": sat}, policy, decision, status=201)
-        return Result(self._pending_body(vid, fields, policy, decision, snap["factors"]), 201)
+        return Result(self._pending_body(vid, fields, policy, decision, snap.factors), 201)
 
     def _reuse(
         self,
@@ -301,13 +301,15 @@ class Verifications:
 
     def _open(self, vid: str, lock_checked_later: bool = False) -> tuple[dict, TierPolicy]:
         v, policy = self._load(vid)
-        retry, held = (
-            (0, False) if lock_checked_later else self.attempts.lock_state(v["customer_id"])
+        lock = (
+            LockState(0, False)
+            if lock_checked_later
+            else self.attempts.lock_state(v["customer_id"])
         )
-        if retry or held or v["status"] == "locked":
-            if not (retry or held):
-                retry, held = self.attempts.lock_state(v["customer_id"])
-            raise CustomerLocked(retry or 1, held)
+        if lock.locked or v["status"] == "locked":
+            if not lock.locked:
+                lock = self.attempts.lock_state(v["customer_id"])
+            raise CustomerLocked(lock.retry_after or 1, lock.held)
         if v["status"] != "pending":
             raise VerificationClosed(f"the verification is {v['status']}")
         return v, policy

@@ -32,7 +32,6 @@ LUA_ROOTS = ("shared", "services")
 # What only a Redis script says: a call into the server, or its key and argument tables.
 LUA_MARKERS = re.compile(r"redis\.p?call\s*\(|\bKEYS\[|\bARGV\[")
 
-IDENTITY_CARVE = "identity carve (issue 17): use cases take adapters from bootstrap.build()"
 ENTRYPOINTS_IMPORTING_ADAPTERS: dict[str, str] = {
     "services/crm/api.py": "imports adapters.sql_compaction; CRM carve (c17): bootstrap.build()",
     "services/crm/consumer.py": (
@@ -52,12 +51,6 @@ OVERSIZED: dict[str, tuple[int, str]] = {
     ),
 }
 
-IDENTITY_LUA = "identity carve: scripts to adapters/redis/lua/*.lua (importlib.resources)"
-LUA_IN_PYTHON: dict[str, str] = {
-    "services/identity/adapters/breaker.py": IDENTITY_LUA,
-    "services/identity/adapters/delivery_guard_store.py": IDENTITY_LUA,
-    "services/identity/adapters/dev_outbox.py": IDENTITY_LUA,
-}
 
 
 # -- the detectors -------------------------------------------------------------------
@@ -163,7 +156,7 @@ def test_oversized_allow_list_only_shrinks(path: str) -> None:
 # -- rule 3: no Lua inside .py files ---------------------------------------------------
 def test_no_lua_inside_python_modules() -> None:
     offenders = {rel(p): lines for p in python_files(*LUA_ROOTS) if (lines := lua_lines(p))}
-    assert offenders.keys() - LUA_IN_PYTHON.keys() == set(), (
+    assert offenders == {}, (
         f"Lua in Python strings at {offenders}: put each script in a .lua file with a header "
         "stating its KEYS/ARGV contract, loaded with importlib.resources"
     )
@@ -181,13 +174,6 @@ def test_every_lua_file_opens_with_its_keys_and_argv_contract() -> None:
         assert "KEYS" in header and "ARGV" in header, (
             f"{rel(path)}: open with a comment stating its KEYS and ARGV (or 'ARGV (none)')"
         )
-
-
-@pytest.mark.parametrize("path", sorted(LUA_IN_PYTHON))
-def test_lua_allow_list_only_shrinks(path: str) -> None:
-    assert (ROOT / path).exists() and lua_lines(ROOT / path), (
-        f"{path} holds no Lua any more: delete its entry in LUA_IN_PYTHON"
-    )
 
 
 # -- the detectors catch what they are for ----------------------------------------------

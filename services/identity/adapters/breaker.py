@@ -14,61 +14,10 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from services.identity.adapters.redis.scripts import lua
+
 log = logging.getLogger("sb.identity.breaker")
 T = TypeVar("T")
-
-# The Redis server's clock in ms: hosts with skewed clocks agree on when a breaker opens.
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-
-
-# KEYS: the breaker's hash. ARGV: probe_ms. -> 0: send; n > 0: refused, wait n ms.
-# Closed (no open_until): send. Open: refuse until open_until. After that, half-open:
-# one probe at a time is let through; a probe whose process died is replaced after
-# probe_ms.
-_BREAKER_ALLOW = (
-    _NOW
-    + """
-local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
-if open_until == 0 then return 0 end
-if now < open_until then return open_until - now end
-local probe = tonumber(redis.call('HGET', KEYS[1], 'probe') or '0')
-if probe > now then return math.min(probe - now, 1000) end
-redis.call('HSET', KEYS[1], 'probe', now + tonumber(ARGV[1]))
-return 0
-"""
-)
-
-# KEYS: the breaker's hash. ARGV: ok (1/0), failures to open, open_ms, memory_ms.
-# -> 1: this failure opened (or re-opened) the breaker; 2: this success closed it; 0.
-# A success forgets every failure. Failures count while they come within memory_ms of
-# each other; a failed probe re-opens at once.
-_BREAKER_RESULT = (
-    """
-local was_open = redis.call('HEXISTS', KEYS[1], 'open_until') == 1
-if ARGV[1] == '1' then
-  redis.call('DEL', KEYS[1])
-  if was_open then return 2 end
-  return 0
-end
-"""
-    + _NOW
-    + """
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
-local opened = 0
-local probe_failed = open_until > 0 and now >= open_until
-if probe_failed or (open_until == 0 and failures >= tonumber(ARGV[2])) then
-  redis.call('HSET', KEYS[1], 'open_until', now + tonumber(ARGV[3]))
-  redis.call('HDEL', KEYS[1], 'probe')
-  opened = 1
-end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
-return opened
-"""
-)
 
 
 class BreakerOpen(Exception):
@@ -102,8 +51,8 @@ class CircuitBreaker:
         self.probe_ms = int(probe_seconds * 1000)
         self.memory_ms = int(memory_seconds * 1000)
         self.r = redis
-        self._allow = redis.register_script(_BREAKER_ALLOW)
-        self._result = redis.register_script(_BREAKER_RESULT)
+        self._allow = redis.register_script(lua("breaker_allow"))
+        self._result = redis.register_script(lua("breaker_result"))
 
     def allow(self) -> float:
         """0: send now; otherwise the seconds to wait before trying again."""

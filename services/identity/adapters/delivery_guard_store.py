@@ -30,8 +30,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.identity.adapters.redis.base import RedisBase
 from services.identity.adapters.redis.keys import AUDIT, POLICY_TAG
+from services.identity.adapters.redis.scripts import lua
 from services.identity.domain.delivery_policy import HOUR, Usage
+from services.identity.ports import Admission, GuardStats, PrefixBlock
 from shared.events import Event
 
 TAG = "idn:{idn-dlv}:"
@@ -41,100 +44,17 @@ STATS = TAG + "stats"
 DESTINATIONS_MEMORY = 30 * 86400
 BUCKETS = 60  # a conversion window is cut into about this many buckets
 
-_ADMIT = """
-local now = tonumber(ARGV[1])
-local prefix = ARGV[9]
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local blocked = 0
-if prefix ~= '' then
-  local untl = redis.call('ZSCORE', KEYS[1], prefix)
-  if untl then blocked = math.ceil((tonumber(untl) - now) / 1000) end
-end
-local known = redis.call('SISMEMBER', KEYS[2], ARGV[2])
-local ndest = redis.call('SCARD', KEYS[2])
-local c1 = tonumber(redis.call('GET', KEYS[3]) or '0')
-local c2 = tonumber(redis.call('GET', KEYS[4]) or '0')
-local c3 = 0
-local size, idx = ARGV[10], tonumber(ARGV[11])
-local lo, hi = idx - tonumber(ARGV[12]), idx - tonumber(ARGV[13])
-local sends, conv = 0, 0
-if prefix ~= '' then
-  c3 = tonumber(redis.call('GET', KEYS[5]) or '0')
-  local flat = redis.call('HGETALL', KEYS[6])
-  for i = 1, #flat, 2 do
-    local kind, sz, b = string.match(flat[i], '^(%a):(%d+):(%d+)$')
-    b = tonumber(b)
-    if sz ~= size or b == nil or b <= lo then
-      redis.call('HDEL', KEYS[6], flat[i])
-    elseif b <= hi then
-      if kind == 's' then sends = sends + tonumber(flat[i + 1])
-      else conv = conv + tonumber(flat[i + 1]) end
-    end
-  end
-end
-local ok = blocked <= 0 and (known == 1 or ndest < tonumber(ARGV[3]))
-  and c1 < tonumber(ARGV[4]) and c2 < tonumber(ARGV[5])
-  and (prefix == '' or tonumber(ARGV[6]) == 0 or c3 < tonumber(ARGV[6]))
-if ok then
-  redis.call('SADD', KEYS[2], ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[8])
-  for i = 3, 4 do
-    redis.call('INCR', KEYS[i])
-    redis.call('EXPIRE', KEYS[i], ARGV[7])
-  end
-  if prefix ~= '' then
-    redis.call('INCR', KEYS[5])
-    redis.call('EXPIRE', KEYS[5], ARGV[7])
-    redis.call('HINCRBY', KEYS[6], 's:' .. size .. ':' .. idx, 1)
-    redis.call('EXPIRE', KEYS[6], ARGV[14])
-    redis.call('SET', KEYS[7], prefix .. '|' .. size .. '|' .. idx, 'EX', ARGV[15])
-    if hi >= idx then sends = sends + 1 end
-  end
-end
-return {ok and 1 or 0, blocked, ndest, known, c1, c2, c3, sends, conv}
-"""
-
-_BLOCK = """
-local untl = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if untl and tonumber(untl) > tonumber(ARGV[3]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('DEL', KEYS[2])
-redis.call('HINCRBY', KEYS[3], 'auto_blocks', 1)
-return 1
-"""
-
-_TAKE = """
-local v = redis.call('GET', KEYS[1])
-if v then redis.call('DEL', KEYS[1]) end
-return v
-"""
-
-
-class Admission:
-    """What one check-and-count answered: the counters before the send, whether it was
-    counted, and the prefix's judged sends and conversions (this send included)."""
-
-    def __init__(self, row: Sequence[Any], window_left: int) -> None:
-        ok, blocked, ndest, known, c1, c2, c3, sends, conv = (int(x) for x in row)
-        self.admitted = bool(ok)
-        self.sends, self.converted = sends, conv
-        self.usage = Usage(
-            prefix_blocked_for=max(0, blocked),
-            destinations=ndest,
-            known_destination=bool(known),
-            per_client=c1,
-            per_customer=c2,
-            per_prefix=c3,
-            window_left=window_left,
-        )
-
 
 class DeliveryGuardStore:
-    def __init__(self, redis: Any) -> None:
+    """``ports.DeliveryGuardStore``; ``events`` is the identity store, whose event staging
+    and publishing the guard's events share."""
+
+    def __init__(self, redis: Any, events: RedisBase) -> None:
         self.r = redis
-        self._admit = redis.register_script(_ADMIT)
-        self._block = redis.register_script(_BLOCK)
-        self._take = redis.register_script(_TAKE)
+        self.events = events
+        self._admit = redis.register_script(lua("guard_admit"))
+        self._block = redis.register_script(lua("guard_block"))
+        self._take = redis.register_script(lua("guard_take"))
 
     # -- policy ---------------------------------------------------------------------------
     def policy_raw(self) -> dict[str, Any] | None:
@@ -142,13 +62,13 @@ class DeliveryGuardStore:
         return json.loads(raw) if raw else None
 
     def save_policy(
-        self, policy: Mapping[str, Any], audit: Mapping[str, Any], stage: Any, events: list[Event]
+        self, policy: Mapping[str, Any], audit: Mapping[str, Any], events: list[Event]
     ) -> None:
         """The policy, its audit entry and its event in one transaction (one slot)."""
         with self.r.pipeline(transaction=True) as pipe:
             pipe.set(POLICY_KEY, json.dumps(policy, separators=(",", ":")))
             pipe.xadd(AUDIT, {"entry": json.dumps(audit)}, maxlen=100_000, approximate=True)
-            stage(pipe, events, None)
+            self.events._stage(pipe, events, None)
             pipe.execute()
 
     def audit(self, entry: Mapping[str, Any]) -> None:
@@ -204,7 +124,17 @@ class DeliveryGuardStore:
                 max(1, marker_ttl),
             ],
         )
-        return Admission(row, HOUR - int(now % HOUR))
+        ok, blocked, ndest, known, c1, c2, c3, sends, conv = (int(x) for x in row)
+        usage = Usage(
+            prefix_blocked_for=max(0, blocked),
+            destinations=ndest,
+            known_destination=bool(known),
+            per_client=c1,
+            per_customer=c2,
+            per_prefix=c3,
+            window_left=HOUR - int(now % HOUR),
+        )
+        return Admission(bool(ok), usage, sends, conv)
 
     def converted(self, marker: str) -> bool:
         """A code sent to a prefix was entered: counted for the bucket it was sent in."""
@@ -228,12 +158,19 @@ class DeliveryGuardStore:
         keys = [BLOCKS, f"{TAG}conv:{prefix}", STATS]
         return bool(self._block(keys=keys, args=[prefix, int(until * 1000), int(now * 1000)]))
 
-    def blocks(self, now: float) -> list[tuple[str, float]]:
+    def blocks(self, now: float) -> list[PrefixBlock]:
         rows = self.r.zrangebyscore(BLOCKS, int(now * 1000) + 1, "+inf", withscores=True)
-        return [(str(p), float(until) / 1000) for p, until in rows]
+        return [PrefixBlock(str(p), float(until) / 1000) for p, until in rows]
 
     def unblock(self, prefix: str) -> bool:
         return bool(self.r.zrem(BLOCKS, prefix))
 
-    def stats(self) -> dict[str, int]:
-        return {str(k): int(v) for k, v in self.r.hgetall(STATS).items()}
+    def stats(self) -> GuardStats:
+        raw = {str(k): int(v) for k, v in self.r.hgetall(STATS).items()}
+        refused = {
+            k.removeprefix("refused:"): n for k, n in raw.items() if k.startswith("refused:")
+        }
+        return GuardStats(refused, raw.get("auto_blocks", 0))
+
+    def publish(self, events: Sequence[Event]) -> None:
+        self.events.publish(events)

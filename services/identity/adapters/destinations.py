@@ -40,3 +40,16 @@ def describe(key: bytes, channel: str, address: str, prefix_digits: int) -> Dest
         line_type=_TYPES.get(phonenumbers.number_type(number), "unknown"),
         prefix=f"+{code}-{national[:prefix_digits]}",
     )
+
+
+class KeyedDestinations:
+    """``ports.Destinations``: destinations and customers under the guard's own key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def describe(self, channel: str, address: str, prefix_digits: int) -> Destination:
+        return describe(self._key, channel, address, prefix_digits)
+
+    def digest(self, value: str) -> str:
+        return digest(self._key, value)

@@ -182,7 +182,7 @@ def test_a_confirmed_factor_stored_in_clear_is_sealed_by_the_first_read(
 READS: dict[str, Callable[[RedisStore, str, str], Any]] = {
     "factor": lambda store, cid, fid: store.factor(cid, fid)["data"],
     "factors": lambda store, cid, fid: store.factors(cid)[0]["data"],
-    "snapshot": lambda store, cid, fid: store.snapshot(cid)["factors"][0]["data"],
+    "snapshot": lambda store, cid, fid: store.snapshot(cid).factors[0]["data"],
 }
 
 

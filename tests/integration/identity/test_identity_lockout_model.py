@@ -19,6 +19,7 @@ from services.identity.adapters.redis.store import RedisStore
 from services.identity.bootstrap import Wiring
 from services.identity.domain import lockout
 from services.identity.domain.lockout import FAILURE_CAP, Counters
+from services.identity.ports import LockState
 from shared.config import Settings
 from tests.integration.identity.conftest import GOLD, Api
 
@@ -107,10 +108,13 @@ def test_the_lua_and_the_domain_model_agree_step_by_step(
             success = rng.random() < p_success
             got: tuple[Any, ...]
             if success and rng.random() < 0.5:  # a successful check that leaves it pending
-                got = (False, store.settle_success(vid, CID, "totp", max_attempts, LOCKOUT)[0])
+                got = (
+                    False,
+                    store.settle_success(vid, CID, "totp", max_attempts, LOCKOUT).remaining,
+                )
                 assert got == model.settle(vid, success, max_attempts, approves=False), where
             else:
-                got = store.settle_attempt(vid, CID, success, max_attempts, LOCKOUT)
+                got = astuple(store.settle_attempt(vid, CID, success, max_attempts, LOCKOUT))
                 assert got == model.settle(vid, success, max_attempts), where
         elif op < 0.93:  # the lock runs out: the model's clock moves past it
             redis.delete(ckey(CID, "lock"))
@@ -151,7 +155,7 @@ def test_many_lockout_cycles_never_evaluate_more_than_a_hundred_failures(redis: 
         0,
         True,
     )
-    assert store.lock_state(CID) == (0, True)
+    assert store.lock_state(CID) == LockState(0, True)
 
 
 def test_an_administrator_unlocks_a_customer_held_after_a_hundred_failures(
@@ -185,6 +189,6 @@ def test_an_administrator_unlocks_a_customer_held_after_a_hundred_failures(
     assert api.call("DELETE", "/v1/customers/c-1/lockout", "admin").status_code == 204
     types = [f["type"] for _, f in redis.xrange("sb:events:identity")]
     assert types.count("identity.customer.unlocked") == 1  # the second call changed nothing
-    assert service.store.lock_state("c-1") == (0, False)
+    assert service.store.lock_state("c-1") == LockState(0, False)
     vid = api.start("c-1", "chat", tier="gold").json["verification_id"]
     assert api.check(vid, "totp", code=totp.now()).json["status"] == "approved"

@@ -7,6 +7,7 @@ from typing import Any
 
 from services.identity.adapters.redis.keys import ckey
 from services.identity.bootstrap import Wiring
+from services.identity.ports import LockState
 from tests.integration.identity.conftest import GOLD, Api
 from tests.integration.identity.test_identity_concurrency import in_parallel
 
@@ -20,7 +21,7 @@ def failed_events(redis: Any) -> list[dict[str, str]]:
 
 def assert_nothing_counted(service: Wiring, redis: Any, cid: str = "c-1") -> None:
     assert failed_events(redis) == []
-    assert service.store.lock_state(cid) == (0, False)
+    assert service.store.lock_state(cid) == LockState(0, False)
     assert int(redis.get(ckey(cid, "fail")) or 0) == 0
     assert int(redis.get(ckey(cid, "streak")) or 0) == 0
 

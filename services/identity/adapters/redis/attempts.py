@@ -18,7 +18,7 @@ from services.identity.adapters.redis.keys import (
 )
 from services.identity.adapters.redis.scripts import lua
 from services.identity.domain.lockout import FAILURE_CAP
-from services.identity.ports import Reservation, Reserved
+from services.identity.ports import LockState, Reservation, Reserved, Settled, SettledSuccess
 from shared.events import Event
 
 
@@ -44,32 +44,31 @@ class RedisAttempts(RedisFactors):
 
     def settle_success(
         self, vid: str, cid: str, factor: str, max_attempts: int, lockout_seconds: int
-    ) -> tuple[int, list[str]]:
+    ) -> SettledSuccess:
         """Settle a successful attempt and record the factor: one script call."""
         keys, args = self._settle_success_call(vid, cid, factor, max_attempts)
         remaining, satisfied = self._settle_success(keys=keys, args=args)
-        return int(remaining), sorted(satisfied)
+        return SettledSuccess(int(remaining), sorted(satisfied))
 
     def settle_attempt(
         self, vid: str, cid: str, success: bool, max_attempts: int, lockout_seconds: int
-    ) -> tuple[bool, int]:
+    ) -> Settled:
         locked, remaining = self._settle(
             keys=attempt_keys(vid, cid),
             args=["1" if success else "0", max_attempts, lockout_seconds, FAILURE_CAP],
         )
-        return bool(locked), int(remaining)
+        return Settled(bool(locked), int(remaining))
 
     def lock_remaining(self, cid: str) -> int:
         ttl = self.r.ttl(ckey(cid, "lock"))
         return int(ttl) if ttl and ttl > 0 else 0
 
-    def lock_state(self, cid: str) -> tuple[int, bool]:
-        """(seconds the timed lock has left, held until an administrator unlocks)."""
+    def lock_state(self, cid: str) -> LockState:
         with self.r.pipeline(transaction=False) as pipe:
             pipe.ttl(ckey(cid, "lock"))
             pipe.get(ckey(cid, "streak"))
             ttl, streak = pipe.execute()
-        return (int(ttl) if ttl and ttl > 0 else 0), int(streak or 0) >= FAILURE_CAP
+        return LockState(int(ttl) if ttl and ttl > 0 else 0, int(streak or 0) >= FAILURE_CAP)
 
     def unlock(self, cid: str, events: Sequence[Event]) -> bool:
         """Clear the lock, the failures and the streak; the events only if any was set."""

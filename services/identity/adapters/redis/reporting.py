@@ -24,6 +24,7 @@ from services.identity.adapters.redis.keys import (
     vkey,
 )
 from services.identity.adapters.redis.scripts import lua
+from services.identity.ports import Stats
 from shared import compaction, idempotency
 
 
@@ -44,7 +45,7 @@ class RedisReporting(RedisBase):
                 pipe.ltrim(durations, 0, DURATIONS_KEPT - 1)
             pipe.execute()
 
-    def stats(self) -> tuple[dict[str, int], list[float]]:
+    def stats(self) -> Stats:
         with self.r.pipeline(transaction=False) as pipe:
             for shard in range(SHARDS):
                 stats, durations = stats_keys(shard)
@@ -55,7 +56,7 @@ class RedisReporting(RedisBase):
         for part in found[::2]:
             for k, v in part.items():
                 counters[k] = counters.get(k, 0) + int(v)
-        return counters, [float(d) for part in found[1::2] for d in part]
+        return Stats(counters, [float(d) for part in found[1::2] for d in part])
 
     def verification_ids(self, cid: str) -> list[str]:
         return sorted(self.r.smembers(ckey(cid, "vers")))

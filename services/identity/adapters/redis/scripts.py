@@ -16,6 +16,8 @@ NEEDS = {
     "accept_step": ("lib_claim_step",),
     "create": ("lib_events",),
     "approve": ("lib_events", "lib_approve"),
+    "breaker_allow": ("lib_now",),
+    "breaker_result": ("lib_now",),
     "claim_settle_approve": (
         "lib_claim_step",
         "lib_settle_success",

@@ -21,6 +21,7 @@ from services.identity.adapters.redis.keys import (
     stats_keys,
     tag,
 )
+from services.identity.ports import StatusSnapshot
 from shared.events import Event
 
 log = logging.getLogger("sb.identity.store")
@@ -74,7 +75,7 @@ class RedisSessions(RedisBase):
             return
         self._status_counted.add(marker)
 
-    def status_snapshot(self, cid: str) -> tuple[str, list[dict[str, Any]], dict[str, str]]:
+    def status_snapshot(self, cid: str) -> StatusSnapshot:
         """(projected tier, active sessions, stored policies): one script call standalone,
         the script and a read of the policies on a cluster."""
         keys = [ckey(cid, "profile"), ckey(cid, "sessions")]
@@ -86,7 +87,7 @@ class RedisSessions(RedisBase):
             # A cached copy outlives the key's TTL until Redis expires the key itself.
             now = time.time()
             live = [s for s in map(json.loads, filter(None, raw)) if s.get("exp", now + 1) > now]
-            return tier or "", live, policies
+            return StatusSnapshot(tier or "", live, policies)
         prefix = tag(shard_of(cid)) + "s:"
         if self.cluster:
             tier, sessions, _ = self._status(keys=keys, args=[prefix])
@@ -94,7 +95,7 @@ class RedisSessions(RedisBase):
         else:
             tier, sessions, flat = self._status(keys=[*keys, POLICIES], args=[prefix])
             policies = dict(zip(flat[::2], flat[1::2], strict=True))
-        return tier, [json.loads(v) for v in sessions], policies
+        return StatusSnapshot(tier, [json.loads(v) for v in sessions], policies)
 
     def sessions_by_id(self, cid: str, sids: Sequence[str]) -> list[dict[str, Any]]:
         if not sids:

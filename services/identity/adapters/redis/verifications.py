@@ -24,6 +24,7 @@ from services.identity.adapters.redis.keys import (
 )
 from services.identity.adapters.redis.scripts import lua
 from services.identity.domain.errors import StepTaken
+from services.identity.ports import Snapshot
 from shared.events import Event
 
 
@@ -124,7 +125,7 @@ class RedisVerifications(RedisAttempts):
         """True for the first caller only (approval, flag events...)."""
         return bool(self.r.set(P + key, "1", nx=True, ex=ttl))
 
-    def snapshot(self, cid: str) -> dict[str, Any]:
+    def snapshot(self, cid: str) -> Snapshot:
         """What starting a verification needs, in one round trip."""
         with self.r.pipeline(transaction=False) as pipe:
             pipe.hgetall(ckey(cid, "profile"))
@@ -133,7 +134,7 @@ class RedisVerifications(RedisAttempts):
             pipe.hgetall(POLICIES)
             profile, sids, factors, policies = pipe.execute()
         rows = _oldest_first(self._open_factors(cid, factors))
-        return {"profile": profile, "sids": sorted(sids), "factors": rows, "policies": policies}
+        return Snapshot(profile, sorted(sids), rows, policies)
 
     def commit_approval(
         self,
