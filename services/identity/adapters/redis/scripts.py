@@ -14,7 +14,8 @@ NEEDS = {
     "reserve_turn": ("lib_reserve",),
     "settle_success": ("lib_settle_success",),
     "accept_step": ("lib_claim_step",),
-    "create": ("lib_events",),
+    "create": ("lib_events", "lib_create"),
+    "start": ("lib_events", "lib_create"),
     "approve": ("lib_events", "lib_approve"),
     "claim_settle_approve": (
         "lib_claim_step",
