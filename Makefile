@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench demo install compose-check clean
+.PHONY: run test lint bench bench-peer demo install compose-check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -28,8 +28,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	@set -e; for b in bench/events.py bench/identity.py bench/crm.py bench/routing.py bench/journey.py; do \
+	@set -e; for b in bench/events.py bench/identity.py bench/identity_cpu.py bench/crm.py bench/routing.py bench/journey.py; do \
 	  if [ -f $$b ]; then echo "== $$b"; $(BIN)/python $$b; fi; done
+
+# privacyIDEA beside Switchboard (bench/privacyidea_peer.py): apart from `make bench`
+# because its first run installs privacyIDEA and sets it up (several minutes).
+bench-peer: $(STAMP)
+	$(BIN)/python bench/privacyidea_peer.py
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py

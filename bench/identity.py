@@ -113,6 +113,28 @@ def enroll_many(service, n: int) -> list[tuple[str, pyotp.TOTP]]:  # noqa: ANN00
     return out
 
 
+def approved_session(url: str, cid: str, totp: pyotp.TOTP) -> str:
+    """The session token of one complete TOTP flow of ``cid`` over HTTP."""
+    conn = http.client.HTTPConnection(*url.removeprefix("http://").split(":"))
+    try:
+        conn.request(
+            "POST",
+            "/v1/verifications",
+            headers=auth("channel"),
+            body=json.dumps({"customer_id": cid, "channel": "chat"}),
+        )
+        vid = json.loads(conn.getresponse().read())["verification_id"]
+        conn.request(
+            "POST",
+            f"/v1/verifications/{vid}/checks",
+            headers=auth("channel"),
+            body=json.dumps({"factor": "totp", "code": totp.now()}),
+        )
+        return str(json.loads(conn.getresponse().read())["session_token"])
+    finally:
+        conn.close()
+
+
 def totp_flows(url: str, customers: list[tuple[str, pyotp.TOTP]], seconds: float) -> dict:
     """Complete flows per second: through wrk (C, like every other figure here) when it is
     installed, else through a threaded Python client, whose own CPU then competes with the
@@ -294,22 +316,7 @@ def main() -> None:
             with GunicornService("services.identity.app:create_app()", env) as app:
                 # One approved session to introspect and to ask the status of.
                 cid, totp = customers.pop()
-                conn = http.client.HTTPConnection(*app.url.removeprefix("http://").split(":"))
-                conn.request(
-                    "POST",
-                    "/v1/verifications",
-                    headers=auth("channel"),
-                    body=json.dumps({"customer_id": cid, "channel": "chat"}),
-                )
-                vid = json.loads(conn.getresponse().read())["verification_id"]
-                conn.request(
-                    "POST",
-                    f"/v1/verifications/{vid}/checks",
-                    headers=auth("channel"),
-                    body=json.dumps({"factor": "totp", "code": totp.now()}),
-                )
-                token = json.loads(conn.getresponse().read())["session_token"]
-                conn.close()
+                token = approved_session(app.url, cid, totp)
 
                 rounds: list[tuple[LoadResult, LoadResult, LoadResult]] = []
                 for _ in range(ROUNDS):

@@ -44,12 +44,15 @@ class GunicornService:
         workers: int | None = None,
         port: int | None = None,
         log_path: str | Path | None = None,
+        cwd: str | Path | None = None,
     ) -> None:
+        # ``cwd``: another checkout of the code (bench/identity_cpu.py serves an older
+        # revision beside this one, on the same interpreter and settings).
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = dict(os.environ)
         full_env.update(env)
-        full_env.setdefault("PYTHONPATH", str(ROOT))
+        full_env.setdefault("PYTHONPATH", str(cwd or ROOT))
         bin_dir = Path(sys.executable).parent
         gunicorn = bin_dir / "gunicorn"
         args = [
@@ -65,7 +68,7 @@ class GunicornService:
         self._log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             args,
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             env=full_env,
             stdout=self._log,
             stderr=self._log,

@@ -39,9 +39,6 @@ ENTRYPOINTS_IMPORTING_ADAPTERS: dict[str, str] = {
         "builds adapters.sql_compaction and sql_tables itself; CRM carve (c17): "
         "take them from bootstrap.build()"
     ),
-    "services/identity/consumer.py": (
-        "builds RedisStore and dev_outbox and writes through the store; " + IDENTITY_CARVE
-    ),
     "services/routing/dispatcher.py": (
         "builds RedisRoutingStore itself; routing carve (r17): take it from bootstrap.build()"
     ),
@@ -49,11 +46,6 @@ ENTRYPOINTS_IMPORTING_ADAPTERS: dict[str, str] = {
 
 # path -> (its length the day it was listed: it may shrink, never grow; why, who removes it)
 OVERSIZED: dict[str, tuple[int, str]] = {
-    "services/identity/service.py": (1143, "identity carve: use-case modules by area"),
-    "services/identity/adapters/redis_store.py": (
-        1270,
-        "identity carve: adapters/redis/ by area around keys.py and lua/*.lua",
-    ),
     "services/crm/service.py": (974, "CRM carve (c17): profiles, merging, cases, privacy"),
     "services/crm/adapters/sql_store.py": (604, "CRM carve (c17): the store split by area"),
     "services/routing/service.py": (520, "routing carve (r17): use cases by area"),
@@ -70,8 +62,6 @@ LUA_IN_PYTHON: dict[str, str] = {
     "services/identity/adapters/breaker.py": IDENTITY_LUA,
     "services/identity/adapters/delivery_guard_store.py": IDENTITY_LUA,
     "services/identity/adapters/dev_outbox.py": IDENTITY_LUA,
-    "services/identity/adapters/redis_code_turns.py": IDENTITY_LUA,
-    "services/identity/adapters/redis_store.py": IDENTITY_LUA,
     "services/routing/adapters/lua.py": "routing carve (r17): the 16 scripts to lua/*.lua",
 }
 

@@ -4,6 +4,7 @@
 -- the customer's earlier failures and streak: a factor that does not complete the
 -- verification proves nothing about the others, and a known answer to the weakest
 -- must not reset the count of guesses at the strongest. -> the attempts read.
+-- ARGV: none read here; k, factor, ttl and approving are arguments of the including script.
 local function settle_success(k, factor, ttl, approving)
   local att = tonumber(redis.call('GET', KEYS[k]) or '0')
   if att > 0 then redis.call('DECR', KEYS[k]) end
