@@ -226,6 +226,7 @@ class Wiring:
             documents=self.documents,
             guard=self.guard,
             turns=RedisCodeTurns(store),
+            starts=store,
         )
         self.reporting = Reporting(store, self.enrollment, self.devices)
         self.dev_outbox = next(

@@ -85,6 +85,15 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class FreshStart:
+    """A start in one round trip: whether the verification was created (under the tier
+    the use case expected), and the reads of ``VerificationStore.snapshot`` either way."""
+
+    created: bool
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True)
 class AuditPage:
     items: list[dict[str, Any]]
     next_before: str | None
@@ -206,6 +215,20 @@ class VerificationStore(Protocol):
     def count(self, **counters: int) -> None: ...
     def record_outcome(self, counter: str, duration_ms: float | None) -> None: ...
     def get_ref(self, kind: str, key: str) -> str | None: ...
+
+
+class FreshStarts(Protocol):
+    """A start without a device or a session token in one round trip (optional: without
+    it, a start reads the snapshot, then creates)."""
+
+    def start_fresh(
+        self,
+        vid: str,
+        fields: Mapping[str, Any],
+        events: list[Event],
+        counters: Mapping[str, int],
+        fresh: tuple[str, str],
+    ) -> FreshStart: ...
 
 
 class ReportingStore(Protocol):

@@ -29,7 +29,14 @@ from services.identity.domain.policy import Decision, TierPolicy, evaluate
 from services.identity.domain.session import SessionClaims
 from services.identity.factor_env import PluginEnv
 from services.identity.policies import Policies
-from services.identity.ports import AttemptStore, LockState, Tokens, VerificationStore
+from services.identity.ports import (
+    AttemptStore,
+    FreshStarts,
+    LockState,
+    Snapshot,
+    Tokens,
+    VerificationStore,
+)
 from services.identity.resubmission import CodeTurns
 from services.identity.sessions import Sessions
 from shared.events import Event
@@ -54,11 +61,13 @@ class Verifications:
         documents: Any = None,
         guard: DeliveryGuard | None = None,
         turns: CodeTurns | None = None,
+        starts: FreshStarts | None = None,
     ) -> None:
         self.store, self.attempts, self.tokens = store, attempts, tokens
         self.registry, self.config, self.clock = registry, config, clock
         self.policies, self.devices, self.sessions = policies, devices, sessions
         self.env, self.documents, self.guard, self.turns = env, documents, guard, turns
+        self.starts = starts
 
     def check(self, vid: str, params: Mapping[str, Any]) -> Result:
         """Judge a code or answers; approves when the policy is satisfied (checks.py)."""
@@ -68,7 +77,13 @@ class Verifications:
 
     def start(self, cmd: Mapping[str, Any]) -> Result:
         cid, channel = cmd["customer_id"], cmd["channel"]
-        snap = self.store.snapshot(cid)
+        snap: Snapshot | None = None
+        if self.starts is not None and not cmd.get("device") and not cmd.get("session_token"):
+            created, snap = self._start_fresh(cid, channel, cmd.get("tier"))
+            if created is not None:
+                return created
+        if snap is None:
+            snap = self.store.snapshot(cid)
         tier = self.policies.tier_of(cid, cmd.get("tier"), snap.profile)
         policy = self.policies.policy(tier, snap.policies)
         now = self.clock()
@@ -78,18 +93,64 @@ class Verifications:
             cid, policy, channel, cmd.get("session_token"), trusted, snap.sids, seen
         )
         vid = self.store.new_id("v", cid)
-        started = new_event(
+        started = self._started(vid, cid, channel, tier)
+        if session is not None and carried is not None and carried.approved:
+            return self._reuse(vid, cid, channel, tier, session, seen, started, now)
+        satisfied = list(carried.counted) if carried else []
+        decision = evaluate(policy, channel, satisfied, trusted, self.policies.possession)
+        fields = self._fields(cid, channel, tier, now, seen, trusted)
+        sat = [f for f in decision.counted if f != "trusted_device"]
+        # Counted now, not when it ends: a verification the customer gives up on stays in
+        # ``requested`` and lowers the completion rate.
+        counters = {"asked_again" if had_session else "fresh": 1, f"requested:{tier}:{channel}": 1}
+        self.store.create_verification(vid, fields, sat, [started], counters)
+        if decision.approved:  # a trusted device alone may satisfy a one-factor tier
+            return self._approve(vid, {**fields, "satisfied": sat}, policy, decision, status=201)
+        return Result(self._pending_body(vid, fields, policy, decision, snap.factors), 201)
+
+    def _start_fresh(
+        self, cid: str, channel: str, hint: str | None
+    ) -> tuple[Result | None, Snapshot | None]:
+        """Without a device or a token nothing is satisfied and no session is reused, so
+        the verification is known before the reads but for the tier: the store creates it
+        under the tier expected without a projected one, in the round trip of the reads
+        (the start's only one). (None, the reads) when the projected tier is another."""
+        assert self.starts is not None
+        tier = self.policies.tier_of(cid, hint, {})
+        now = self.clock()
+        vid = self.store.new_id("v", cid)
+        fields = self._fields(cid, channel, tier, now, None, False)
+        counters = {f"requested:{tier}:{channel}": 1}
+        started = self._started(vid, cid, channel, tier)
+        done = self.starts.start_fresh(vid, fields, [started], counters, ("fresh", "asked_again"))
+        if not done.created:
+            return None, done.snapshot
+        policy = self.policies.policy(tier, done.snapshot.policies)
+        decision = evaluate(policy, channel, [], False, self.policies.possession)
+        if decision.approved:  # no policy asks for no factor; as ``start`` would, all the same
+            return self._approve(vid, {**fields, "satisfied": []}, policy, decision, 201), None
+        body = self._pending_body(vid, fields, policy, decision, done.snapshot.factors)
+        return Result(body, 201), done.snapshot
+
+    def _started(self, vid: str, cid: str, channel: str, tier: str) -> Event:
+        return new_event(
             "identity.verification.started",
             verification_id=vid,
             customer_id=cid,
             channel=channel,
             tier=tier,
         )
-        if session is not None and carried is not None and carried.approved:
-            return self._reuse(vid, cid, channel, tier, session, seen, started, now)
-        satisfied = list(carried.counted) if carried else []
-        decision = evaluate(policy, channel, satisfied, trusted, self.policies.possession)
-        fields = {
+
+    def _fields(
+        self,
+        cid: str,
+        channel: str,
+        tier: str,
+        now: float,
+        seen: dict[str, Any] | None,
+        trusted: bool,
+    ) -> dict[str, Any]:
+        return {
             "customer_id": cid,
             "channel": channel,
             "tier": tier,
@@ -101,14 +162,6 @@ class Verifications:
             "challenges": {},
             "reused": False,
         }
-        sat = [f for f in decision.counted if f != "trusted_device"]
-        # Counted now, not when it ends: a verification the customer gives up on stays in
-        # ``requested`` and lowers the completion rate.
-        counters = {"asked_again" if had_session else "fresh": 1, f"requested:{tier}:{channel}": 1}
-        self.store.create_verification(vid, fields, sat, [started], counters)
-        if decision.approved:  # a trusted device alone may satisfy a one-factor tier
-            return self._approve(vid, {**fields, "satisfied": sat}, policy, decision, status=201)
-        return Result(self._pending_body(vid, fields, policy, decision, snap.factors), 201)
 
     def _reuse(
         self,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from services.identity.adapters.redis.attempts import RedisAttempts
 from services.identity.adapters.redis.base import _j, _oldest_first
@@ -24,8 +27,10 @@ from services.identity.adapters.redis.keys import (
 )
 from services.identity.adapters.redis.scripts import lua
 from services.identity.domain.errors import StepTaken
-from services.identity.ports import Snapshot
+from services.identity.ports import FreshStart, Snapshot
 from shared.events import Event
+
+_START_SHA = hashlib.sha1(lua("start").encode()).hexdigest()
 
 
 class RedisVerifications(RedisAttempts):
@@ -52,6 +57,55 @@ class RedisVerifications(RedisAttempts):
             keys=[*keys, *([stream] if stream else [])],
             args=[vid, _j(payload)],
         )
+
+    def start_fresh(
+        self,
+        vid: str,
+        fields: Mapping[str, Any],
+        events: list[Event],
+        counters: Mapping[str, int],
+        fresh: tuple[str, str],
+    ) -> FreshStart:
+        """Create the verification ``fields`` describe (no device, no session: nothing is
+        satisfied) unless the customer's projected tier is not ``fields["tier"]``; and read
+        what a start reads (``snapshot``), all in one round trip (see ``lua/start.lua``).
+        ``fresh``: the counters of a customer without and with an active session."""
+        cid = fields["customer_id"]
+        shard = shard_of(cid)
+        stream = self._event_stream(shard)
+        payload = {
+            "fields": {k: _j(v) for k, v in fields.items()},
+            "sat": [],
+            "counters": dict(counters),
+            "ttl": VERIFICATION_TTL,
+            "fresh": fresh[0],
+            "again": fresh[1],
+            **self._script_events(events),
+        }
+        keys = [
+            *(ckey(cid, name) for name in ("profile", "sessions", "factors")),
+            vkey(vid),
+            vkey(vid) + ":sat",
+            ckey(cid, "vers"),
+            stats_keys(shard)[0],
+            *([stream] if stream else []),
+        ]
+        args = [vid, _j(payload), fields["tier"], tag(shard) + "s:", f"{shard:02x}"]
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.execute_command("EVALSHA", _START_SHA, len(keys), *keys, *args)
+            pipe.hgetall(POLICIES)
+            answer, policies = pipe.execute(raise_on_error=False)
+        if isinstance(answer, NoScriptError):  # nothing ran: the text once, then its sha
+            answer = self.r.execute_command("EVAL", lua("start"), len(keys), *keys, *args)
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(policies, Exception):
+            raise policies
+        created, tier, sids, flat = answer
+        stored = dict(zip(flat[::2], flat[1::2], strict=True))
+        rows = _oldest_first(self._open_factors(cid, stored))
+        profile = {"tier": tier} if tier else {}
+        return FreshStart(bool(created), Snapshot(profile, sorted(sids), rows, policies))
 
     def verification(self, vid: str) -> dict[str, Any] | None:
         key = vkey(vid)
