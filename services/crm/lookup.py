@@ -55,11 +55,11 @@ def lookup_case(
     except InvalidIdentifier:
         wanted = ""  # held by nobody: the lookup below still runs, and fails like any other
     row = crm.read(lambda tx: tx.case_for_lookup(number, wanted))
-    of_case = crm.ctx.keyed("lookup:" + (row["profile_id"] or _NO_CASE))
-    of_phone = crm.ctx.keyed("lookup:" + (row["holder"] or _NO_HOLDER))
+    of_case = crm.ctx.keyed("lookup:" + (row.profile_id or _NO_CASE))
+    of_phone = crm.ctx.keyed("lookup:" + (row.holder or _NO_HOLDER))
     if not hmac.compare_digest(of_case, of_phone):
         if crm.limiter is not None:
             crm.limiter.hit(f"lookup-misses:{client}", crm.config.lookup_miss_limit)
         raise LookupFailed()
     # Progress only: nothing the caller did not already know but the state.
-    return {"status": row["status"], "category": row["category"], "updated_at": row["updated_at"]}
+    return {"status": row.status, "category": row.category, "updated_at": row.updated_at}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -31,6 +32,16 @@ class ResolveTx(ProfilesWriteTx, PrivacyTx, Protocol):
     """Resolving also records merge candidates and checks suppressions."""
 
     def record_candidate(self, a: str, b: str, types: Sequence[str], now: datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What ``resolve_in`` decided: a profile (``created`` or not), or the ids of the
+    profiles the identifiers name together (recorded as a merge candidate)."""
+
+    profile: Row | None = None
+    created: bool = False
+    conflict: tuple[str, ...] = ()
 
 
 def insert_profile(
@@ -80,8 +91,7 @@ def resolve_in(
     *,
     create: bool,
     fields: Mapping[str, Any],
-) -> tuple[Row | None, bool, tuple[str, ...]]:
-    """(profile, created, conflicting profile ids)."""
+) -> Resolved:
     holders = tx.holders(idents)
     wanted = set(idents)
     owners = {i: pid for pid, h in holders.items() for i in h.identifiers if i in wanted}
@@ -91,14 +101,14 @@ def resolve_in(
         ids = decision.profile_ids
         for other in ids[1:]:
             tx.record_candidate(ids[0], other, types, ctx.clock())
-        return None, False, ids
+        return Resolved(conflict=ids)
     if decision.outcome is Outcome.NOT_FOUND:
         raise ProfileNotFound("no profile holds these identifiers")
     if decision.outcome is Outcome.RESOLVED:
         assert decision.profile_id is not None
         if not decision.missing:  # the hot path: one query in all
             held = holders[decision.profile_id]
-            return view(tx, held.row, held.identifiers), False, ()
+            return Resolved(view(tx, held.row, held.identifiers))
         # Under the profile's lock: a merge taking it since the read is retried
         # (the identifiers then resolve to the survivor), not written past.
         fresh = lock_active(tx, decision.profile_id)
@@ -113,11 +123,11 @@ def resolve_in(
             tx.insert_identifiers(decision.profile_id, missing)
             kinds = ", ".join(sorted({i.type for i in missing}))
             ctx.timeline(tx, decision.profile_id, "profile.identifiers_added", f"added {kinds}")
-        return view(tx, fresh), False, ()
+        return Resolved(view(tx, fresh))
     # ``create`` is the explicit ask: a returning customer starts afresh, with no
     # link to the erased profile. Suppression guards attaching, above, not this.
     row = insert_profile(tx, ctx, idents, fields)
-    return view(tx, row), True, ()
+    return Resolved(view(tx, row), created=True)
 
 
 def update_in(
@@ -234,17 +244,18 @@ class Profiles(UseCases):
             [held] = holders.values()
             if set(idents) <= set(held.identifiers):
                 return view_of(held.row, held.identifiers), False
-        profile, created, conflict = self.run(
+        # The conflict is raised after the transaction: the candidate it recorded stays.
+        resolved = self.run(
             lambda tx: resolve_in(tx, ctx, idents, create=create, fields=fields or {})
         )
-        if conflict:
+        if resolved.conflict:
             raise ResolutionConflict(
                 "the identifiers belong to different profiles: "
-                f"{' and '.join(conflict)} (a merge candidate)",
-                conflict,
+                f"{' and '.join(resolved.conflict)} (a merge candidate)",
+                resolved.conflict,
             )
-        assert profile is not None
-        return profile, created
+        assert resolved.profile is not None
+        return resolved.profile, resolved.created
 
     def get_profile(self, profile_id: str) -> Row:
         return self.read(lambda tx: view(tx, live(tx, profile_id)))

@@ -11,6 +11,7 @@ from sqlalchemy import and_, bindparam, insert, or_, select, update
 from services.crm.adapters import sql_lookup
 from services.crm.adapters import sql_tables as t
 from services.crm.adapters.sql_rows import NOT_AN_ID, SqlArea, row_of
+from services.crm.ports import LookupProbe
 
 _CASE_BY_ID = select(t.cases).where(t.cases.c.id == bindparam("case_id"))
 _CASE_BY_NUMBER = select(t.cases).where(t.cases.c.case_number == bindparam("case_number"))
@@ -71,7 +72,7 @@ class SqlCases(SqlArea):
         row = self.conn.execute(_CASE_BY_NUMBER, {"case_number": case_number}).first()
         return row_of(row) if row else None
 
-    def case_for_lookup(self, case_number: str, phone: str) -> dict[str, Any]:
+    def case_for_lookup(self, case_number: str, phone: str) -> LookupProbe:
         return sql_lookup.case_for_lookup(self.conn, case_number, phone)
 
     def open_cases_of(self, profile_id: str) -> list[dict[str, Any]]:

@@ -18,8 +18,10 @@ from services.crm.ports import (
     CasesTx,
     EventsTx,
     Holder,
+    LookupProbe,
     MergesTx,
     OwnedRowsTx,
+    PrivacyTx,
     ProfilesTx,
     Row,
     TimelineTx,
@@ -288,8 +290,16 @@ class FakeCasesTx(FakeTimeline, FakeEvents, CasesTx):
         found = [r for r in self.tables["cases"].values() if r["case_number"] == case_number]
         return dict(found[0]) if found else None
 
-    def case_for_lookup(self, case_number: str, phone: str) -> Row:
-        raise NotImplementedError("the lookup's one statement is the SQL adapter's (tested there)")
+    def case_for_lookup(self, case_number: str, phone: str) -> LookupProbe:
+        case = self.get_case_by_number(case_number) or {}
+        holder = self.owners([Identifier("phone", phone)]).get(Identifier("phone", phone))
+        return LookupProbe(
+            holder,
+            case.get("profile_id"),
+            case.get("status"),
+            case.get("category"),
+            case.get("updated_at"),
+        )
 
     def open_cases_of(self, profile_id: str) -> list[Row]:
         return [
@@ -306,3 +316,22 @@ class FakeCasesTx(FakeTimeline, FakeEvents, CasesTx):
         for row in rows:
             row.update(profile_id=None, subject=None, description=None, history=[])
         return len(rows)
+
+
+class FakePrivacy(PrivacyTx):
+    def __init__(self) -> None:
+        self.suppressions: dict[str, datetime] = {}
+
+    def suppress(self, digests: Sequence[str], until: datetime) -> None:
+        self.suppressions.update(dict.fromkeys(digests, until))
+
+    def suppressed(self, digests: Sequence[str], now: datetime) -> set[str]:
+        return {d for d in digests if d in self.suppressions and self.suppressions[d] > now}
+
+
+class FakeResolveTx(FakeMergingTx, FakePrivacy):
+    """``profiles.ResolveTx``: profiles, timeline, events, suppressions, candidates."""
+
+    def __init__(self) -> None:
+        FakeMergingTx.__init__(self)
+        FakePrivacy.__init__(self)
