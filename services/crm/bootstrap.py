@@ -14,7 +14,7 @@ from services.crm.adapters.http_peers import HttpPeerExports
 from services.crm.adapters.redis_rate_limit import RedisRateLimiter
 from services.crm.adapters.sql_engine import database_url, make_engine
 from services.crm.adapters.sql_store import SqlStore
-from services.crm.config import CrmConfig
+from services.crm.config import CrmConfig, WiringConfig
 from services.crm.service import CrmService
 from shared.config import Settings
 from shared.sql_outbox import relay_outbox
@@ -40,41 +40,26 @@ class Wiring:
 
 
 def build(settings: Settings, redis: Any) -> Wiring:
+    wiring = WiringConfig.from_settings(settings)
     url = database_url(settings)
-    if settings.bool_env("CRM_AUTO_MIGRATE", settings.dev_mode):
+    if wiring.auto_migrate:
         from services.crm.migrate import upgrade
 
         upgrade(url, lock_dir=settings.var_dir)
-    pool_size = settings.int_env("CRM_DB_POOL_SIZE", 8, minimum=1)
-    engine = make_engine(url, pool_size=pool_size)
+    engine = make_engine(url, pool_size=wiring.pool_size)
     read_engine = None
     if engine.dialect.name == "postgresql":
-        read_engine = make_engine(url, pool_size=pool_size, autocommit=True)
+        read_engine = make_engine(url, pool_size=wiring.pool_size, autocommit=True)
     store = SqlStore(engine, read_engine=read_engine)
-    timeout = settings.float_env("CRM_PEER_TIMEOUT_SECONDS", 5.0)
-    key = settings.secret("SB_INTERNAL_API_KEY")
     peers = {
-        "identity": HttpPeerExports(
-            "identity",
-            settings.str_env("IDENTITY_URL", "http://127.0.0.1:8001"),
-            key,
-            timeout=timeout,
-        ),
-        "routing": HttpPeerExports(
-            "routing",
-            settings.str_env("ROUTING_URL", "http://127.0.0.1:8003"),
-            key,
-            timeout=timeout,
-        ),
+        name: HttpPeerExports(name, base, wiring.internal_key, timeout=wiring.peer_timeout)
+        for name, base in (("identity", wiring.identity_url), ("routing", wiring.routing_url))
     }
-    limiter = RedisRateLimiter(
-        redis, limit=settings.int_env("CRM_LOOKUP_LIMIT_PER_MINUTE", 10, minimum=1)
-    )
     service = CrmService(
         store,
         config=CrmConfig.from_settings(settings),
         peers=peers,
-        limiter=limiter,
+        limiter=RedisRateLimiter(redis, limit=wiring.lookup_limit),
         compactor=sql_compaction.CompactionRequests(redis),
     )
     return Wiring(settings, redis, engine, store, service)

@@ -64,3 +64,29 @@ class CrmConfig:
                 "CRM_LOOKUP_CLIENT_MISSES_PER_MINUTE", 60, minimum=1
             ),
         )
+
+
+@dataclass(frozen=True)
+class WiringConfig:
+    """The adapters' settings, read by ``bootstrap.build`` (the database URL itself is
+    ``adapters.sql_engine.database_url``'s: it knows the drivers' spellings)."""
+
+    auto_migrate: bool
+    pool_size: int
+    peer_timeout: float
+    identity_url: str
+    routing_url: str
+    internal_key: str
+    lookup_limit: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WiringConfig:
+        return cls(
+            auto_migrate=settings.bool_env("CRM_AUTO_MIGRATE", settings.dev_mode),
+            pool_size=settings.int_env("CRM_DB_POOL_SIZE", 8, minimum=1),
+            peer_timeout=settings.float_env("CRM_PEER_TIMEOUT_SECONDS", 5.0),
+            identity_url=settings.str_env("IDENTITY_URL", "http://127.0.0.1:8001"),
+            routing_url=settings.str_env("ROUTING_URL", "http://127.0.0.1:8003"),
+            internal_key=settings.secret("SB_INTERNAL_API_KEY"),
+            lookup_limit=settings.int_env("CRM_LOOKUP_LIMIT_PER_MINUTE", 10, minimum=1),
+        )
