@@ -21,7 +21,7 @@ from typing import Any
 
 import flask_smorest
 import orjson
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest.utils import prepare_response
 from marshmallow import INCLUDE, Schema, fields
@@ -80,7 +80,9 @@ def described_problem(error: BaseException) -> ProblemError | None:
     ``slug`` (the problem type's last part), optionally ``title``; an instance may carry
     ``retry_after`` (seconds, also sent as ``Retry-After``), ``headers`` and ``extra``
     (more members of the document). One handler in ``build_app`` reads them for every
-    service, so no service keeps its own error map.
+    service, so no service keeps its own error map. ``detail``: the public text when the
+    message must stay diagnostic (logs); ``relocate(path)``: a moved resource's new path
+    for this request's path (sent as ``Location`` and ``location``, query string kept).
     """
     status = getattr(type(error), "status", None)
     slug = getattr(type(error), "slug", None)
@@ -95,8 +97,16 @@ def described_problem(error: BaseException) -> ProblemError | None:
     if isinstance(retry, int | float) and retry > 0:
         headers.setdefault("Retry-After", str(int(retry)))
         extra.setdefault("retry_after", int(retry))
+    relocate = getattr(error, "relocate", None)
+    if callable(relocate) and has_request_context():
+        location = relocate(request.path)
+        if request.query_string:
+            location += "?" + request.query_string.decode("latin-1")
+        headers["Location"] = location
+        extra.setdefault("location", location)
+    detail = getattr(error, "detail", None)
     return ProblemError(
-        str(error) or title,
+        detail if isinstance(detail, str) and detail else str(error) or title,
         status=status,
         title=title,
         type=PROBLEM_BASE + slug,

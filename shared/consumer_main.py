@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from shared import compaction
-from shared.bus import trim_loop
 from shared.config import Settings
 from shared.events import STREAMS
 from shared.liveness import MAX_AGE as PROGRESS_MAX_AGE
@@ -51,6 +50,7 @@ from shared.liveness import Progress
 from shared.logs import configure_logging
 from shared.metrics import serve_process_metrics
 from shared.redis_conn import connect
+from shared.stream_trim import trim_loop
 
 log = logging.getLogger("sb.consumer")
 

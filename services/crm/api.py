@@ -5,34 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from flask import Response, request
-
-from services.crm import directory, kpis
+from services.crm import directory, metrics
 from services.crm import schemas as s
-from services.crm.adapters import sql_compaction
-from services.crm.domain.case_numbers import InvalidCaseNumber
-from services.crm.domain.errors import (
-    ConflictError,
-    CrmError,
-    InvalidIdentifier,
-    InvalidTransition,
-    NotFoundError,
-    ProfileMoved,
-)
-from services.crm.ports import Contention, PeerUnavailable, StoreUnavailable
-from services.crm.service import CrmService, RateLimited
-from shared import compaction, idempotency
-from shared.app import Blueprint, ctx, problem_response
+from services.crm.service import CrmService
+from shared import idempotency
+from shared.app import Blueprint, ctx
 from shared.auth import current_client, require_scope
-from shared.errors import (
-    PROBLEM_BASE,
-    BadRequest,
-    Forbidden,
-    PermanentRedirect,
-    ProblemError,
-    ServiceUnavailable,
-    TooManyRequests,
-)
+from shared.errors import Forbidden
 from shared.kpis import WindowArgs
 from shared.pagination import (
     cursor_int,
@@ -48,104 +27,6 @@ blp = Blueprint("crm", __name__, url_prefix="/v1", description="Switchboard CRM 
 
 def crm() -> CrmService:
     return ctx()["crm"]
-
-
-# -- errors: the domain tree -> problem documents ------------------------------------
-def _problem(status: int, title: str, slug: str, error: Exception, **extra: Any) -> Response:
-    return problem_response(
-        ProblemError(str(error), status=status, title=title, type=PROBLEM_BASE + slug, extra=extra)
-    )
-
-
-@blp.errorhandler(ProfileMoved)
-def _moved(error: ProfileMoved) -> Response:
-    location = request.path.replace(
-        f"/profiles/{error.profile_id}", f"/profiles/{error.survivor_id}", 1
-    )
-    if request.query_string:
-        location += "?" + request.query_string.decode("latin-1")
-    return problem_response(
-        PermanentRedirect(location, str(error), extra={"survivor_id": error.survivor_id})
-    )
-
-
-@blp.errorhandler(InvalidIdentifier)
-def _invalid(error: InvalidIdentifier) -> Response:
-    problem = BadRequest(
-        str(error),
-        title="Invalid Identifier",
-        type=PROBLEM_BASE + "invalid-identifier",
-        errors={error.field: [str(error)]},
-    )
-    return problem_response(problem)
-
-
-@blp.errorhandler(InvalidCaseNumber)
-def _invalid_case_number(error: InvalidCaseNumber) -> Response:
-    problem = BadRequest(
-        str(error),
-        title="Invalid Case Number",
-        type=PROBLEM_BASE + "invalid-case-number",
-        errors={"case_number": [str(error)]},
-    )
-    return problem_response(problem)
-
-
-@blp.errorhandler(NotFoundError)
-def _not_found(error: NotFoundError) -> Response:
-    return _problem(404, "Not Found", "not-found", error)
-
-
-@blp.errorhandler(InvalidTransition)
-def _transition(error: InvalidTransition) -> Response:
-    return _problem(409, "Invalid Status Change", "invalid-transition", error)
-
-
-@blp.errorhandler(ConflictError)
-def _conflict(error: ConflictError) -> Response:
-    slug = {
-        "IdentifierTaken": "identifier-taken",
-        "ResolutionConflict": "merge-candidate",
-        "IdentifierSuppressed": "identifier-suppressed",
-        "MergeRefused": "merge-refused",
-    }.get(type(error).__name__, "conflict")
-    return _problem(409, "Conflict", slug, error, profile_ids=error.profile_ids)
-
-
-@blp.errorhandler(CrmError)
-def _crm_error(error: CrmError) -> Response:
-    return _problem(400, "Bad Request", "bad-request", error)
-
-
-@blp.errorhandler(RateLimited)
-def _rate_limited(error: RateLimited) -> Response:
-    return problem_response(TooManyRequests(str(error), retry_after=error.retry_after))
-
-
-@blp.errorhandler(PeerUnavailable)
-def _peer_down(error: PeerUnavailable) -> Response:
-    return problem_response(
-        ServiceUnavailable(
-            f"the export is incomplete, so none is given: {error}", headers={"Retry-After": "5"}
-        )
-    )
-
-
-@blp.errorhandler(StoreUnavailable)
-def _store_down(error: StoreUnavailable) -> Response:
-    return problem_response(
-        ServiceUnavailable("the database is unavailable", headers={"Retry-After": "1"})
-    )
-
-
-@blp.errorhandler(Contention)
-def _busy(error: Contention) -> Response:
-    # Concurrent writers won every one of the service's retries: rare, and worth a retry.
-    return problem_response(
-        ServiceUnavailable(
-            "the customer's data is changing concurrently; retry", headers={"Retry-After": "1"}
-        )
-    )
 
 
 def _page(items: list[Any], limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
@@ -238,7 +119,7 @@ def erase_profile(profile_id: str) -> None:
     for erased in crm().erase(profile_id):
         idempotency.forget(ctx().redis, erased)  # stored responses hold their data too
     # The deletes are done: the files (AOF, WAL, dead tuples) follow within minutes.
-    compaction.request(ctx().redis, compaction.REDIS_JOB, sql_compaction.JOB)
+    crm().compact_after_erasure()
 
 
 @blp.route("/profiles/<string:profile_id>/merge", methods=["POST"])
@@ -356,4 +237,4 @@ def patch_case(body: dict[str, Any], case_id: str) -> Any:
 @blp.response(200, s.StatsSchema())
 def stats(args: dict[str, Any]) -> dict[str, Any]:
     """First-contact resolution and repeat-contact rate over a window, from case events."""
-    return kpis.stats(ctx().redis, args["window_seconds"])
+    return metrics.stats(ctx().redis, args["window_seconds"])

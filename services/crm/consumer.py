@@ -18,8 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.crm import bootstrap, kpis
-from services.crm.adapters import sql_compaction, sql_tables
+from services.crm import bootstrap, metrics
 from services.crm.domain.timeline import PROJECTED_TYPES
 from services.crm.service import CrmService
 from shared import liveness
@@ -27,7 +26,6 @@ from shared.bus import Consumer, Delivery
 from shared.config import Settings
 from shared.consumer_main import Runnable, consumer_name, run
 from shared.events import STREAMS, Event
-from shared.sql_outbox import relay_outbox
 
 log = logging.getLogger("sb.crm.consumer")
 
@@ -63,12 +61,9 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
             liveness.stamp(idle)
             if time.monotonic() >= next_prune:
                 # Redelivery stops after the bus's 24 h dedupe window; keep ids 7 days.
-                with wiring.store.transaction() as tx:
-                    tx.prune_inbox(datetime.now(UTC) - timedelta(days=7))
+                wiring.service.prune_inbox(datetime.now(UTC) - timedelta(days=7))
                 next_prune = time.monotonic() + 3600
-            moved = relay_outbox(
-                wiring.engine, sql_tables.outbox, redis, maxlen=settings.stream_maxlen
-            )
+            moved = wiring.relay()
             if not moved:
                 stop.wait(idle)
 
@@ -76,13 +71,13 @@ def build(settings: Settings, redis: Any) -> Sequence[Runnable]:
     kpi = Consumer(
         redis,
         [STREAMS["crm"]],
-        kpis.GROUP,
-        consumer_name(kpis.GROUP),
-        kpis.handlers(redis),
+        metrics.GROUP,
+        consumer_name(metrics.GROUP),
+        metrics.handlers(redis),
         **settings.consumer_options(),
     )
     # After an erasure: the deleted rows' bytes out of the WAL / dead tuples.
-    compact = sql_compaction.loop(redis, wiring.engine, settings)
+    compact = wiring.compaction_loop()
     return [consumer.run, kpi.run, relay, compact]
 
 

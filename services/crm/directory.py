@@ -9,12 +9,11 @@ are for people at a desk (scope ``agent`` or ``admin``).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from services.crm.common import UseCases, view
 from services.crm.domain.errors import InvalidIdentifier
-
-if TYPE_CHECKING:
-    from services.crm.service import CrmService
+from services.crm.ports import ProfilesTx
 
 LISTING_SCOPES = frozenset({"agent", "admin"})
 # A "+" left unencoded in a query string arrives as a space: "phone: 8613800138000".
@@ -25,7 +24,7 @@ def may_list(scopes: frozenset[str] | set[str]) -> bool:
     return bool(LISTING_SCOPES & set(scopes))
 
 
-def find_by_identifier(crm: CrmService, raw: str, *, tier: str | None) -> list[dict[str, Any]]:
+def find_by_identifier(crm: UseCases, raw: str, *, tier: str | None) -> list[dict[str, Any]]:
     """The profile holding exactly this identifier (type:value), as a list of 0 or 1."""
     type_, sep, value = raw.partition(":")
     if not sep or not type_ or not value:
@@ -39,10 +38,10 @@ def find_by_identifier(crm: CrmService, raw: str, *, tier: str | None) -> list[d
     except InvalidIdentifier as error:
         raise InvalidIdentifier(str(error), field="identifier") from None
 
-    def work(tx: Any) -> list[dict[str, Any]]:
+    def found(tx: ProfilesTx) -> list[dict[str, Any]]:
         rows = tx.search_profiles(
             name_prefix=None, identifiers=[wanted], tier=tier, after=None, limit=1
         )
-        return [crm._view(tx, r) for r in rows]
+        return [view(tx, r) for r in rows]
 
-    return crm._read(work)
+    return crm.read(found)

@@ -18,22 +18,19 @@ What it must not become is an oracle. So:
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from services.crm.common import UseCases
 from services.crm.domain.case_numbers import parse_case_number
 from services.crm.domain.errors import InvalidIdentifier
-
-if TYPE_CHECKING:
-    from services.crm.service import CrmService
+from services.crm.errors import LookupFailed, RateLimited
 
 # Stand-ins for a missing case / an unknown phone: never equal to each other or to an id.
 _NO_CASE = "\x00no case"
 _NO_HOLDER = "\x00no holder"
 
 
-def _admit(crm: CrmService, client: str, caller: str | None) -> None:
-    from services.crm.service import RateLimited
-
+def _admit(crm: UseCases, client: str, caller: str | None) -> None:
     limiter = crm.limiter
     if limiter is None:
         return
@@ -41,7 +38,7 @@ def _admit(crm: CrmService, client: str, caller: str | None) -> None:
     if wait is not None:
         raise RateLimited(wait)
     # Keyed by a digest: the ANI is personal data, and keys are not sealed.
-    own = f"lookup:{client}:{crm._keyed(caller)[:32]}" if caller else f"lookup:{client}"
+    own = f"lookup:{client}:{crm.ctx.keyed(caller)[:32]}" if caller else f"lookup:{client}"
     for key, limit in ((own, None), (f"lookup:{client}:*", crm.config.lookup_client_limit)):
         wait = limiter.hit(key, limit)
         if wait is not None:
@@ -49,22 +46,20 @@ def _admit(crm: CrmService, client: str, caller: str | None) -> None:
 
 
 def lookup_case(
-    crm: CrmService, client: str, case_number: str, phone: str, caller: str | None
+    crm: UseCases, client: str, case_number: str, phone: str, caller: str | None
 ) -> dict[str, Any]:
-    from services.crm.service import LookupFailed
-
     _admit(crm, client, caller)
     number = parse_case_number(case_number)
     try:
         wanted = crm.config.identifiers.normalise("phone", phone).value
     except InvalidIdentifier:
         wanted = ""  # held by nobody: the lookup below still runs, and fails like any other
-    row = crm._read(lambda tx: tx.case_for_lookup(number, wanted))
-    of_case = crm._keyed("lookup:" + (row["profile_id"] or _NO_CASE))
-    of_phone = crm._keyed("lookup:" + (row["holder"] or _NO_HOLDER))
+    row = crm.read(lambda tx: tx.case_for_lookup(number, wanted))
+    of_case = crm.ctx.keyed("lookup:" + (row.profile_id or _NO_CASE))
+    of_phone = crm.ctx.keyed("lookup:" + (row.holder or _NO_HOLDER))
     if not hmac.compare_digest(of_case, of_phone):
         if crm.limiter is not None:
             crm.limiter.hit(f"lookup-misses:{client}", crm.config.lookup_miss_limit)
         raise LookupFailed()
     # Progress only: nothing the caller did not already know but the state.
-    return {"status": row["status"], "category": row["category"], "updated_at": row["updated_at"]}
+    return {"status": row.status, "category": row.category, "updated_at": row.updated_at}

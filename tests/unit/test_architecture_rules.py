@@ -6,11 +6,8 @@
 3. No Lua inside ``.py`` files: scripts live in ``.lua`` files with a KEYS/ARGV header.
 4. mypy checks ``shared`` and every ``domain`` package with the flags of ``--strict``.
 
-Each of 1-3 has an allow-list of the offenders of the day it was written, path -> why and
-who removes it. The lists only shrink: a new offender fails the rule, and an allow-listed
-path that no longer offends fails ``test_*_allow_list_only_shrinks`` until its entry is
-deleted (so a carve that lands is also the commit that empties its entry). An allow-listed
-oversized module may not grow either: its entry holds its length of that day.
+The three carves of issue 17 emptied the allow-lists these rules began with, so each
+rule now holds for every module, without exceptions.
 """
 
 from __future__ import annotations
@@ -22,8 +19,6 @@ from importlib.metadata import packages_distributions
 from itertools import takewhile
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 MAX_LINES = 500
 ENTRYPOINT_GLOBS = ("services/*/api*.py", "services/*/consumer.py", "services/*/dispatcher.py")
@@ -31,26 +26,6 @@ PRODUCT_ROOTS = ("shared", "services", "scripts")
 LUA_ROOTS = ("shared", "services")
 # What only a Redis script says: a call into the server, or its key and argument tables.
 LUA_MARKERS = re.compile(r"redis\.p?call\s*\(|\bKEYS\[|\bARGV\[")
-
-ENTRYPOINTS_IMPORTING_ADAPTERS: dict[str, str] = {
-    "services/crm/api.py": "imports adapters.sql_compaction; CRM carve (c17): bootstrap.build()",
-    "services/crm/consumer.py": (
-        "builds adapters.sql_compaction and sql_tables itself; CRM carve (c17): "
-        "take them from bootstrap.build()"
-    ),
-}
-
-# path -> (its length the day it was listed: it may shrink, never grow; why, who removes it)
-OVERSIZED: dict[str, tuple[int, str]] = {
-    "services/crm/service.py": (974, "CRM carve (c17): profiles, merging, cases, privacy"),
-    "services/crm/adapters/sql_store.py": (604, "CRM carve (c17): the store split by area"),
-    "shared/bus.py": (
-        507,
-        "no carve planned yet: publisher, consumer loop and dead-lettering in one module "
-        "(a follow-up splits it)",
-    ),
-}
-
 
 
 # -- the detectors -------------------------------------------------------------------
@@ -123,34 +98,16 @@ def test_every_service_has_the_entrypoints_the_rule_watches() -> None:
 
 def test_entrypoints_import_no_adapters() -> None:
     offenders = {rel(p) for p in entrypoints() if imports_adapters(p)}
-    assert offenders - ENTRYPOINTS_IMPORTING_ADAPTERS.keys() == set(), (
+    assert offenders == set(), (
         "an entrypoint imports an adapters module: take it from bootstrap.build()"
-    )
-
-
-@pytest.mark.parametrize("path", sorted(ENTRYPOINTS_IMPORTING_ADAPTERS))
-def test_entrypoint_allow_list_only_shrinks(path: str) -> None:
-    assert (ROOT / path).exists() and imports_adapters(ROOT / path), (
-        f"{path} no longer imports adapters: delete its entry in ENTRYPOINTS_IMPORTING_ADAPTERS"
     )
 
 
 # -- rule 2: no product module over 500 lines ------------------------------------------
 def test_no_product_module_is_over_500_lines() -> None:
     sizes = {rel(p): line_count(p) for p in python_files(*PRODUCT_ROOTS)}
-    over = {path: n for path, n in sizes.items() if n > MAX_LINES and path not in OVERSIZED}
+    over = {path: n for path, n in sizes.items() if n > MAX_LINES}
     assert over == {}, "split these by area (a new module per area), do not grow them"
-
-
-@pytest.mark.parametrize("path", sorted(OVERSIZED))
-def test_oversized_allow_list_only_shrinks(path: str) -> None:
-    ceiling, _why = OVERSIZED[path]
-    assert (ROOT / path).exists() and line_count(ROOT / path) > MAX_LINES, (
-        f"{path} is within {MAX_LINES} lines now: delete its entry in OVERSIZED"
-    )
-    assert line_count(ROOT / path) <= ceiling, (
-        f"{path} grew past the {ceiling} lines it was listed with: put new code in a new module"
-    )
 
 
 # -- rule 3: no Lua inside .py files ---------------------------------------------------

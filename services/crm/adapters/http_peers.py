@@ -13,7 +13,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
-from services.crm.ports import PeerUnavailable
+from services.crm.errors import PeerUnavailable
 
 
 class HttpPeerExports:

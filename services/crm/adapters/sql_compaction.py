@@ -76,3 +76,14 @@ def loop(redis: Any, engine: Engine, settings: Settings) -> Callable[[threading.
         compact(engine, mode, beat)
 
     return compaction.loop(redis, JOB, work, compaction.window(settings))
+
+
+class CompactionRequests:
+    """The ``Compactor`` port: after an erasure, the database's files (and the Redis
+    AOF, which held the erased customer's idempotent responses) are compacted."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+
+    def request(self) -> None:
+        compaction.request(self.redis, compaction.REDIS_JOB, JOB)

@@ -8,12 +8,11 @@ same, and the service compares what came back the same way.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import bindparam, literal, select, true
 from sqlalchemy.engine import Connection
 
 from services.crm.adapters import sql_tables as t
+from services.crm.ports import LookupProbe
 
 _HOLDER = (
     select(t.identifiers.c.profile_id)
@@ -35,8 +34,8 @@ CASE_FOR_LOOKUP = select(
 ).select_from(_ANCHOR.outerjoin(_CASE, true()))
 
 
-def case_for_lookup(conn: Connection, case_number: str, phone: str) -> dict[str, Any]:
+def case_for_lookup(conn: Connection, case_number: str, phone: str) -> LookupProbe:
     """``holder``: the profile holding ``phone``; ``profile_id`` and the rest: the
     case's (all None where there is none)."""
     row = conn.execute(CASE_FOR_LOOKUP, {"case_number": case_number, "phone": phone}).one()
-    return dict(row._mapping)
+    return LookupProbe(row.holder, row.profile_id, row.status, row.category, row.updated_at)

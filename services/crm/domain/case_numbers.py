@@ -31,6 +31,13 @@ _LEGACY = re.compile(r"C?(\d{4})(\d{6,})")
 class InvalidCaseNumber(CrmError):
     """Not a case number of either shape, or one whose check symbol does not match."""
 
+    slug = "invalid-case-number"
+    title = "Invalid Case Number"
+
+    @property
+    def errors(self) -> dict[str, list[str]]:
+        return {"case_number": [str(self)]}
+
 
 def _luhn_sum(symbols: str, *, doubled_first: bool) -> int:
     """Luhn mod 32 from the right: every second symbol counts double, folded."""

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.crm.adapters.sql_engine import make_engine
 from services.crm.adapters.sql_store import SqlStore
 from services.crm.domain.identifiers import Identifier
-from services.crm.ports import Contention
+from services.crm.errors import Contention
 from services.crm.service import CrmService
 
 Headers = Callable[[str], dict[str, str]]

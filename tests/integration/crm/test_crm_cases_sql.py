@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from services.crm.adapters import sql_tables as t
 from services.crm.adapters.sql_engine import make_engine
 from services.crm.adapters.sql_store import SqlStore
+from services.crm.config import CrmConfig
 from services.crm.consumer import timeline_consumer
 from services.crm.domain.case_numbers import parse_case_number
 from services.crm.domain.errors import (
@@ -22,7 +23,7 @@ from services.crm.domain.errors import (
     ProfileNotFound,
     UnknownCategory,
 )
-from services.crm.service import CrmConfig, CrmService
+from services.crm.service import CrmService
 from shared.events import STREAMS, Event
 from shared.sql_outbox import add_to_outbox, relay_outbox
 from tests.integration.crm.concurrency import all_at_once

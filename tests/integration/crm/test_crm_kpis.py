@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from services.crm import kpis
+from services.crm import metrics
 from services.crm.adapters import sql_tables
 from shared.bus import Consumer
 from shared.events import STREAMS
@@ -34,7 +34,7 @@ def resolve(client: FlaskClient, headers: Any, case_id: str) -> None:
 
 def project(app: Flask, redis: Any) -> None:
     relay_outbox(app.extensions["sb"]["engine"], sql_tables.outbox, redis, maxlen=10_000)
-    consumer = Consumer(redis, [STREAMS["crm"]], kpis.GROUP, "t", kpis.handlers(redis))
+    consumer = Consumer(redis, [STREAMS["crm"]], metrics.GROUP, "t", metrics.handlers(redis))
     while consumer.run_once(block_ms=10):
         pass
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from services.crm.adapters.sql_engine import make_engine
 from services.crm.adapters.sql_store import SqlStore
 from services.crm.app import create_app
-from services.crm.ports import StoreUnavailable
+from services.crm.errors import StoreUnavailable
 from services.crm.testing import fresh_database
 from shared.config import Settings
 from tests.integration.crm.test_crm_store_sql import PHONE, Holders, core, fast, seed

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -15,20 +14,21 @@ from sqlalchemy.engine import Engine
 from services.crm.adapters.sql_engine import make_engine, normalise_url
 from services.crm.adapters.sql_store import SqlStore
 from services.crm.domain.identifiers import Identifier
-from services.crm.ports import StoreUnavailable
+from services.crm.errors import StoreUnavailable
+from services.crm.ports import Holder
 from services.crm.service import CrmService
 
 PHONE = Identifier("phone", "+8613800138000")
 ATTRIBUTES = {"vip": True, "score": 1.5, "tags": ["a", "ü"], "note": None, "nested": {"n": 1}}
 
-Holders = Callable[[SqlStore, list[Identifier]], dict[str, dict[str, Any]]]
+Holders = Callable[[SqlStore, list[Identifier]], dict[str, Holder]]
 
 
-def fast(store: SqlStore, wanted: list[Identifier]) -> dict[str, dict[str, Any]]:
+def fast(store: SqlStore, wanted: list[Identifier]) -> dict[str, Holder]:
     return store.holders(wanted)
 
 
-def core(store: SqlStore, wanted: list[Identifier]) -> dict[str, dict[str, Any]]:
+def core(store: SqlStore, wanted: list[Identifier]) -> dict[str, Holder]:
     with store.reader() as tx:
         return tx.holders(wanted)
 
@@ -61,14 +61,14 @@ def test_the_fast_read_returns_exactly_what_the_core_read_returns(store: SqlStor
         assert got == core(store, wanted)
         assert list(got) == [profile_id]
     held = fast(store, [PHONE])[profile_id]
-    row = held["row"]
+    row = held.row
     assert row["attributes"] == ATTRIBUTES and row["name"] == "Li Wei"
-    assert held["identifiers"] == [PHONE, Identifier("email", "a@b.cn")]
+    assert held.identifiers == (PHONE, Identifier("email", "a@b.cn"))
     # Same Python types as the Core path: aware UTC datetimes, a dict for JSON.
     for key in ("created_at", "updated_at"):
         assert isinstance(row[key], datetime) and row[key].tzinfo is UTC
     assert [type(v) for v in row.values()] == [
-        type(v) for v in core(store, [PHONE])[profile_id]["row"].values()
+        type(v) for v in core(store, [PHONE])[profile_id].row.values()
     ]
     assert fast(store, [Identifier("phone", "+8613900139000")]) == {}
     assert store.read_engine.pool.checkedout() == 0  # type: ignore[attr-defined]

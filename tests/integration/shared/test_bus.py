@@ -226,7 +226,7 @@ def test_state_and_event_commit_together_in_one_transaction(redis) -> None:
 
 
 def test_trimming_keeps_every_entry_a_slow_group_has_not_finished(redis) -> None:
-    from shared.bus import trim_consumed
+    from shared.stream_trim import trim_consumed
 
     publisher = EventPublisher(redis, STREAM, maxlen=100_000)
     publisher.publish_many([Event.new("t.x.y", {"n": i}, source="t") for i in range(3000)])
@@ -253,7 +253,7 @@ def test_entries_acknowledged_between_the_two_reads_of_trimming_are_no_error(red
     looks: trimming then goes up to what the group has read, and does not crash."""
     import redis as redis_lib
 
-    from shared.bus import safe_trim_point, trim_consumed
+    from shared.stream_trim import safe_trim_point, trim_consumed
 
     class AcksFirst(redis_lib.Redis):
         """A real client that lets the consumer acknowledge just before XPENDING."""
@@ -276,7 +276,7 @@ def test_entries_acknowledged_between_the_two_reads_of_trimming_are_no_error(red
 
 
 def test_trimming_does_nothing_before_any_group_exists(redis) -> None:
-    from shared.bus import trim_consumed
+    from shared.stream_trim import trim_consumed
 
     publish(redis, 10)
     assert trim_consumed(redis, STREAM) == 0
@@ -286,8 +286,8 @@ def test_trimming_does_nothing_before_any_group_exists(redis) -> None:
 def test_trimming_waits_for_every_group_the_product_runs_on_the_stream(redis) -> None:
     # sb:events:crm is read by identity, crm-kpi and routing: with only crm-kpi deployed
     # so far, nothing is trimmed, so identity later receives every erasure.
-    from shared.bus import trim_consumed
     from shared.events import GROUPS, STREAMS
+    from shared.stream_trim import trim_consumed
 
     stream = STREAMS["crm"]
     EventPublisher(redis, stream, maxlen=100_000).publish_many(

@@ -23,12 +23,13 @@ import pytest
 import redis as redis_lib
 
 from shared import liveness
-from shared.bus import Consumer, EventPublisher, trim_loop
+from shared.bus import Consumer, EventPublisher
 from shared.config import Settings
 from shared.consumer_main import healthy, main, start, supervise
 from shared.events import STREAMS, Event
 from shared.liveness import Progress
 from shared.redis_conn import connect
+from shared.stream_trim import trim_loop
 from shared.testing import ROOT, RedisClusterServers, RedisServer, free_port
 
 
