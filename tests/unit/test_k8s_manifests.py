@@ -184,6 +184,11 @@ def test_the_ingress_reads_requests_whole_like_the_compose_proxy() -> None:
     nginx = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
     body = re.search(r"client_max_body_size (\S+);", nginx)
     assert body and annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == body[1]
+    # the upstream timeouts too (routing's 20 s long-poll fits in the read timeout)
+    for timeout in ("connect", "send", "read"):
+        value = re.search(rf"proxy_{timeout}_timeout (\d+)s;", nginx)
+        assert value, timeout
+        assert annotations[f"nginx.ingress.kubernetes.io/proxy-{timeout}-timeout"] == value[1]
 
 
 # --- the same processes as compose -----------------------------------------------------
