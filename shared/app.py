@@ -34,7 +34,7 @@ from shared.bus import EventPublisher
 from shared.config import Settings
 from shared.errors import PROBLEM_BASE, PROBLEM_MIMETYPE, ProblemError, ServiceUnavailable
 from shared.events import STREAMS
-from shared.form_bodies import JSON_OR_FORM, takes_form
+from shared.form_bodies import BODY_LOCATIONS, takes_form
 from shared.logs import configure_logging, request_id_var
 from shared.metrics import Metrics
 from shared.redis_conn import connect
@@ -255,10 +255,7 @@ class Blueprint(flask_smorest.Blueprint):
     """The services' blueprint: flask-smorest's, with the faster arguments parser."""
 
     ARGUMENTS_PARSER = ArgumentsParser()
-    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
-        **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
-        JSON_OR_FORM: "application/json",  # the form body is documented by also_form
-    }
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = BODY_LOCATIONS  # with json_or_form
 
 
 class ProblemSchema(Schema):

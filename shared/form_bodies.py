@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import flask_smorest
 from flask import current_app, request
 from marshmallow import Schema
 
@@ -16,6 +17,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 FORM = "application/x-www-form-urlencoded"
 #: the ``location`` of ``blp.arguments`` that reads a JSON body, else a form one
 JSON_OR_FORM = "json_or_form"
+#: the body locations of the services' blueprints: the JSON body of ``json_or_form`` is
+#: documented by flask-smorest, its form body by ``also_form``
+BODY_LOCATIONS = {
+    **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+    JSON_OR_FORM: "application/json",
+}
 
 
 def also_form(blp: Any, schema: Schema) -> Callable[[F], F]:

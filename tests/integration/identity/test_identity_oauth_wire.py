@@ -18,7 +18,6 @@ from werkzeug.serving import make_server
 
 from shared.testing import auth
 from tests.conftest import API_KEYS
-
 from tests.integration.identity.conftest import Api
 
 FORM = "application/x-www-form-urlencoded"
@@ -105,9 +104,7 @@ def test_a_plain_form_post_with_basic_is_answered_as_json_is(api: Api, base_url:
     ],
 )
 def test_wrong_basic_credentials_are_401_problems(base_url: str, credentials: Any) -> None:
-    r = httpx.post(
-        f"{base_url}/v1/sessions/introspect", data={"token": "x"}, headers=credentials
-    )
+    r = httpx.post(f"{base_url}/v1/sessions/introspect", data={"token": "x"}, headers=credentials)
     assert r.status_code == 401, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert API_KEYS["ivr"] not in r.text and "wrong-secret" not in r.text  # never echoed
