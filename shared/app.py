@@ -34,6 +34,7 @@ from shared.bus import EventPublisher
 from shared.config import Settings
 from shared.errors import PROBLEM_BASE, PROBLEM_MIMETYPE, ProblemError, ServiceUnavailable
 from shared.events import STREAMS
+from shared.form_bodies import BODY_LOCATIONS, takes_form
 from shared.logs import configure_logging, request_id_var
 from shared.metrics import Metrics
 from shared.redis_conn import connect
@@ -254,6 +255,7 @@ class Blueprint(flask_smorest.Blueprint):
     """The services' blueprint: flask-smorest's, with the faster arguments parser."""
 
     ARGUMENTS_PARSER = ArgumentsParser()
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = BODY_LOCATIONS  # with json_or_form
 
 
 class ProblemSchema(Schema):
@@ -366,7 +368,8 @@ def _begin_request() -> None:
     g.sb_started = time.perf_counter()
     if request.method in ("POST", "PUT", "PATCH") and (request.content_length or 0) > 0:
         mimetype = request.mimetype or ""
-        if not (mimetype == "application/json" or mimetype.endswith("+json")):
+        json_body = mimetype == "application/json" or mimetype.endswith("+json")
+        if not json_body and not takes_form():
             raise ProblemError(
                 "send the body as application/json",
                 status=415,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import unquote_plus
 
 from flask import Flask, current_app, g, request
 
@@ -54,18 +57,45 @@ def app_keys() -> tuple[ApiKey, ...]:
 
 
 def authenticate(keys: Sequence[ApiKey], header: str | None) -> ApiKey:
-    """The key whose secret the header carries; compares every key in constant time."""
-    if not header or not header.startswith("Bearer "):
-        raise Unauthorized("a bearer API key is required")
-    presented = hashlib.sha256(header[len("Bearer ") :].strip().encode()).digest()
+    """The key whose secret the header carries; compares every key in constant time.
+
+    ``Bearer <secret>`` or, as OAuth clients authenticate (RFC 6749 2.3.1, the way
+    RFC 7662 / RFC 7009 clients call introspection and revocation), ``Basic`` of
+    ``client:secret``: then the client name must be the key's too. Accepted on every
+    route: it is the same key, only spelt the way standard clients spell it."""
+    scheme, _, credentials = (header or "").partition(" ")
+    client: bytes | None = None
+    if scheme.lower() == "basic":
+        client, secret = _basic(credentials.strip())
+    elif scheme == "Bearer" and credentials:
+        secret = credentials.strip()
+    else:
+        raise Unauthorized("a bearer API key (or Basic client:secret) is required")
+    presented = hashlib.sha256(secret.encode()).digest()
     found: ApiKey | None = None
     for key in keys:
         # No early exit: the time taken does not depend on which key matched.
-        if hmac.compare_digest(presented, key.secret_sha256):
+        same_secret = hmac.compare_digest(presented, key.secret_sha256)
+        same_client = client is None or hmac.compare_digest(client, key.client.encode())
+        if same_secret and same_client:
             found = key
     if found is None:
         raise Unauthorized("the API key is not valid")
     return found
+
+
+def _basic(credentials: str) -> tuple[bytes, str]:
+    """``client`` and ``secret`` of Basic credentials: base64 of ``client:secret``, each
+    part form-urlencoded first (RFC 6749 2.3.1; a plain RFC 7617 pair decodes the same
+    unless it holds ``%`` or ``+``)."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("the Basic credentials are not base64 of client:secret") from None
+    client, colon, secret = decoded.partition(":")
+    if not colon:
+        raise Unauthorized("the Basic credentials are not base64 of client:secret")
+    return unquote_plus(client).encode(), unquote_plus(secret)
 
 
 def current_client() -> ApiKey | None:

@@ -13,6 +13,7 @@ from services.identity.domain.ids import is_minted
 from shared.app import Blueprint, ctx
 from shared.auth import current_client, require_scope
 from shared.errors import PROBLEM_BASE, ProblemError
+from shared.form_bodies import JSON_OR_FORM, also_form
 from shared.pagination import (
     PageArgs,
     bad_cursor,
@@ -244,8 +245,9 @@ def jwks() -> dict[str, Any]:
 
 
 @blp.route("/sessions/introspect", methods=["POST"])
+@also_form(blp, s.TokenSchema())
 @require_scope("ivr", "agent", "channel")
-@blp.arguments(s.IntrospectSchema())
+@blp.arguments(s.IntrospectSchema(), location=JSON_OR_FORM)
 @blp.response(200, s.IntrospectionSchema())
 def introspect(data: dict[str, Any]) -> dict[str, Any]:
     """RFC 7662: whether a session token is active, and its claims."""
@@ -253,8 +255,9 @@ def introspect(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/sessions/revoke", methods=["POST"])
+@also_form(blp, s.TokenSchema())
 @require_scope("channel", "ivr", "agent", "admin")
-@blp.arguments(s.TokenSchema())
+@blp.arguments(s.TokenSchema(), location=JSON_OR_FORM)
 @blp.response(200, s.EmptySchema())
 def revoke(data: dict[str, Any]) -> dict[str, Any]:
     """RFC 7009: revoke a session token (200 even for an unknown token)."""

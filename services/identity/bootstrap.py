@@ -23,6 +23,7 @@ from services.identity.adapters.destinations import KeyedDestinations
 from services.identity.adapters.documents import GuardedDocuments, SandboxDocumentVerifier
 from services.identity.adapters.jwt_tokens import SigningKey, TokenService, dev_key_files
 from services.identity.adapters.jwt_tokens import load_pem_keys as _load
+from services.identity.adapters.pyotp_totp import PyotpCodes
 from services.identity.adapters.qr import qr_png_base64
 from services.identity.adapters.redis.keys import TRACKED_PREFIXES
 from services.identity.adapters.redis.store import RedisStore
@@ -204,6 +205,7 @@ class Wiring:
             clock,
             delivery=self.delivery,
             answers=answer_hasher(settings),
+            totp=PyotpCodes(),
             documents=self.documents,
             qr=qr_png_base64,
             guard=self.guard,

@@ -274,6 +274,9 @@ class GuardedEnv:
     def setting(self, name: str, default: Any = None) -> Any:
         return self._env.setting(name, default)
 
+    def match_totp(self, secret: str, code: str) -> int | None:
+        return self._env.match_totp(secret, code)
+
     def accept_step(self, factor_id: str, step: int) -> bool:
         return self._env.accept_step(factor_id, step)
 

@@ -18,7 +18,13 @@ from services.identity.domain.errors import (
     Throttled,
 )
 from services.identity.domain.factors import FactorRecord
-from services.identity.ports import AnswerHasher, DeliveryProvider, DocumentVerifier, FactorStore
+from services.identity.ports import (
+    AnswerHasher,
+    DeliveryProvider,
+    DocumentVerifier,
+    FactorStore,
+    TotpCodes,
+)
 
 
 class PluginEnv:
@@ -32,13 +38,14 @@ class PluginEnv:
         *,
         delivery: Callable[[str], DeliveryProvider],
         answers: AnswerHasher,
+        totp: TotpCodes,
         documents: DocumentVerifier | None = None,
         qr: Callable[[str], str] | None = None,
         guard: DeliveryGuard | None = None,
     ) -> None:
         self.store, self.config, self.clock = store, config, clock
         self.delivery, self.answers, self.documents, self.qr = delivery, answers, documents, qr
-        self.guard = guard
+        self.guard, self.totp = guard, totp
 
     def now(self) -> float:
         return self.clock()
@@ -50,6 +57,10 @@ class PluginEnv:
 
     def setting(self, name: str, default: Any = None) -> Any:
         return getattr(self.config, name, default)
+
+    def match_totp(self, secret: str, code: str) -> int | None:
+        """The time step ``code`` of ``secret`` belongs to now, if any."""
+        return self.totp.match(secret, code, self.clock())
 
     def accept_step(self, factor_id: str, step: int) -> bool:
         return self.store.accept_step(factor_id, step)

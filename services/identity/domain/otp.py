@@ -1,8 +1,8 @@
-"""One-time passwords: HOTP (RFC 4226), TOTP (RFC 6238) and delivered codes.
+"""One-time passwords: the pure rules of TOTP (RFC 6238) and delivered codes.
 
-Implemented with ``hmac``/``hashlib`` so the rules stay testable against the
-RFC vectors without a library. The atomic "a time step is accepted once"
-lives in the store; here ``match_totp`` only says which step a code matches.
+TOTP codes themselves are computed and checked by pyotp behind the ``TotpCodes``
+port (adapters/pyotp_totp.py; no library in the domain). The atomic "a time step
+is accepted once" lives in the store; here ``totp_step`` says which step is now.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import quote, urlencode
 
-DIGESTS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 TOTP_STEP = 30
 TOTP_DIGITS = 6
 TOTP_WINDOW = 1  # +-1 step of server time
@@ -23,46 +22,14 @@ OTP_DEFAULT_LIFETIME = 300
 OTP_MAX_LIFETIME = 600
 
 
-def hotp(key: bytes, counter: int, digits: int = 6, digest: str = "sha1") -> str:
-    """RFC 4226 section 5.3: dynamic truncation of HMAC(key, counter)."""
-    mac = hmac.new(key, counter.to_bytes(8, "big"), DIGESTS[digest]).digest()
-    offset = mac[-1] & 0x0F
-    binary = int.from_bytes(mac[offset : offset + 4], "big") & 0x7FFFFFFF
-    return str(binary % 10**digits).zfill(digits)
-
-
 def totp_step(unix_time: float, step: int = TOTP_STEP, t0: int = 0) -> int:
+    """The RFC 6238 time step counter of an instant: what the store claims once."""
     return int((unix_time - t0) // step)
 
 
-def totp(
-    key: bytes, unix_time: float, digits: int = 8, digest: str = "sha1", step: int = TOTP_STEP
-) -> str:
-    """RFC 6238: HOTP over the time step counter."""
-    return hotp(key, totp_step(unix_time, step), digits, digest)
-
-
-def match_totp(
-    key: bytes,
-    code: str,
-    unix_time: float,
-    *,
-    after_step: int | None = None,
-    window: int = TOTP_WINDOW,
-    digits: int = TOTP_DIGITS,
-) -> int | None:
-    """The time step ``code`` belongs to within the window, never one <= ``after_step``."""
-    if not (len(code) == digits and code.isascii() and code.isdigit()):
-        return None
-    now = totp_step(unix_time)
-    found = None
-    for step in range(now - window, now + window + 1):
-        # Compare every candidate: the time taken does not depend on which matched.
-        if hmac.compare_digest(hotp(key, step, digits), code) and found is None:
-            found = step
-    if found is None or (after_step is not None and found <= after_step):
-        return None
-    return found
+def well_formed_code(code: str, digits: int = TOTP_DIGITS) -> bool:
+    """Only ASCII digits of the right length are worth an HMAC."""
+    return len(code) == digits and code.isascii() and code.isdigit()
 
 
 def new_base32_secret(nbytes: int = 20) -> str:

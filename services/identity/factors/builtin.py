@@ -53,7 +53,7 @@ class TotpFactor(FactorPlugin):
         )
 
     def _accept(self, env: FactorEnv, record: FactorRecord, code: str) -> bool:
-        step = otp.match_totp(otp.decode_base32(record.data["secret"]), code, env.now())
+        step = env.match_totp(record.data["secret"], code)
         return step is not None and env.accept_step(record.factor_id, step)
 
     def confirm(self, env: FactorEnv, record: FactorRecord, params: Mapping[str, Any]) -> bool:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pyotp
 import pytest
 
+from services.identity.adapters.pyotp_totp import PyotpCodes
 from services.identity.config import IdentityConfig
 from services.identity.devices import Devices
-from services.identity.domain import otp
 from services.identity.domain.errors import CustomerLocked
 from services.identity.domain.lockout import Counters
 from services.identity.factor_env import PluginEnv
@@ -66,7 +67,12 @@ class World:
             raise AssertionError("nothing is delivered in these tests")
 
         env = PluginEnv(
-            self.store, config, self.clock, delivery=no_delivery, answers=PlainAnswers()
+            self.store,
+            config,
+            self.clock,
+            delivery=no_delivery,
+            answers=PlainAnswers(),
+            totp=PyotpCodes(),
         )
         self.verification = Verifications(
             self.store, self.store, self.tokens, registry, config,
@@ -79,7 +85,7 @@ class World:
         self.store.save_factor(CID, {**record, "data": {"secret": SECRET}, "public": {}}, [])
 
     def code(self) -> str:
-        return otp.totp(otp.decode_base32(SECRET), self.clock(), digits=otp.TOTP_DIGITS)
+        return pyotp.TOTP(SECRET).at(self.clock())
 
     def wrong_code(self) -> str:
         right = self.code()
