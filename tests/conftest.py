@@ -17,12 +17,20 @@ from shared.testing import RedisClusterServers, RedisServer, auth
 # Property tests: a quick look on a laptop, a long look in CI (.ci/run sets HYPOTHESIS_PROFILE=ci).
 # Both draw fresh random examples on every run (derandomize off), so the quick runs add up to
 # coverage over time; no deadline in either, since a test asserts behaviour, not machine speed
-# (the runner shares its two cores with others).
+# (the runner shares its two cores with others). derandomize is said outright: with CI set,
+# Hypothesis's own defaults turn it on, and both profiles would inherit that.
 FAST_EXAMPLES = 25
 CI_EXAMPLES = 300
-hypothesis_settings.register_profile("fast", max_examples=FAST_EXAMPLES, deadline=None)
 hypothesis_settings.register_profile(
-    "ci", max_examples=CI_EXAMPLES, deadline=None, database=None, print_blob=True
+    "fast", max_examples=FAST_EXAMPLES, deadline=None, derandomize=False
+)
+hypothesis_settings.register_profile(
+    "ci",
+    max_examples=CI_EXAMPLES,
+    deadline=None,
+    derandomize=False,
+    database=None,
+    print_blob=True,
 )
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
