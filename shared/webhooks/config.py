@@ -39,10 +39,16 @@ class WebhookConfig:
             # Subscriptions' secrets are sealed at rest; rotation as for identity's factor
             # data: the new key first, the old ones in ..._PREVIOUS until re-PUT.
             sealer=Sealer(
-                [
-                    settings.secret("WEBHOOK_SECRET_KEY"),
-                    *filter(None, map(str.strip, previous.split(","))),
-                ],
+                [sealing_secret(settings), *filter(None, map(str.strip, previous.split(",")))],
                 b"sb:webhooks:secret:aes-gcm:v1",
             ),
         )
+
+
+def sealing_secret(settings: Settings) -> str:
+    """``WEBHOOK_SECRET_KEY``, else the internal API key every service already holds (a
+    key of its own is derived from it under this purpose's label): a deployment from
+    before webhooks needs no new secret to start."""
+    if settings.env.get("WEBHOOK_SECRET_KEY", "").strip():
+        return settings.secret("WEBHOOK_SECRET_KEY")
+    return settings.secret("SB_INTERNAL_API_KEY")

@@ -179,7 +179,7 @@ class Deliverer:
         log.warning("webhook disabled after persistent failure", extra={"webhook": sub.name})
 
 
-def runnables(
+def build(
     settings: Settings, redis: Any, services: Sequence[str] = tuple(STREAMS)
 ) -> list[Runnable]:
     config = WebhookConfig.from_settings(settings)
@@ -200,7 +200,7 @@ def runnables(
 
 
 def main() -> None:
-    run("webhooks", runnables, process="webhook-worker")
+    run("webhooks", build, process="webhook-worker")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ STREAM = STREAMS["routing"]
 PRODUCTION = {
     "SB_ENV": "production",
     "SB_INTERNAL_API_KEY": "internal-key-for-the-tests",
-    "WEBHOOK_SECRET_KEY": "webhook-key-for-the-tests",
 }
 
 
@@ -400,3 +399,35 @@ def test_every_service_documents_the_endpoints(
         assert "get" in paths["/v1/admin/webhooks"]
         assert "get" in paths["/v1/admin/webhooks/{name}/deliveries"]
     apps[2].extensions["sb"]["store"].dispose()
+
+
+def test_every_runnable_of_the_worker_process_stamps_its_progress(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """What ``python -m shared.webhooks.worker`` runs: a consumer and a deliverer per
+    service, each stamping its progress, so the heartbeat (and compose's health check)
+    tells a hung worker from a live one."""
+    from shared.consumer_main import start
+    from shared.liveness import Progress
+    from shared.redis_conn import connect
+    from shared.webhooks.worker import build
+
+    settings = make_settings("webhooks", SB_CONSUMER_BLOCK_MS="20", **FAST)
+    redis = connect(settings)
+    runnables = build(settings, redis)
+    assert len(runnables) == 2 * len(STREAMS)
+    progress, stop = Progress(), threading.Event()
+    threads = start("webhooks", runnables, stop, progress)
+    try:
+        wait_for(
+            lambda: (
+                len(slots := progress.slots()) == len(runnables)
+                and all(s.stamps >= 2 for s in slots)
+            )
+        )
+        assert progress.hung() == []
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        redis.close()
