@@ -96,6 +96,13 @@ class WebhookStore:
         found = (self._decode(raw[name]) for name in sorted(raw))
         return [sub for sub in found if sub is not None]
 
+    def routes(self) -> list[tuple[str, list[str]]]:
+        """The enabled subscriptions' names and patterns, secrets left sealed: what the
+        fan-out reads for every event and the delivery loop at every pass."""
+        raw = self.redis.hgetall(self.key("subs"))
+        records = (json.loads(raw[name]) for name in sorted(raw))
+        return [(r["name"], list(r["events"])) for r in records if r.get("enabled", True)]
+
     def delete(self, name: str) -> bool:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hdel(self.key("subs"), name)

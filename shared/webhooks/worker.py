@@ -58,11 +58,7 @@ def envelope_body(event: Event) -> str:
 
 def fan_out(store: WebhookStore) -> Callable[[Event, Delivery], None]:
     def handle(event: Event, delivery: Delivery) -> None:
-        names = [
-            sub.name
-            for sub in store.all()
-            if sub.enabled and domain.matches_any(sub.events, event.type)
-        ]
+        names = [name for name, events in store.routes() if domain.matches_any(events, event.type)]
         if not names:
             return
         with delivery.atomic() as pipe:
@@ -90,7 +86,7 @@ class Deliverer:
         self._lock = threading.Lock()
 
     def due(self) -> list[str]:
-        subs = [s.name for s in self.store.all() if s.enabled]
+        subs = [name for name, _ in self.store.routes()]
         now = self.clock()
         return [
             name
