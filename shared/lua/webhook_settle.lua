@@ -3,7 +3,7 @@
 -- KEYS[1] lease, KEYS[2] queue (list of bodies), KEYS[3] retry state (hash), KEYS[4] log (stream)
 -- ARGV[1] lease token, ARGV[2] the body attempted (the queue's head),
 -- ARGV[3] outcome: delivered | retrying | failed, ARGV[4] the log record (JSON),
--- ARGV[5] log length kept, ARGV[6] attempts, ARGV[7] first failure, ARGV[8] next attempt
+-- ARGV[5] log length kept (exactly), ARGV[6] attempts, ARGV[7] first failure, ARGV[8] next attempt
 -- returns  1 when applied, 0 when the lease was no longer ours
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
@@ -18,6 +18,6 @@ elseif ARGV[3] == 'retrying' then
 else
   redis.call('DEL', KEYS[2], KEYS[3])
 end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'd', ARGV[4])
+redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[5], '*', 'd', ARGV[4])
 redis.call('DEL', KEYS[1])
 return 1

@@ -195,7 +195,7 @@ def blueprint(service: str) -> Blueprint:
     @blp.arguments(PageArgs(), location="query")
     @blp.response(200, page_schema(WebhookDeliverySchema))
     def list_deliveries(args: dict[str, Any], name: str) -> dict[str, Any]:
-        """The attempts, newest first (the last ``WEBHOOK_LOG_MAX`` or so are kept)."""
+        """The attempts, newest first (the last ``WEBHOOK_LOG_MAX`` are kept)."""
         _found(name)
         position = decode_cursor(args["cursor"])
         after = cursor_str(position, "id") if position else None

@@ -232,10 +232,12 @@ def test_the_deliveries_log_is_bounded(
 ) -> None:
     s = stack()  # log_max 20
     put(s, "busy", headers, url=receiver.url, events=["*"])
-    for i in range(60):
-        s.publish("routing.task.created", n=i)
-    wait_for(lambda: len(receiver.delivered()) == 60)
-    assert s.redis.xlen("sb:wh:{routing}:log:busy") < 60
+    sent = [s.publish("routing.task.created", n=i) for i in range(60)]
+    wait_for(lambda: s.store.deliveries("busy", 1, None)[0][0]["event_id"] == sent[-1].id)
+    items, more = s.store.deliveries("busy", 100, None)
+    # The last 20 attempts, exactly: the newest kept, the oldest gone.
+    assert [i["event_id"] for i in items] == [e.id for e in reversed(sent[-20:])]
+    assert more is None
 
 
 def test_an_endpoint_that_keeps_failing_is_disabled_with_an_event(
