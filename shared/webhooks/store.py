@@ -23,6 +23,7 @@ from shared.lua import script
 from shared.sealing import Sealer
 
 _SETTLE = script("webhook_settle")
+_RELEASE = script("webhook_release")
 
 
 @dataclass
@@ -58,6 +59,7 @@ class WebhookStore:
         self.log_max = log_max
         self._prefix = f"sb:wh:{{{service}}}"
         self._settle = redis.register_script(_SETTLE)
+        self._release = redis.register_script(_RELEASE)
 
     def key(self, kind: str, name: str = "") -> str:
         return f"{self._prefix}:{kind}:{name}" if name else f"{self._prefix}:{kind}"
@@ -146,6 +148,9 @@ class WebhookStore:
         token = os.urandom(12).hex()
         ok = self.redis.set(self.key("lease", name), token, nx=True, px=int(seconds * 1000))
         return token if ok else None
+
+    def release(self, name: str, token: str) -> None:
+        self._release(keys=[self.key("lease", name)], args=[token])
 
     def settle(
         self,

@@ -127,7 +127,7 @@ class Deliverer:
         sub = self.store.get(name)
         body, state = self.store.head(name)
         if sub is None or not sub.enabled or body is None or state.next_at > self.clock():
-            self.store.redis.delete(self.store.key("lease", name))
+            self.store.release(name, lease)
             return False
         event = orjson.loads(body)
         attempt = state.attempts + 1

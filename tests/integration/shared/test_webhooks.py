@@ -233,7 +233,8 @@ def test_the_deliveries_log_is_bounded(
     s = stack()  # log_max 20
     put(s, "busy", headers, url=receiver.url, events=["*"])
     sent = [s.publish("routing.task.created", n=i) for i in range(60)]
-    wait_for(lambda: s.store.deliveries("busy", 1, None)[0][0]["event_id"] == sent[-1].id)
+    newest = lambda: s.store.deliveries("busy", 1, None)[0]  # noqa: E731
+    wait_for(lambda: (top := newest()) and top[0]["event_id"] == sent[-1].id)
     items, more = s.store.deliveries("busy", 100, None)
     # The last 20 attempts, exactly: the newest kept, the oldest gone.
     assert [i["event_id"] for i in items] == [e.id for e in reversed(sent[-20:])]
