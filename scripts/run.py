@@ -3,7 +3,8 @@
 Starts a real redis-server (AOF under var/redis) unless REDIS_URL is set,
 uses SQLite under var/ unless DATABASE_URL is set, generates dev API keys
 (kept in var/dev-api-keys), runs the CRM migrations, then the three services
-under gunicorn and their consumers (and the routing dispatcher), prints the
+under gunicorn and their consumers (and the routing dispatcher and the webhook
+worker), prints the
 URLs and keys, and supervises them. Ctrl-C or SIGTERM stops everything,
 the embedded Redis last; a child that dies takes the whole run down so
 nothing half-works silently.
@@ -156,6 +157,8 @@ def run(sup: Supervisor, var: Path, log_dir: Path) -> int:
         )
     if importlib.util.find_spec("services.routing.dispatcher"):
         sup.spawn("routing-dispatcher", [python, "-m", "services.routing.dispatcher"], env, log_dir)
+    # Outgoing webhooks of all three services (docs/webhooks.md).
+    sup.spawn("webhook-worker", [python, "-m", "shared.webhooks.worker"], env, log_dir)
 
     for service, port in ports.items():
         for i in range(instances):

@@ -9,6 +9,7 @@ from flask import Flask
 from shared.app import build_app
 from shared.config import Settings
 from shared.redis_conn import connect
+from shared.webhooks import api as webhooks_api
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         settings,
         title="Switchboard CRM",
         description="Unified customer profiles, identity resolution, timeline and cases",
-        blueprints=[blp],
+        blueprints=[blp, webhooks_api.blueprint("crm")],
         readiness={"database": wiring.store.ping},
         extensions=extensions,
         redis=redis,

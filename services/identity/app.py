@@ -9,6 +9,7 @@ from flask import Flask
 from shared.app import build_app
 from shared.config import Settings
 from shared.redis_conn import connect
+from shared.webhooks import api as webhooks_api
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -23,7 +24,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app = build_app(
         settings,
         title="Switchboard Identity",
-        blueprints=[blp, wk, delivery_blp],
+        blueprints=[blp, wk, delivery_blp, webhooks_api.blueprint("identity")],
         redis=redis,
         **overrides,
     )

@@ -16,6 +16,7 @@ from flask import Flask
 from shared.app import build_app
 from shared.config import Settings
 from shared.redis_conn import connect
+from shared.webhooks import api as webhooks_api
 
 
 def gunicorn_threads(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app = build_app(
         settings,
         title="Switchboard Routing",
-        blueprints=[blp],
+        blueprints=[blp, webhooks_api.blueprint("routing")],
         extensions=extensions,
         redis=redis,
         **overrides,

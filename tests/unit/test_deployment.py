@@ -59,6 +59,7 @@ def test_every_consumer_and_the_dispatcher_is_its_own_service() -> None:
         ("crm-consumer", "services.crm.consumer"),
         ("routing-consumer", "services.routing.consumer"),
         ("routing-dispatcher", "services.routing.dispatcher"),
+        ("webhook-worker", "shared.webhooks.worker"),
     ]:
         assert services[name]["command"] == ["python", "-m", module]
         # Their liveness is the heartbeat shared/consumer_main.py writes.
