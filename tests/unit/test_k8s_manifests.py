@@ -30,10 +30,6 @@ OVERLAY = K8S / "overlays" / "example"
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 
 HTTP_SERVICES = ("identity", "crm", "routing")
-# Workloads whose compose service is not there yet (issue 21 item 5, the webhook
-# delivery workers, written in parallel): the lead names them after compose's on
-# merge and empties this set, so that they are checked like every other process.
-PENDING = {"identity-webhook-worker", "crm-webhook-worker", "routing-webhook-worker"}
 # Settings whose value differs from compose's on purpose: Redis is external on
 # Kubernetes (a cluster, its address and password in the Secret).
 DIFFERENT = {"REDIS_URL"}
@@ -197,7 +193,7 @@ def test_the_ingress_reads_requests_whole_like_the_compose_proxy() -> None:
 def test_every_process_compose_runs_has_a_workload_with_its_command_and_image() -> None:
     workloads = deployments()
     apps = app_services()
-    assert set(workloads) - PENDING == set(apps) - {"crm-migrate"}
+    assert set(workloads) == set(apps) - {"crm-migrate"}
     for name, service in apps.items():
         if name == "crm-migrate":
             continue
@@ -242,8 +238,6 @@ def test_every_process_gets_composes_environment() -> None:
                 assert key in secrets and got[key] is None, (name, key)
             else:  # a literal, or ${X:-default}: the same value
                 assert got[key] == re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value), (name, key)
-    for name in PENDING:
-        assert environment(main_container(workloads[name])).keys() >= secrets
 
 
 def test_http_services_have_probes_a_service_a_budget_and_an_autoscaler() -> None:
@@ -294,11 +288,10 @@ def test_every_worker_has_composes_heartbeat_check_as_its_liveness_probe() -> No
         container = main_container(deployment)
         probe = container["livenessProbe"]["exec"]["command"]
         assert probe[:4] == ["python", "-m", "shared.consumer_main", "healthy"], name
-        if name not in PENDING:
-            check = services[name]["healthcheck"]
-            assert check["test"] == ["CMD", *probe], name
-            assert container["livenessProbe"]["periodSeconds"] == seconds(check["interval"])
-            assert container["livenessProbe"]["timeoutSeconds"] == seconds(check["timeout"])
+        check = services[name]["healthcheck"]
+        assert check["test"] == ["CMD", *probe], name
+        assert container["livenessProbe"]["periodSeconds"] == seconds(check["interval"])
+        assert container["livenessProbe"]["timeoutSeconds"] == seconds(check["timeout"])
         assert container["startupProbe"]["exec"]["command"] == probe, name
 
 
@@ -314,8 +307,7 @@ def test_every_process_is_given_at_least_composes_time_to_stop() -> None:
     services = compose()
     for name, deployment in deployments().items():
         grace = pod(deployment)["terminationGracePeriodSeconds"]
-        if name not in PENDING:
-            assert grace >= seconds(services[name]["stop_grace_period"]), name
+        assert grace >= seconds(services[name]["stop_grace_period"]), name
 
 
 # --- restricted pods -------------------------------------------------------------------
