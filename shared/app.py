@@ -434,6 +434,7 @@ def build_app(
     stream = STREAMS.get(settings.service, f"sb:events:{settings.service}")
     extras = dict(extensions or {})
     extras["readiness"] = dict(readiness or {})
+    metrics.watch_readiness(lambda: {"redis": client.ping, **extras["readiness"]})
     app.extensions["sb"] = ServiceContext(
         settings=settings,
         redis=client,
