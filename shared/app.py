@@ -30,6 +30,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
 from shared import auth, idempotency
+from shared.access_log import log_request
 from shared.bus import EventPublisher
 from shared.config import Settings
 from shared.errors import PROBLEM_BASE, PROBLEM_MIMETYPE, ProblemError, ServiceUnavailable
@@ -388,6 +389,7 @@ def _finish_request(response: Response) -> Response:
         # the series (and this process's memory) one made-up method at a time.
         method = request.method if request.method in _METHODS else "OTHER"
         ctx().metrics.observe_request(method, endpoint, response.status_code, elapsed)
+        log_request(method, endpoint, response.status_code, elapsed)
     return response
 
 

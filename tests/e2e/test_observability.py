@@ -233,6 +233,8 @@ def test_dashboard_and_alerts_read_metrics_the_services_serve(product: Product) 
 
 
 def test_every_log_line_is_json_and_requests_are_logged_by_route(product: Product) -> None:
+    # Stopped first, so gunicorn's shutdown lines are read too (this is the module's last test).
+    product.stop()
     log_dir = Path(product.log_path).parent / "var" / "log"
     access: list[dict[str, Any]] = []
     for path in sorted(log_dir.glob("*.log")):
@@ -248,10 +250,10 @@ def test_every_log_line_is_json_and_requests_are_logged_by_route(product: Produc
                 access.append(entry)
     # gunicorn's own lines (its start, its workers' boots) are JSON in the service's file.
     identity = (log_dir / "identity.log").read_text()
-    assert '"logger": "gunicorn.error"' in identity
+    assert '"logger": "gunicorn.error"' in identity and "Shutting down" in identity
     routes = {(e["service"], e["method"], e["route"], e["status"]) for e in access}
-    assert ("identity", "POST", "/v1/verifications/<vid>/checks", 200) in routes, routes
-    assert ("identity", "GET", "/v1/verifications/<vid>", 404) in routes, routes
+    assert ("identity", "POST", "/v1/verifications/<verification_id>/checks", 200) in routes, routes
+    assert ("identity", "GET", "/v1/verifications/<verification_id>", 404) in routes, routes
     assert ("routing", "POST", "/v1/tasks", 201) in routes, routes
     for entry in access:
         assert isinstance(entry["duration_seconds"], float) and entry["duration_seconds"] >= 0
