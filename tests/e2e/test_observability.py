@@ -19,6 +19,7 @@ import httpx
 import pyotp
 import pytest
 
+from shared.metrics import Metrics
 from shared.testing import ROOT
 from tests.conftest import API_KEYS, API_KEYS_ENV
 from tests.e2e.product import Product
@@ -150,6 +151,21 @@ def test_every_metrics_page_passes_promtool(product: Product, service: str) -> N
         # The latency is a histogram in seconds, with the approval just made in it.
         count = re.search(r"^sb_identity_verification_duration_seconds_count (\S+)$", text, re.M)
         assert count and float(count.group(1)) >= 1, text
+
+
+def test_a_consumer_process_metrics_page_passes_promtool() -> None:
+    """What a consumer serves on SB_METRICS_PORT (its own registry, no Redis collectors)."""
+    tool = promtool()
+    metrics = Metrics("crm-consumer")
+    metrics.consumer_events.labels("crm-projector", "identity.verification.approved", "ok").inc()
+    metrics.read_cache_observer()(3, 1, 0)
+    metrics.observe_request("GET", "/metrics", 200, 0.002)
+    text = metrics.render().decode()
+    assert "sb_consumer_events_total{" in text
+    check = subprocess.run(
+        [tool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
 
 
 def test_alerting_rules_pass_promtool() -> None:
