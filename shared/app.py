@@ -30,6 +30,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
 from shared import auth, idempotency
+from shared.access_log import log_request
 from shared.bus import EventPublisher
 from shared.config import Settings
 from shared.errors import PROBLEM_BASE, PROBLEM_MIMETYPE, ProblemError, ServiceUnavailable
@@ -391,6 +392,7 @@ def _finish_request(response: Response) -> Response:
         # the series (and this process's memory) one made-up method at a time.
         method = request.method if request.method in _METHODS else "OTHER"
         ctx().metrics.observe_request(method, endpoint, response.status_code, elapsed)
+        log_request(method, endpoint, response.status_code, elapsed)
     return response
 
 
@@ -437,6 +439,7 @@ def build_app(
     stream = STREAMS.get(settings.service, f"sb:events:{settings.service}")
     extras = dict(extensions or {})
     extras["readiness"] = dict(readiness or {})
+    metrics.watch_readiness(lambda: {"redis": client.ping, **extras["readiness"]})
     app.extensions["sb"] = ServiceContext(
         settings=settings,
         redis=client,

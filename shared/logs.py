@@ -51,3 +51,14 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter(service))
     root.addHandler(handler)
     root.setLevel(level)
+    # Python's warnings and a crash's traceback would otherwise be the plain-text lines
+    # of an otherwise JSON log.
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+        return
+    logging.getLogger("sb.crash").critical("uncaught exception", exc_info=(kind, value, tb))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -107,6 +107,28 @@ class StreamCollector:
         return counted
 
 
+class ReadinessCollector:
+    """``/readyz``'s checks as ``sb_readiness_check_up{check}`` (1 answers, 0 does not), so
+    the alert for a service that is up but not ready needs no prober beside Prometheus."""
+
+    def __init__(self, checks: Callable[[], Mapping[str, Callable[[], Any]]]) -> None:
+        self.checks = checks
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "sb_readiness_check_up",
+            "1 while the readiness check answers, 0 while /readyz reports it unavailable",
+            labels=["check"],
+        )
+        for name, check in self.checks().items():
+            try:
+                check()
+                family.add_metric([name], 1.0)
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                family.add_metric([name], 0.0)
+        yield family
+
+
 class Metrics:
     def __init__(self, service: str, redis: Any = None) -> None:
         self.service = service
@@ -170,6 +192,10 @@ class Metrics:
                 reset.inc(resets)
 
         return observe
+
+    def watch_readiness(self, checks: Callable[[], Mapping[str, Callable[[], Any]]]) -> None:
+        """Report ``checks`` (read at each scrape) on /metrics."""
+        self.registry.register(ReadinessCollector(checks))
 
     def render(self) -> bytes:
         if not self.multiproc_dir:

@@ -42,9 +42,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["KEEP_ALIVE_SECONDS", "Layout", "gunicorn_args", "layout"]
+__all__ = ["KEEP_ALIVE_SECONDS", "LOGGER_CLASS", "Layout", "gunicorn_args", "layout"]
 
 KEEP_ALIVE_SECONDS = 75
+# gunicorn's own lines as JSON, like every other line of the product (shared/gunicorn_logging.py).
+LOGGER_CLASS = "shared.gunicorn_logging.JsonLogger"
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Layout:
             out += ["--threads", str(self.threads)]
         if self.worker_class != "sync":  # sync workers close after each response
             out += ["--keep-alive", str(KEEP_ALIVE_SECONDS)]
-        return out
+        return [*out, "--logger-class", LOGGER_CLASS]
 
 
 def _cpu_bound_workers(cpus: int | None) -> int:

@@ -22,7 +22,7 @@ class RoutingCollector:
             "sb_routing_longest_wait_seconds", "Longest current wait", labels=labels
         )
         level = GaugeMetricFamily(
-            "sb_routing_service_level", "Answered within SLA, last hour", labels=labels
+            "sb_routing_service_level_ratio", "Answered within SLA, last hour", labels=labels
         )
         asa = GaugeMetricFamily(
             "sb_routing_average_speed_of_answer_seconds", "ASA, last hour", labels=labels
@@ -40,7 +40,7 @@ class RoutingCollector:
             labels=["channel"],
         )
         occupancy = GaugeMetricFamily(
-            "sb_routing_occupancy",
+            "sb_routing_occupancy_ratio",
             "Busy slots / capacity of the agents not offline (0..1), per channel",
             labels=["channel"],
         )

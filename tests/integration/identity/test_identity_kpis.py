@@ -84,19 +84,25 @@ def test_stats_and_metrics_after_a_known_mix_of_outcomes(api: Api, service: Wiri
     families = {f.name: f for f in text_string_to_metric_families(api.c.get("/metrics").text)}
     success = {
         (s.labels["tier"], s.labels["channel"]): s.value
-        for s in families["sb_identity_success_rate"].samples
+        for s in families["sb_identity_success_ratio"].samples
     }
     assert success == {("gold", "chat"): 0.75, ("silver", "voice"): 0.5}
     completion = {
         (s.labels["tier"], s.labels["channel"]): s.value
-        for s in families["sb_identity_completion_rate"].samples
+        for s in families["sb_identity_completion_ratio"].samples
     }
     assert completion == {("gold", "chat"): 0.6, ("silver", "voice"): 0.5}
+    # The same durations as a histogram in seconds (promtool: base units, no quantile label
+    # on a gauge).
     duration = {
-        s.labels["quantile"]: s.value
-        for s in families["sb_identity_verification_duration_ms"].samples
+        (s.name, s.labels.get("le")): s.value
+        for s in families["sb_identity_verification_duration_seconds"].samples
     }
-    assert duration == {"p50": 200.0, "p95": 5000.0}
+    buckets = {le: n for (name, le), n in duration.items() if name.endswith("_bucket")}
+    assert buckets["0.1"] == 1 and buckets["0.25"] == 3 and buckets["0.5"] == 4
+    assert buckets["2.5"] == 4 and buckets["5.0"] == 5 and buckets["+Inf"] == 5
+    assert duration[("sb_identity_verification_duration_seconds_count", None)] == 5
+    assert abs(duration[("sb_identity_verification_duration_seconds_sum", None)] - 5.9) < 1e-9
     requests = {
         s.labels["outcome"]: s.value for s in families["sb_identity_verification_requests"].samples
     }
@@ -123,8 +129,8 @@ def test_no_finished_verification_means_no_rate_and_no_durations(api: Api) -> No
     ]
     assert stats["duration_ms"] == {"p50": None, "p95": None, "samples": 0}
     families = {f.name: f for f in text_string_to_metric_families(api.c.get("/metrics").text)}
-    assert families["sb_identity_success_rate"].samples == []
-    assert [s.value for s in families["sb_identity_completion_rate"].samples] == [0.0]
+    assert families["sb_identity_success_ratio"].samples == []
+    assert [s.value for s in families["sb_identity_completion_ratio"].samples] == [0.0]
     assert api.call("GET", "/v1/stats", "channel").status_code == 403
 
 
@@ -152,6 +158,6 @@ def test_tiers_and_channels_nobody_configured_fold_into_other(api: Api) -> None:
     families = {f.name: f for f in text_string_to_metric_families(api.c.get("/metrics").text)}
     labels = {
         (s.labels["tier"], s.labels["channel"])
-        for s in families["sb_identity_completion_rate"].samples
+        for s in families["sb_identity_completion_ratio"].samples
     }
     assert labels == set(rows)

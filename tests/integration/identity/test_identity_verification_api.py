@@ -386,7 +386,7 @@ def test_stats_report_reuse_and_durations(api: Api) -> None:
     assert stats["repeat_verification_rate"] == 0.5
     assert stats["duration_ms"]["samples"] == 1
     metrics = api.c.get("/metrics").text
-    assert "sb_identity_repeat_verification_rate 0.5" in metrics
+    assert "sb_identity_repeat_verification_ratio 0.5" in metrics
 
 
 def test_a_verified_status_answer_counts_as_a_reuse_once_per_session_and_channel(

@@ -38,15 +38,15 @@ def test_metrics_report_capacity_and_occupancy_of_signed_in_agents(
     text = client.get("/metrics").get_data(as_text=True)
     assert gauge(text, "sb_routing_capacity_slots", "chat") == 4
     assert gauge(text, "sb_routing_capacity_slots", "voice") == 1
-    assert gauge(text, "sb_routing_occupancy", "chat") == 0.25
-    assert gauge(text, "sb_routing_occupancy", "voice") == 0
+    assert gauge(text, "sb_routing_occupancy_ratio", "chat") == 0.25
+    assert gauge(text, "sb_routing_occupancy_ratio", "voice") == 0
 
     # Signing out removes the agent's capacity; a profile change replaces it.
     client.put("/v1/agents/a2", json={**agent, "status": "offline"}, headers=headers("admin"))
     client.put("/v1/agents/a1", json={**agent, "channels": {"chat": 4}}, headers=headers("admin"))
     text = client.get("/metrics").get_data(as_text=True)
     assert gauge(text, "sb_routing_capacity_slots", "chat") == 4
-    assert gauge(text, "sb_routing_occupancy", "chat") == 0.25
+    assert gauge(text, "sb_routing_occupancy_ratio", "chat") == 0.25
     assert gauge(text, "sb_routing_capacity_slots", "voice") == 0
 
 

@@ -11,6 +11,8 @@ def test_identity_runs_gevent_workers_two_per_core_plus_one_at_most_nine() -> No
         "5",
         "--keep-alive",
         "75",
+        "--logger-class",
+        "shared.gunicorn_logging.JsonLogger",
     ]
     assert layout("identity", cpus=1).workers == 3
     assert layout("identity", cpus=64).workers == 9
@@ -25,6 +27,8 @@ def test_the_others_run_two_gevent_workers() -> None:
             "2",
             "--keep-alive",
             "75",
+            "--logger-class",
+            "shared.gunicorn_logging.JsonLogger",
         ]
 
 
