@@ -59,11 +59,16 @@ def choose(*candidates: str | None, default: str = DEFAULT_LANGUAGE) -> str:
 
 
 def default_language(settings: Settings) -> str:
-    """``SB_DEFAULT_LANGUAGE``: a language without a catalog stops the service at start."""
+    """``SB_DEFAULT_LANGUAGE``: a language without a catalog stops the service at start.
+
+    Every catalog is compiled here, at start: a broken one stops the service instead of
+    failing a customer's code, and the first code sent does not wait for it (~50 ms)."""
     raw = settings.str_env("SB_DEFAULT_LANGUAGE", DEFAULT_LANGUAGE)
     language = supported(raw.strip())
     if language is None:
         raise ConfigError(f"SB_DEFAULT_LANGUAGE must be one of {', '.join(SUPPORTED)}, got {raw!r}")
+    for each in SUPPORTED:
+        _translations(each)
     return language
 
 
