@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench bench-peer demo install compose-check clean
+.PHONY: run test lint bench bench-peer demo install compose-check clean messages
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -38,6 +38,16 @@ bench-peer: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# The texts customers read (shared/i18n.py): extract the message ids from the code into
+# shared/locale/switchboard.pot and add new ones to every language's .po (then translate
+# them: tests/unit/shared/test_i18n.py fails while one is missing or empty).
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-default-keywords -k translate -k translate_plural:1,2 \
+	  --no-location --sort-output --project=switchboard --copyright-holder=Switchboard \
+	  -o shared/locale/switchboard.pot .
+	$(BIN)/pybabel update -i shared/locale/switchboard.pot -d shared/locale -D switchboard \
+	  --ignore-obsolete --width=100
 
 # Validates docker-compose.yml with the docker client (no engine needed).
 COMPOSE_ENV := POSTGRES_PASSWORD=check API_KEYS=check:check:admin SB_INTERNAL_API_KEY=check \

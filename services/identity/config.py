@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.config import Settings
+from shared.i18n import DEFAULT_LANGUAGE, default_language
 
 
 def secret(settings: Settings, name: str) -> bytes:
@@ -26,6 +27,7 @@ class IdentityConfig:
     throttle_max: int = 5
     throttle_cooldown: int = 30
     dev_mode: bool = False
+    default_language: str = DEFAULT_LANGUAGE  # of delivered codes (shared/i18n.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IdentityConfig:
@@ -43,4 +45,5 @@ class IdentityConfig:
             throttle_max=settings.int_env("IDENTITY_THROTTLE_MAX", 5, minimum=1),
             throttle_cooldown=settings.int_env("IDENTITY_THROTTLE_COOLDOWN", 30, minimum=0),
             dev_mode=settings.dev_mode,
+            default_language=default_language(settings),
         )

@@ -18,6 +18,8 @@ class Projection:
 
     def profile_changed(self, delivery: Any, cid: str, data: Mapping[str, Any], at_ms: int) -> None:
         fields = {k: str(data[k]) for k in ("tier", "language") if data.get(k)}
+        if "language" in data and not data["language"]:  # removed in the CRM: "" reads none
+            fields["language"] = ""
         if cid and fields:
             self.store.project(delivery, [(cid, fields, at_ms)])
 

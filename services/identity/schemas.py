@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.identity.domain.kba import MAX_QUESTIONS
+from shared.i18n import LANGUAGE_PATTERN
 from shared.pagination import page_schema
 from shared.validation import Exact
 
@@ -15,6 +16,17 @@ FACTOR = validate.Length(min=1, max=40)
 CHANNEL = Exact(r"^[a-z0-9][a-z0-9_-]{0,31}$", error="Channel names are [a-z0-9_-].")
 TIER = Exact(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Tier names are [a-z0-9_-].")
 SHORT = validate.Length(max=256)
+
+
+def language_field() -> fields.String:
+    return fields.String(
+        validate=Exact(LANGUAGE_PATTERN, error="A language tag such as zh, zh-CN or en."),
+        metadata={
+            "description": "What the customer reads delivered codes in: zh (simplified) or "
+            "en; another tag falls back to the profile's language, then SB_DEFAULT_LANGUAGE (zh).",
+            "example": "zh-CN",
+        },
+    )
 
 
 class DeviceSchema(Schema):
@@ -117,6 +129,7 @@ class StartSchema(Schema):
     tier = fields.String(validate=TIER)
     device = fields.Nested(DeviceSchema)
     session_token = fields.String(validate=validate.Length(min=1, max=8192))
+    language = language_field()
 
 
 class RequiredSchema(Schema):
@@ -203,11 +216,13 @@ class ChallengeSchema(Schema):
             "maxProperties": DOCUMENT_FIELDS,
         },
     )
+    language = language_field()  # wins over the start's
 
 
 class DeliverySchema(Schema):
     channel = fields.String(required=True)
     to = fields.String(required=True)
+    language = fields.String(metadata={"description": "zh or en: what the message is in"})
 
 
 class ChallengeOutSchema(Schema):

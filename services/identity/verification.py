@@ -5,6 +5,7 @@ A check (``checks.py``) is the other half; both share this class's state and hel
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -28,6 +29,7 @@ from services.identity.domain.factors import Attempt, FactorRecord, FactorRegist
 from services.identity.domain.policy import Decision, TierPolicy, evaluate
 from services.identity.domain.session import SessionClaims
 from services.identity.factor_env import PluginEnv
+from services.identity.languages import delivery_language
 from services.identity.policies import Policies
 from services.identity.ports import (
     AttemptStore,
@@ -79,7 +81,7 @@ class Verifications:
         cid, channel = cmd["customer_id"], cmd["channel"]
         snap: Snapshot | None = None
         if self.starts is not None and not cmd.get("device") and not cmd.get("session_token"):
-            created, snap = self._start_fresh(cid, channel, cmd.get("tier"))
+            created, snap = self._start_fresh(cid, channel, cmd.get("tier"), cmd.get("language"))
             if created is not None:
                 return created
         if snap is None:
@@ -98,7 +100,7 @@ class Verifications:
             return self._reuse(vid, cid, channel, tier, session, seen, started, now)
         satisfied = list(carried.counted) if carried else []
         decision = evaluate(policy, channel, satisfied, trusted, self.policies.possession)
-        fields = self._fields(cid, channel, tier, now, seen, trusted)
+        fields = self._fields(cid, channel, tier, now, seen, trusted, cmd.get("language"))
         sat = [f for f in decision.counted if f != "trusted_device"]
         # Counted now, not when it ends: a verification the customer gives up on stays in
         # ``requested`` and lowers the completion rate.
@@ -109,7 +111,7 @@ class Verifications:
         return Result(self._pending_body(vid, fields, policy, decision, snap.factors), 201)
 
     def _start_fresh(
-        self, cid: str, channel: str, hint: str | None
+        self, cid: str, channel: str, hint: str | None, language: str | None = None
     ) -> tuple[Result | None, Snapshot | None]:
         """Without a device or a token nothing is satisfied and no session is reused, so
         the verification is known before the reads but for the tier: the store creates it
@@ -119,7 +121,7 @@ class Verifications:
         tier = self.policies.tier_of(cid, hint, {})
         now = self.clock()
         vid = self.store.new_id("v", cid)
-        fields = self._fields(cid, channel, tier, now, None, False)
+        fields = self._fields(cid, channel, tier, now, None, False, language)
         counters = {f"requested:{tier}:{channel}": 1}
         started = self._started(vid, cid, channel, tier)
         done = self.starts.start_fresh(vid, fields, [started], counters, ("fresh", "asked_again"))
@@ -149,8 +151,11 @@ class Verifications:
         now: float,
         seen: dict[str, Any] | None,
         trusted: bool,
+        language: str | None = None,
     ) -> dict[str, Any]:
+        kept = {"language": language} if language else {}  # for the codes it sends
         return {
+            **kept,
             "customer_id": cid,
             "channel": channel,
             "tier": tier,
@@ -388,7 +393,12 @@ class Verifications:
         records = self._records(v["customer_id"], factor)
         if plugin.enrollable and not records:
             raise FactorNotChallengeable(f"no active {factor} factor is enrolled")
-        attempt = Attempt(vid, v["customer_id"], v["channel"], params)
+        language = ""
+        if plugin.needs_challenge:  # it delivers something: in the customer's language
+            requested = (params.get("language"), v.get("language"))
+            profile = functools.partial(self.policies.store.profile, v["customer_id"])
+            language = delivery_language(requested, profile, self.config.default_language)
+        attempt = Attempt(vid, v["customer_id"], v["channel"], params, language=language)
         env = self.guard.env(self.env, attempt, plugin, client) if self.guard else self.env
         public, state = plugin.challenge(env, attempt, records)
         if not self.store.set_challenge(vid, factor, state):

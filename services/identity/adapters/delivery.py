@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from services.identity.adapters.breaker import BreakerOpen, CircuitBreaker
+from shared.i18n import choose, translate
 
 log = logging.getLogger("sb.identity.delivery")
 DEV_OUTBOX = "idn:dev:outbox"
@@ -158,9 +159,12 @@ class SmtpDelivery:
         mid = uuid.uuid4().hex
         email = EmailMessage()
         email["From"], email["To"] = self.sender, to
-        email["Subject"] = str(meta.get("subject", "Your verification code"))
-        email["Message-ID"] = f"<{mid}@switchboard>"
-        email.set_content(message)
+        language = choose(str(meta.get("language") or ""))
+        subject = meta.get("subject") or translate("Your verification code", language)
+        email["Subject"], email["Message-ID"] = str(subject), f"<{mid}@switchboard>"
+        # base64 for Chinese: 8-bit text only passes a server that offers 8BITMIME.
+        email.set_content(message, cte=None if message.isascii() else "base64")
+        email["Content-Language"] = language  # after set_content, which drops Content-*
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 if self.starttls:

@@ -47,6 +47,9 @@ class Attempt:
     channel: str
     params: Mapping[str, Any]
     challenge: Mapping[str, Any] = field(default_factory=dict)  # what the last challenge stored
+    # What the customer reads a delivered code in (shared/i18n.py): the request's language,
+    # else the profile's, else the default; "" when the caller chose none.
+    language: str = ""
 
 
 class FactorEnv(Protocol):

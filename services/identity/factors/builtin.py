@@ -18,6 +18,8 @@ from services.identity.domain.factors import (
     FactorPlugin,
     FactorRecord,
 )
+from services.identity.factors.texts import code_message
+from shared.i18n import DEFAULT_LANGUAGE
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}\Z")
 
@@ -121,13 +123,17 @@ class OtpFactor(FactorPlugin):
             env.secret_key("otp"), attempt.verification_id, self.type, env.now(), lifetime
         )
         env.store_code(attempt.verification_id, self.type, asdict(issued), lifetime)
-        message = f"Your verification code is {code}. It expires in {lifetime // 60} minutes."
-        env.deliver(
-            self.channel, destination, message, {"verification_id": attempt.verification_id}
-        )
+        language = attempt.language or env.setting("default_language", DEFAULT_LANGUAGE)
+        message, extra = code_message(self.channel, code, lifetime, language)
+        meta = {"verification_id": attempt.verification_id, "language": language, **extra}
+        env.deliver(self.channel, destination, message, meta)
         public = {
             "factor": self.type,
-            "delivery": {"channel": self.channel, "to": self.mask(destination)},
+            "delivery": {
+                "channel": self.channel,
+                "to": self.mask(destination),
+                "language": language,
+            },
             "expires_at": issued.expires_at,
         }
         return public, {"factor_id": record.factor_id}

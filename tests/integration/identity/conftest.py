@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import http.server
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -94,7 +95,9 @@ class Api:
 
     def last_code(self, to: str) -> str:
         items = self.messages(to)
-        return items[0]["message"].split("code is ")[1][:6]
+        # The first six digits, in whatever language (zh by default), spelt out or not (a
+        # voice reads them one by one).
+        return "".join(re.findall(r"\d", items[0]["message"]))[:6]
 
     def messages(self, to: str) -> list[dict[str, Any]]:
         return self.call("GET", "/v1/dev/messages", "admin", query_string={"to": to}).json["items"]

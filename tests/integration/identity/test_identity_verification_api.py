@@ -61,7 +61,7 @@ def test_an_sms_code_is_sent_masked_and_works_once(api: Api) -> None:
     enrolled(api)
     vid = api.start("c-1", "chat", tier="gold").json["verification_id"]
     sent = api.challenge(vid, "sms_otp").json
-    assert sent["delivery"] == {"channel": "sms", "to": "+86*******8000"}
+    assert sent["delivery"] == {"channel": "sms", "to": "+86*******8000", "language": "zh"}
     code = api.last_code(PHONE)
     assert api.check(vid, "sms_otp", code=code).json["satisfied_factors"] == ["sms_otp"]
     again = api.check(vid, "sms_otp", code=code).json

@@ -106,14 +106,14 @@ def test_an_sms_code_is_sent_masked_checked_once_and_expires() -> None:
     rec = record(factor.enroll(env, "c-1", {"destination": "+86 138 0013 8000"}), "sms_otp")
     assert rec.data["destination"] == "+8613800138000"
     public, _ = factor.challenge(env, attempt(), [rec])
-    assert public["delivery"] == {"channel": "sms", "to": "+86*******8000"}
-    code = env.sent[0][2].split("code is ")[1][:6]
-    assert "Your verification code" in env.sent[0][2] and code not in str(env.codes)
+    assert public["delivery"] == {"channel": "sms", "to": "+86*******8000", "language": "zh"}
+    code = env.sent[0][2].split("验证码是：")[1][:6]
+    assert "5 分钟内有效" in env.sent[0][2] and code not in str(env.codes)
     assert not factor.check(env, attempt(code="000000" if code != "000000" else "111111"), [rec])
     assert factor.check(env, attempt(code=code), [rec])
     assert not factor.check(env, attempt(code=code), [rec])
     factor.challenge(env, attempt(), [rec])
-    late = env.sent[1][2].split("code is ")[1][:6]
+    late = env.sent[1][2].split("验证码是：")[1][:6]
     env.clock += 300
     assert not factor.check(env, attempt(code=late), [rec])
 
