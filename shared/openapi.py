@@ -7,11 +7,11 @@ declaration of its own:
   is prefixed with the blueprint's.
 - the statuses the kernel itself answers: 400 for any input (never flask-smorest's 422:
   validation answers 400), 401/403 where ``require_scope`` guards the view, 404 where the
-  path names a resource, 409 (``Idempotency-Key`` reuse) on POST, 413 and 415 on
+  path names a resource, 409 (``Idempotency-Key`` reuse) on a scoped POST, 413 and 415 on
   POST/PUT/PATCH, 503 (a backing service down) everywhere but ``/healthz``. What only a
   route knows (423 on a check, 429 on a throttled send) it declares with ``answers``.
 - headers: ``X-Request-ID`` on every request and response, ``Idempotency-Key`` on every
-  POST, ``Retry-After`` on 429/503, ``WWW-Authenticate`` on 401.
+  scoped POST, ``Retry-After`` on 429/503, ``Location`` on 308, ``WWW-Authenticate`` on 401.
 - ``security: []`` on views no scope guards (they take no API key).
 - no ``default`` response: a client, and schemathesis' status check, see the statuses an
   operation really answers.
@@ -154,8 +154,10 @@ class ContractPlugin(BasePlugin):
             if method in _WITH_BODY:
                 statuses |= {400, 413, 415}
             if method == "post":
-                statuses |= {400, 409}
-                operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+                statuses.add(400)  # a malformed Idempotency-Key, whoever sends it
+                if scoped:  # keys are remembered per client: no client, no replay
+                    statuses.add(409)
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
             if takes_input:
                 statuses.add(400)
             if scoped:

@@ -233,7 +233,7 @@ def check(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
 
 
 @blp.route("/documents/callback", methods=["POST"])
-@answers(401)
+@answers(401, 409)
 @blp.response(204)
 @blp.doc(security=[])
 def document_callback() -> None:
