@@ -9,7 +9,6 @@ its domain errors and its readiness checks.
 
 from __future__ import annotations
 
-import http
 import json
 import logging
 import re
@@ -21,7 +20,6 @@ from typing import Any
 
 import flask_smorest
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
-from flask_smorest.utils import prepare_response
 from marshmallow import INCLUDE, Schema, fields
 from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -37,6 +35,7 @@ from shared.form_bodies import BODY_LOCATIONS, takes_form
 from shared.json_bodies import OrjsonProvider, loads_json
 from shared.logs import configure_logging, request_id_var
 from shared.metrics import Metrics
+from shared.openapi import ContractPlugin, register_problem_responses, standalone
 from shared.redis_conn import connect
 
 log = logging.getLogger("sb.http")
@@ -184,6 +183,7 @@ class Blueprint(flask_smorest.Blueprint):
 
     ARGUMENTS_PARSER = ArgumentsParser()
     DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = BODY_LOCATIONS  # with json_or_form
+    ARGUMENTS_PARSER.DEFAULT_VALIDATION_STATUS = 400  # what http_problem answers (not 422)
 
 
 class ProblemSchema(Schema):
@@ -203,17 +203,8 @@ class _Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
 
     def _register_responses(self) -> None:
-        """Error responses are documented as application/problem+json."""
-        for status in http.HTTPStatus:
-            response: dict[str, Any] = {"description": status.phrase}
-            if not (100 <= status < 200) and status not in (204, 304):
-                response["schema"] = self.ERROR_SCHEMA
-            content_type = PROBLEM_MIMETYPE if status >= 400 else "application/json"
-            prepare_response(response, self.spec, content_type)
-            self.spec.components.response(status.name, response, lazy=True)
-        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
-        prepare_response(response, self.spec, PROBLEM_MIMETYPE)
-        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+        """Error responses are documented as application/problem+json, with headers."""
+        register_problem_responses(self.spec, self.ERROR_SCHEMA)
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         return problem_response(http_problem(error))
@@ -235,6 +226,7 @@ def _ops_blueprint() -> flask_smorest.Blueprint:
     @blp.route("/healthz")
     @blp.response(200, HealthSchema)
     @blp.doc(security=[])
+    @standalone
     def healthz() -> dict[str, str]:
         """The process is alive."""
         return {"status": "ok"}
@@ -381,7 +373,7 @@ def build_app(
     app.after_request(_finish_request)
     app.teardown_request(_end_request)
 
-    api = _Api(app)
+    api = _Api(app, spec_kwargs={"extra_plugins": [ContractPlugin(app)]})
     api.register_blueprint(_ops_blueprint())
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

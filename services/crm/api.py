@@ -13,6 +13,7 @@ from shared.app import Blueprint, ctx
 from shared.auth import current_client, require_scope
 from shared.errors import Forbidden
 from shared.kpis import WindowArgs
+from shared.openapi import answers
 from shared.pagination import (
     cursor_int,
     cursor_str,
@@ -95,6 +96,7 @@ def search_profiles(args: dict[str, Any]) -> Any:
 
 
 @blp.route("/profiles/<string:profile_id>", methods=["GET"])
+@answers(308)
 @require_scope("channel", "agent", "admin")
 @blp.response(200, s.ProfileSchema())
 def get_profile(profile_id: str) -> Any:
@@ -123,6 +125,7 @@ def erase_profile(profile_id: str) -> None:
 
 
 @blp.route("/profiles/<string:profile_id>/merge", methods=["POST"])
+@answers(308)
 @require_scope("agent", "admin")
 @blp.arguments(s.MergeSchema())
 @blp.response(200, s.MergeResultSchema())
@@ -132,6 +135,7 @@ def merge_profiles(body: dict[str, Any], profile_id: str) -> Any:
 
 
 @blp.route("/profiles/<string:profile_id>/unmerge", methods=["POST"])
+@answers(308)
 @require_scope("agent", "admin")
 @blp.arguments(s.UnmergeSchema())
 @blp.response(200, s.UnmergeResultSchema())
@@ -155,6 +159,8 @@ def merge_candidates(args: dict[str, Any]) -> Any:
 
 
 @blp.route("/profiles/<string:profile_id>/timeline", methods=["GET"])
+@blp.doc(operationId="getTimeline")
+@answers(308)
 @require_scope("agent", "admin")
 @blp.arguments(s.PageArgs(), location="query")
 @blp.response(200, page_schema(s.TimelineItemSchema)())
@@ -174,6 +180,7 @@ def timeline(args: dict[str, Any], profile_id: str) -> Any:
 
 
 @blp.route("/profiles/<string:profile_id>/export", methods=["GET"])
+@answers(308)
 @require_scope("admin")
 @blp.response(200, s.ExportSchema())
 def export_profile(profile_id: str) -> Any:
@@ -183,6 +190,7 @@ def export_profile(profile_id: str) -> Any:
 
 # -- interactions and cases ------------------------------------------------------------
 @blp.route("/interactions", methods=["POST"])
+@answers(404)
 @require_scope("channel", "agent")
 @blp.arguments(s.InteractionCreateSchema())
 @blp.response(201, s.InteractionSchema())
@@ -192,6 +200,7 @@ def create_interaction(body: dict[str, Any]) -> Any:
 
 
 @blp.route("/cases", methods=["POST"])
+@answers(404)
 @require_scope("channel", "agent")
 @blp.arguments(s.CaseCreateSchema())
 @blp.response(201, s.CaseSchema(), description="A new case")
@@ -203,6 +212,7 @@ def create_case(body: dict[str, Any]) -> Any:
 
 
 @blp.route("/cases/lookup", methods=["GET"])
+@answers(429)
 @require_scope("channel", "ivr")
 @blp.arguments(s.LookupQuerySchema(), location="query")
 @blp.response(200, s.LookupSchema())
@@ -232,6 +242,7 @@ def patch_case(body: dict[str, Any], case_id: str) -> Any:
 
 
 @blp.route("/stats", methods=["GET"])
+@blp.doc(operationId="getStats")
 @require_scope("admin", "agent")
 @blp.arguments(WindowArgs(), location="query")
 @blp.response(200, s.StatsSchema())

@@ -14,6 +14,7 @@ from shared.app import Blueprint, ctx
 from shared.auth import current_client, require_scope
 from shared.errors import PROBLEM_BASE, ProblemError
 from shared.form_bodies import JSON_OR_FORM, also_form
+from shared.openapi import answers
 from shared.pagination import (
     PageArgs,
     bad_cursor,
@@ -120,6 +121,7 @@ def put_tier(data: dict[str, Any], tier: str) -> Any:
 
 
 @blp.route("/admin/tiers/<tier>", methods=["DELETE"])
+@answers(409)
 @require_scope("admin")
 @blp.response(204)
 def delete_tier(tier: str) -> None:
@@ -128,6 +130,7 @@ def delete_tier(tier: str) -> None:
 
 
 @blp.route("/admin/audit")
+@blp.doc(operationId="listAudit")
 @require_scope("admin")
 @blp.arguments(PageArgs(), location="query")
 @blp.response(200, s.AuditPageSchema())
@@ -151,6 +154,7 @@ def unlock_customer(customer_id: str) -> None:
 
 # -- factors (channel) --------------------------------------------------------------------
 @blp.route("/customers/<customer_id>/factors", methods=["POST"])
+@blp.doc(operationId="enrollFactor")
 @require_scope("channel")
 @blp.arguments(s.EnrollSchema())
 @blp.response(201, s.FactorSchema())
@@ -169,6 +173,7 @@ def list_factors(args: dict[str, Any], customer_id: str) -> dict[str, Any]:
 
 
 @blp.route("/customers/<customer_id>/factors/<factor_id>/confirm", methods=["POST"])
+@blp.doc(operationId="confirmFactor")
 @require_scope("channel")
 @blp.arguments(s.ConfirmSchema())
 @blp.response(200, s.FactorSchema())
@@ -187,6 +192,7 @@ def remove_factor(customer_id: str, factor_id: str) -> None:
 
 # -- verifications (channel) --------------------------------------------------------------
 @blp.route("/verifications", methods=["POST"])
+@blp.doc(operationId="startVerification")
 @require_scope("channel")
 @blp.arguments(s.StartSchema())
 @blp.response(201, s.VerificationSchema())
@@ -206,6 +212,8 @@ def get_verification(verification_id: str) -> dict[str, Any]:
 
 
 @blp.route("/verifications/<verification_id>/challenges", methods=["POST"])
+@blp.doc(operationId="sendChallenge")
+@answers(429)
 @require_scope("channel")
 @blp.arguments(s.ChallengeSchema())
 @blp.response(200, s.ChallengeOutSchema())
@@ -215,6 +223,8 @@ def challenge(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
 
 
 @blp.route("/verifications/<verification_id>/checks", methods=["POST"])
+@blp.doc(operationId="checkVerification")
+@answers(423)
 @require_scope("channel")
 @blp.arguments(s.CheckSchema())
 @blp.response(200, s.VerificationSchema())
@@ -224,6 +234,7 @@ def check(data: dict[str, Any], verification_id: str) -> dict[str, Any]:
 
 
 @blp.route("/documents/callback", methods=["POST"])
+@answers(401, 409)
 @blp.response(204)
 @blp.doc(security=[])
 def document_callback() -> None:
@@ -237,6 +248,7 @@ def document_callback() -> None:
 
 # -- sessions ------------------------------------------------------------------------------
 @wk.route("/jwks.json")
+@wk.doc(operationId="getJwks")
 @wk.response(200, s.JwksSchema())
 @wk.doc(security=[])
 def jwks() -> dict[str, Any]:
@@ -246,6 +258,7 @@ def jwks() -> dict[str, Any]:
 
 @blp.route("/sessions/introspect", methods=["POST"])
 @also_form(blp, s.TokenSchema())
+@blp.doc(operationId="introspectToken")
 @require_scope("ivr", "agent", "channel")
 @blp.arguments(s.IntrospectSchema(), location=JSON_OR_FORM)
 @blp.response(200, s.IntrospectionSchema())
@@ -256,6 +269,7 @@ def introspect(data: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/sessions/revoke", methods=["POST"])
 @also_form(blp, s.TokenSchema())
+@blp.doc(operationId="revokeToken")
 @require_scope("channel", "ivr", "agent", "admin")
 @blp.arguments(s.TokenSchema(), location=JSON_OR_FORM)
 @blp.response(200, s.EmptySchema())
@@ -274,6 +288,7 @@ def delete_session(sid: str) -> None:
 
 
 @blp.route("/customers/<customer_id>/sessions/revoke-all", methods=["POST"])
+@blp.doc(operationId="revokeAllSessions")
 @require_scope("channel", "admin")
 @blp.response(200, s.RevokedSchema())
 def revoke_all(customer_id: str) -> dict[str, Any]:
@@ -294,6 +309,7 @@ def verification_status(args: dict[str, Any], customer_id: str) -> dict[str, Any
 
 # -- devices ------------------------------------------------------------------------------
 @blp.route("/devices/fingerprint", methods=["POST"])
+@blp.doc(operationId="fingerprintDevice")
 @require_scope("channel")
 @blp.arguments(s.FingerprintInSchema())
 @blp.response(200, s.FingerprintSchema())
@@ -338,6 +354,7 @@ def untrust_device(customer_id: str, device_id: str) -> None:
 
 # -- KPIs, export, dev ----------------------------------------------------------------------
 @blp.route("/stats")
+@blp.doc(operationId="getStats")
 @require_scope("admin", "agent")
 @blp.response(200, s.StatsSchema())
 def stats() -> dict[str, Any]:
@@ -346,6 +363,7 @@ def stats() -> dict[str, Any]:
 
 
 @blp.route("/customers/<customer_id>/export")
+@blp.doc(operationId="exportCustomer")
 @require_scope("admin")
 @blp.response(200, s.ExportSchema())
 def export(customer_id: str) -> dict[str, Any]:
@@ -354,6 +372,7 @@ def export(customer_id: str) -> dict[str, Any]:
 
 
 @blp.route("/dev/messages")
+@answers(404)
 @require_scope("admin")
 @blp.arguments(s.DevMessagesArgs(), location="query")
 @blp.response(200, s.DevMessagesSchema())

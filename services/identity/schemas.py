@@ -294,8 +294,20 @@ class StatusSchema(Schema):
     sid = fields.String(allow_none=True, required=True)
 
 
+class JwkSchema(Schema):
+    """A public signing key (RFC 7517): OKP Ed25519 (EdDSA) or EC P-256 (ES256, with y)."""
+
+    kty = fields.String(required=True, validate=validate.OneOf(["OKP", "EC"]))
+    crv = fields.String(required=True, validate=validate.OneOf(["Ed25519", "P-256"]))
+    x = fields.String(required=True, metadata={"description": "base64url public key"})
+    y = fields.String(metadata={"description": "base64url y coordinate (EC keys only)"})
+    kid = fields.String(required=True, metadata={"description": "RFC 7638 thumbprint"})
+    alg = fields.String(required=True, validate=validate.OneOf(["EdDSA", "ES256"]))
+    use = fields.String(required=True, validate=validate.OneOf(["sig"]))
+
+
 class JwksSchema(Schema):
-    keys = fields.List(fields.Dict(), required=True)
+    keys = fields.List(fields.Nested(JwkSchema), required=True)
 
 
 # -- devices ------------------------------------------------------------------------

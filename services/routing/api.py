@@ -120,6 +120,7 @@ def list_reservations(
 
 
 @blp.route("/reservations/<reservation_id>/accept", methods=["POST"])
+@blp.doc(operationId="acceptReservation")
 @require_scope("agent")
 @blp.response(200, ReservationSchema)
 def accept(reservation_id: str) -> dict[str, Any]:
@@ -128,6 +129,7 @@ def accept(reservation_id: str) -> dict[str, Any]:
 
 
 @blp.route("/reservations/<reservation_id>/reject", methods=["POST"])
+@blp.doc(operationId="rejectReservation")
 @require_scope("agent")
 @blp.response(200, ReservationSchema)
 def reject(reservation_id: str) -> dict[str, Any]:
@@ -182,6 +184,7 @@ def queue_stats() -> dict[str, Any]:
 
 
 @blp.route("/stats", methods=["GET"])
+@blp.doc(operationId="getStats")
 @require_scope("admin", "agent")
 @blp.arguments(WindowArgs, location="query")
 @blp.response(200, KpiSchema)
