@@ -9,6 +9,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from shared.config import Settings
+from shared.redis_ready import ReadinessConnection
 
 
 def connect(settings: Settings) -> Any:
@@ -25,6 +26,8 @@ def connect(settings: Settings) -> Any:
         from redis.cluster import RedisCluster
 
         return RedisCluster.from_url(settings.redis_url, **common)
+    if settings.redis_url.startswith("redis://"):  # rediss:// and unix:// keep their own class
+        common["connection_class"] = ReadinessConnection
     return redis.Redis.from_url(
         settings.redis_url,
         retry=retry,

@@ -9,6 +9,10 @@ code being judged neither reserves an attempt nor is judged a second time.
 
 from __future__ import annotations
 
+import hashlib
+
+from redis.exceptions import NoScriptError
+
 from services.identity.adapters.redis.base import _oldest_first
 from services.identity.adapters.redis.keys import (
     FAILURE_MEMORY,
@@ -24,6 +28,10 @@ from services.identity.adapters.redis.store import RedisStore
 from services.identity.domain.lockout import FAILURE_CAP
 from services.identity.ports import Reservation, Reserved
 from services.identity.resubmission import TurnHeld, TurnMarker, TurnReservation
+
+# By its sha: the text (about 3 KB with its library) is sent and hashed by Redis only
+# when Redis does not know it yet, not on every check.
+_RESERVE_TURN_SHA = hashlib.sha1(lua("reserve_turn").encode()).hexdigest()
 
 
 class RedisCodeTurns:
@@ -41,9 +49,14 @@ class RedisCodeTurns:
         keys = [*attempt_keys(vid, cid), turn_key(vid, digest), vkey(vid)]
         args = (max_attempts, VERIFICATION_TTL, FAILURE_MEMORY, FAILURE_CAP, STREAK_MEMORY, busy_ms)
         with s.r.pipeline(transaction=False) as pipe:
-            pipe.execute_command("EVAL", lua("reserve_turn"), len(keys), *keys, *args)
+            pipe.execute_command("EVALSHA", _RESERVE_TURN_SHA, len(keys), *keys, *args)
             pipe.hgetall(ckey(cid, "factors"))
-            answer, stored = pipe.execute()
+            answer, stored = pipe.execute(raise_on_error=False)
+        if isinstance(answer, NoScriptError):  # nothing ran: the text once, then its sha
+            answer = s.r.execute_command("EVAL", lua("reserve_turn"), len(keys), *keys, *args)
+        for result in (answer, stored):
+            if isinstance(result, Exception):
+                raise result
         granted, remaining, retry, held = (int(x) for x in answer[:4])
         if granted < 0:
             held_by = TurnHeld(TurnMarker(str(answer[4])), str(answer[5]))
